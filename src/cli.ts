@@ -1,0 +1,98 @@
+// The canon binary: commander wiring, one module per command under src/commands/, and the
+// single place where errors become one line on stderr and an exit code.
+import { Command, CommanderError } from 'commander';
+import { CanonError, EXIT, coerceError } from './errors.js';
+import { redact } from './db/url.js';
+import { Ctx, type GlobalOptions } from './context.js';
+import { version } from './paths.js';
+import { commands } from './commands/index.js';
+
+export type Action = (ctx: Ctx, ...args: any[]) => Promise<number | void>;
+
+/** Wraps a command body: builds its context, maps errors, always closes the database. */
+export function runner(program: Command, state: { code: number }) {
+  return (fn: Action) =>
+    async (...args: any[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const ctx = new Ctx(cmd.optsWithGlobals() as GlobalOptions);
+      try {
+        const code = await fn(ctx, ...args);
+        state.code = typeof code === 'number' ? code : EXIT.OK;
+      } catch (e) {
+        state.code = reportError(e, ctx.debug);
+      } finally {
+        await ctx.close();
+      }
+    };
+}
+
+export function reportError(e: unknown, debug: boolean): number {
+  const err = coerceError(e);
+  const url = process.env.DATABASE_URL;
+  if (err instanceof CanonError) {
+    process.stderr.write(`canon: ${redact(err.message, url)}\n`);
+    if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
+    return err.exitCode;
+  }
+  process.stderr.write(`canon: unexpected error: ${redact(err.message, url).split('\n')[0]} (run with --debug for details)\n`);
+  if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
+  return EXIT.FAILURE;
+}
+
+export function buildProgram(state: { code: number }): Command {
+  const program = new Command('canon')
+    .description('One ledger, one queue, one gateway: business pipelines on Postgres, traced end to end.')
+    .version(version, '-V, --version')
+    .option('--json', 'print data as JSON')
+    .option('--no-color', 'disable colour (also when NO_COLOR is set or output is not a terminal)')
+    .option('--debug', 'print stack traces for unexpected errors')
+    .showSuggestionAfterError(true)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `canon: ${s.slice(7)}` : s),
+    })
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ canon demo                         run the example pipeline on 100 documents
+  $ canon db status                    where the database is and whether it is current
+  $ canon events append doc-1 document.created --payload '{"content":"hello"}'
+  $ canon work                         run decide and execute workers
+  $ canon health                       what is queued, stuck or dead
+
+Database: DATABASE_URL selects a server; without it canon runs an embedded Postgres
+with its data under ./.canon (CANON_HOME to move it).
+Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 database unavailable or not migrated,
+4 conflict (retry). health and alerts: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`,
+    );
+  const run = runner(program, state);
+  for (const register of commands) register(program, run);
+  // every subcommand inherits the same error handling
+  const propagate = (cmd: Command) => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().showSuggestionAfterError(true).configureOutput({
+        writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `canon: ${s.slice(7)}` : s),
+      });
+      propagate(sub);
+    }
+  };
+  propagate(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const state = { code: EXIT.OK as number };
+  const program = buildProgram(state);
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      return EXIT.USAGE;
+    }
+    return reportError(e, argv.includes('--debug'));
+  }
+  return state.code;
+}

@@ -1,0 +1,9 @@
+// Every command module, in the order `canon --help` lists them.
+import type { Register } from './types.js';
+import { register as db } from './db.js';
+import { register as migrate } from './migrate.js';
+import { register as contracts } from './contracts.js';
+import { register as events } from './events.js';
+import { register as gateway } from './gateway.js';
+
+export const commands: Register[] = [db, migrate, contracts, events, gateway];

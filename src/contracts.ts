@@ -1,0 +1,75 @@
+// The RFC's CI contracts, checked against a live database. The claim contract really claims
+// (probe jobs of both lanes, priority first) inside a transaction that is always rolled back,
+// so it proves the functions' behaviour, not just their presence, and changes nothing.
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { migrationStatus } from './migrate.js';
+import { CONTRACTS_SQL } from './sql/contracts.js';
+
+export interface ContractResult {
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export const COMPAT_VIEWS = ['document_entities', 'events', 'executor_jobs', 'executor_job_runs', 'feature_flags'];
+const REQUIRED_TRIGGERS = ['canon_core_trigger', 'canon_events_chain', 'canon_events_immutable', 'canon_events_no_truncate', 'canon_jobs_gateway_guard', 'canon_flags_history'];
+
+export async function checkContracts(client: pg.ClientBase, opts: { pipelineTypes?: { name: string; lane: string }[] } = {}): Promise<ContractResult[]> {
+  const out: ContractResult[] = [];
+
+  const trig = (await client.query(CONTRACTS_SQL.triggers)).rows as { name: string; enabled: string }[];
+  for (const name of REQUIRED_TRIGGERS) {
+    const t = trig.find((r) => r.name === name);
+    const label = name === 'canon_core_trigger' ? 'core_trigger_enabled' : `trigger_${name.replace(/^canon_/, '')}_enabled`;
+    out.push({
+      name: label,
+      ok: !!t && (t.enabled === 'O' || t.enabled === 'A'),
+      detail: !t ? `trigger ${name} is missing` : t.enabled === 'D' ? `trigger ${name} is disabled: ALTER TABLE ... ENABLE TRIGGER ${name}` : t.enabled === 'R' ? `trigger ${name} fires only in replica mode` : `trigger ${name} is enabled`,
+    });
+  }
+
+  // claim functions: each returns only its lane, even when both lanes have work
+  await client.query('begin');
+  try {
+    await client.query(CONTRACTS_SQL.probeType);
+    const d = (await client.query(CONTRACTS_SQL.probeJob, ['decide'])).rows[0].job_id as number;
+    const x = (await client.query(CONTRACTS_SQL.probeJob, ['canon_contract_probe'])).rows[0].job_id as number;
+    const worker = `contract-${randomUUID()}`;
+    const dec = (await client.query(CONTRACTS_SQL.claimDecision, [worker])).rows as { id: number; lane: string }[];
+    const exe = (await client.query(CONTRACTS_SQL.claimExecution, [worker])).rows as { id: number; lane: string }[];
+    const decOk = dec.every((r) => r.lane === 'decision') && dec.some((r) => r.id === d) && !dec.some((r) => r.id === x);
+    const exeOk = exe.every((r) => r.lane === 'execution') && exe.some((r) => r.id === x) && !exe.some((r) => r.id === d);
+    out.push({ name: 'claim_initial_decision_jobs_only_decision', ok: decOk, detail: decOk ? `returned ${dec.length} decision job(s) and no execution job` : `returned lanes ${[...new Set(dec.map((r) => r.lane))].join(',') || 'none'}` });
+    out.push({ name: 'claim_orchestrator_jobs_only_execution', ok: exeOk, detail: exeOk ? `returned ${exe.length} execution job(s) and no decision job` : `returned lanes ${[...new Set(exe.map((r) => r.lane))].join(',') || 'none'}` });
+  } catch (e) {
+    out.push({ name: 'claim_functions', ok: false, detail: `claim probe failed: ${(e as Error).message}` });
+  } finally {
+    await client.query('rollback');
+  }
+
+  const inUse = (await client.query(CONTRACTS_SQL.typesInUse)).rows as { type: string; lane: string; declared_lane: string | null }[];
+  const badUse = inUse.filter((r) => r.declared_lane === null || r.declared_lane !== r.lane);
+  const known = (await client.query(CONTRACTS_SQL.jobTypes)).rows as { name: string; lane: string }[];
+  const missingFromPipeline = (opts.pipelineTypes ?? []).filter((p) => !known.some((k) => k.name === p.name && k.lane === p.lane));
+  out.push({
+    name: 'job_types_whitelisted',
+    ok: badUse.length === 0 && missingFromPipeline.length === 0,
+    detail:
+      badUse.length > 0
+        ? `jobs use types outside the whitelist or in the wrong lane: ${badUse.map((b) => `${b.type}/${b.lane}`).join(', ')}`
+        : missingFromPipeline.length > 0
+          ? `pipeline types not whitelisted: ${missingFromPipeline.map((p) => p.name).join(', ')} (run canon pipeline sync)`
+          : `${inUse.length} type(s) in use, all whitelisted in their lane`,
+  });
+
+  const views = new Set((await client.query(CONTRACTS_SQL.views, [COMPAT_VIEWS])).rows.map((r) => r.name as string));
+  const missingViews = COMPAT_VIEWS.filter((v) => !views.has(v));
+  out.push({ name: 'compat_views_present', ok: missingViews.length === 0, detail: missingViews.length ? `missing views: ${missingViews.join(', ')}` : `${COMPAT_VIEWS.join(', ')}` });
+
+  const states = await migrationStatus(client);
+  const bad = states.filter((s) => s.state !== 'applied');
+  out.push({ name: 'migrations_match_files', ok: bad.length === 0, detail: bad.length ? bad.map((s) => `${s.file}: ${s.state}`).join('; ') : `${states.length} applied, checksums match` });
+
+  return out;
+}

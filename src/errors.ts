@@ -1,0 +1,77 @@
+// Errors that reach the user. Every failure a person can cause (bad arguments, a bad
+// payload, an unreachable server) becomes a CanonError with one line of text and an exit
+// code; anything else is a bug and is printed with its stack only under --debug.
+
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1, // the operation ran and found a problem (a contract failed, a claim failed)
+  USAGE: 2, // bad arguments or bad input; nothing was changed
+  DATABASE: 3, // the database is unreachable, misconfigured or not migrated
+  CONFLICT: 4, // optimistic concurrency: someone else wrote first; re-read and retry
+} as const;
+
+export class CanonError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = EXIT.FAILURE) {
+    super(message);
+    this.name = 'CanonError';
+    this.exitCode = exitCode;
+  }
+}
+
+export const usageError = (message: string) => new CanonError(message, EXIT.USAGE);
+export const databaseError = (message: string) => new CanonError(message, EXIT.DATABASE);
+export const conflictError = (message: string) => new CanonError(message, EXIT.CONFLICT);
+
+/** Turns any thrown value into an Error so callers never handle strings or undefined. */
+export function coerceError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  if (typeof value === 'string') return new Error(value);
+  try {
+    return new Error(JSON.stringify(value));
+  } catch {
+    return new Error(String(value));
+  }
+}
+
+/** Postgres SQLSTATE codes canon reacts to, named (graphile-worker keeps the same kind of list). */
+export const PG = {
+  UNIQUE_VIOLATION: '23505',
+  CHECK_VIOLATION: '23514',
+  FOREIGN_KEY_VIOLATION: '23503',
+  SERIALIZATION_FAILURE: '40001',
+  DEADLOCK: '40P01',
+  INVALID_PASSWORD: '28P01',
+  INVALID_AUTHORIZATION: '28000',
+  INVALID_CATALOG: '3D000',
+  UNDEFINED_TABLE: '42P01',
+  UNDEFINED_FUNCTION: '42883',
+  INVALID_SCHEMA: '3F000',
+  INSUFFICIENT_PRIVILEGE: '42501',
+  ADMIN_SHUTDOWN: '57P01',
+  CANNOT_CONNECT_NOW: '57P03',
+  INVALID_TEXT: '22P02',
+  INVALID_JSON: '22P02',
+  UNTRANSLATABLE: '22P05',
+  CHARACTER_NOT_IN_REPERTOIRE: '22021',
+  PROGRAM_LIMIT: '54000',
+  // canon's own codes, raised by its SQL functions (class CN = canon)
+  CANON_CONFLICT: 'CN001', // stale expected seq
+  CANON_IMMUTABLE: 'CN002', // the ledger refuses UPDATE/DELETE/TRUNCATE
+  CANON_GATEWAY: 'CN003', // strict mode refused a job that did not come through the gateway
+  CANON_UNKNOWN_TYPE: 'CN004', // job type not whitelisted, or wrong lane
+  CANON_BAD_INPUT: 'CN005', // a SQL function refused its arguments
+  CANON_NOT_FOUND: 'CN006',
+} as const;
+
+export function pgCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+/** True when an error means "the connection or server went away": retry after reconnecting. */
+export function isConnectionError(err: unknown): boolean {
+  const code = pgCode(err);
+  if (code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'].includes(code)) return true;
+  const msg = coerceError(err).message;
+  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|terminating connection/i.test(msg);
+}

@@ -1,0 +1,11 @@
+// Ledger queries: appending (always through canon.append_event, which lets the insert
+// trigger assign seq and hash) and reading an entity's history.
+export const LEDGER_SQL = {
+  append: `select position, entity_id, seq, kind, payload, correlation_id, causation_id, trace_id, actor,
+                  created_at, encode(hash, 'hex') as hash
+             from canon.append_event($1, $2, $3::jsonb, $4, $5, $6, $7, $8)`,
+  history: `select position, entity_id, seq, kind, payload, correlation_id, causation_id, trace_id, actor, created_at
+              from canon.events where entity_id = $1 order by seq`,
+  lockEntity: `select id, head_seq from canon.entities where id = $1 for update`,
+  entityHead: `select id, head_seq, encode(head_hash, 'hex') as head_hash, created_at from canon.entities where id = $1`,
+} as const;
