@@ -5,5 +5,6 @@ import { register as migrate } from './migrate.js';
 import { register as contracts } from './contracts.js';
 import { register as events } from './events.js';
 import { register as gateway } from './gateway.js';
+import { register as jobs } from './jobs.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs];

@@ -1,0 +1,14 @@
+// `canon jobs …`: acting on jobs. The subcommands live in their own modules (retry/cancel
+// in jobs-retry.ts, pause/resume in jobs-pause.ts) and hang off this one parent so
+// `canon jobs --help` lists them together.
+import { examples, type Register } from './types.js';
+
+const subcommands: Register[] = [];
+
+export const register: Register = (program, run) => {
+  const jobs = program
+    .command('jobs')
+    .description('retry, cancel, pause and resume jobs')
+    .addHelpText('after', examples('canon jobs retry 42', 'canon jobs pause anchor --reason "TSA outage"'));
+  for (const sub of subcommands) sub(jobs, run);
+};
