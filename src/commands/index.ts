@@ -6,5 +6,9 @@ import { register as contracts } from './contracts.js';
 import { register as events } from './events.js';
 import { register as gateway } from './gateway.js';
 import { register as jobs } from './jobs.js';
+import { register as work } from './work.js';
+import { register as tick } from './tick.js';
+import { register as demo } from './demo.js';
+import { register as anchor } from './anchor.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor];

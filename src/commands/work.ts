@@ -1,0 +1,87 @@
+// `canon work` (both lanes), `canon work decide`, `canon work execute`.
+import { Command, Option } from 'commander';
+import { intArg, numberArg } from '../args.js';
+import { usageError } from '../errors.js';
+import { createLogger, type LogFormat, type LogLevel } from '../engine/log.js';
+import { startWorker } from '../engine/run.js';
+import type { Lane } from '../engine/types.js';
+import type { Ctx } from '../context.js';
+import { examples, type Register, type Run } from './types.js';
+
+interface WorkOpts {
+  concurrency: number;
+  once?: boolean;
+  maxJobs?: number;
+  maxSeconds?: number;
+  pipeline?: string;
+  log: LogFormat;
+  logLevel: LogLevel;
+  pollInterval: number;
+  grace: number;
+  batch: number;
+  lanes?: string;
+}
+
+function addWorkOptions(cmd: Command): Command {
+  return cmd
+    .option('--concurrency <n>', 'jobs run at once per lane', intArg('--concurrency', 1, 1000), 4)
+    .option('--once', 'process what is ready, then exit (batch use)')
+    .option('--max-jobs <n>', 'exit after claiming this many jobs', intArg('--max-jobs', 1, Number.MAX_SAFE_INTEGER))
+    .option('--max-seconds <s>', 'exit after this many seconds', numberArg('--max-seconds', 0.1, 1e9))
+    .option('--pipeline <path>', 'pipeline module (default: CANON_PIPELINE, else the example pipeline)')
+    .addOption(new Option('--log <format>', 'log format on stderr').choices(['text', 'json']).default('text'))
+    .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .option('--poll-interval <ms>', 'fallback poll when no notification arrives', intArg('--poll-interval', 10, 600_000), 1000)
+    .option('--batch <n>', 'jobs claimed per round trip', intArg('--batch', 1, 1000), 10)
+    .option('--grace <s>', 'on SIGTERM, seconds to let in-flight jobs finish before releasing them', numberArg('--grace', 0, 3600), 10);
+}
+
+async function work(ctx: Ctx, lanes: Lane[], role: string, o: WorkOpts): Promise<number> {
+  const log = createLogger({ format: o.log, level: o.logLevel });
+  const { done } = await startWorker(ctx, {
+    lanes,
+    role,
+    log,
+    concurrency: o.concurrency,
+    once: o.once,
+    maxJobs: o.maxJobs,
+    maxSeconds: o.maxSeconds,
+    pipelinePath: o.pipeline,
+    pollMs: o.pollInterval,
+    batchSize: o.batch,
+    graceMs: o.grace * 1000,
+  });
+  const stats = await done;
+  ctx.print(stats, (s) => `worker ${s.worker_id}: ${s.claimed} claimed, ${s.succeeded} succeeded, ${s.retried} retried, ${s.dead} dead, ${s.fenced} fenced, ${s.released} released`);
+  return stats.errors > 0 ? 1 : 0;
+}
+
+function parseLanes(v: string | undefined): Lane[] {
+  if (!v) return ['decision', 'execution'];
+  const lanes = v.split(',').map((s) => s.trim());
+  for (const l of lanes) if (l !== 'decision' && l !== 'execution') throw usageError(`--lanes takes decision and/or execution, got "${l}"`);
+  return [...new Set(lanes)] as Lane[];
+}
+
+export const register: Register = (program, run: Run) => {
+  const w = addWorkOptions(
+    program
+      .command('work')
+      .description('run workers: decide (the authority) and execute (the handlers) in one process')
+      .option('--lanes <lanes>', 'decision,execution (default both)'),
+  )
+    .addHelpText(
+      'after',
+      examples('canon work', 'canon work --concurrency 16 --log json', 'canon work --once --max-jobs 500', 'canon work execute --pipeline ./my-pipeline.js') +
+        '\n\nSIGTERM/SIGINT: stop claiming, let in-flight jobs finish for --grace seconds, then release them.\nExit 0 after a clean stop, 1 if a job could not be processed.',
+    )
+    .action(run(async (ctx, o: WorkOpts) => work(ctx, parseLanes(o.lanes), 'work', o)));
+
+  addWorkOptions(w.command('decide').description('run only the DecisionAuthority (decision lane)'))
+    .addHelpText('after', examples('canon work decide', 'canon work decide --concurrency 8'))
+    .action(run(async (ctx, o: WorkOpts) => work(ctx, ['decision'], 'decide', o)));
+
+  addWorkOptions(w.command('execute').description('run only the ExecutionEngine (execution lane)'))
+    .addHelpText('after', examples('canon work execute', 'canon work execute --concurrency 32 --log json'))
+    .action(run(async (ctx, o: WorkOpts) => work(ctx, ['execution'], 'execute', o)));
+};

@@ -1,0 +1,122 @@
+// The DecisionAuthority: for one claimed decision job, read the entity's whole history and
+// the flags as they apply to it, run the pipeline's pure authority, and for each job it
+// requires append `job.<type>.required` and enqueue the job through the gateway — all in
+// one transaction with the run's completion, so a required event never exists without its
+// job (event_to_job_gap is zero by construction) and a rescued decider cannot commit.
+import type pg from 'pg';
+import { coerceError } from '../errors.js';
+import { appendEvent, history } from '../ledger.js';
+import { decisionSchema, type Decision, type Pipeline } from '../pipeline/define.js';
+import { ENGINE_SQL } from '../sql/engine.js';
+import { GATEWAY_SQL } from '../sql/gateway.js';
+import type { ClaimedJob } from './types.js';
+
+export interface DecisionOutcome {
+  ok: boolean; // false: fenced (the run was taken away)
+  required: string[];
+  skipped: string[];
+  done: boolean;
+}
+
+const REQUIRED = /^job\.([a-z][a-z0-9_]*)\.required$/;
+const RESULT = /^([a-z][a-z0-9_]*)\.(succeeded|failed)$/;
+
+/** Per type: how many times it was required, and how many of those have a result. */
+export function requirementCounts(kinds: string[]): Map<string, { required: number; results: number }> {
+  const m = new Map<string, { required: number; results: number }>();
+  const get = (t: string) => m.get(t) ?? (m.set(t, { required: 0, results: 0 }), m.get(t)!);
+  for (const k of kinds) {
+    const r = REQUIRED.exec(k);
+    if (r) get(r[1]).required++;
+    const s = RESULT.exec(k);
+    if (s) get(s[1]).results++;
+  }
+  return m;
+}
+
+export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: number, workerId: string, pipeline: Pipeline): Promise<DecisionOutcome> {
+  await client.query('begin');
+  try {
+    const lock = (await client.query(ENGINE_SQL.lockRun, [runId, workerId])).rows[0];
+    if (!lock.owned) {
+      await client.query('rollback');
+      await client.query(ENGINE_SQL.rejectDecision, [runId, workerId, `decision run no longer owned (job is ${lock.job_status})`]);
+      return { ok: false, required: [], skipped: [], done: false };
+    }
+    // Decisions about one entity are serialised on its row, so two deciders never both
+    // see "protect not yet required" and both require it.
+    await client.query(ENGINE_SQL.lockEntity, [job.entity_id]);
+    const events = await history(client, job.entity_id);
+    const declaredFlags = Object.keys(pipeline.flags ?? {});
+    const flagRows = declaredFlags.length ? (await client.query(ENGINE_SQL.flagsFor, [job.entity_id, declaredFlags])).rows : [];
+    const flagValues = new Map<string, boolean>(flagRows.map((r) => [r.name as string, r.on as boolean]));
+    const used: Record<string, boolean> = {};
+    const flags = {
+      isOn(name: string): boolean {
+        const v = flagValues.get(name) ?? false;
+        used[name] = v;
+        return v;
+      },
+    };
+    let decision: Decision;
+    try {
+      decision = pipeline.authority({ id: job.entity_id, events }, flags);
+    } catch (e) {
+      throw new AuthorityError(`authority threw: ${coerceError(e).message}`);
+    }
+    const parsed = decisionSchema.safeParse(decision);
+    if (!parsed.success) {
+      const i = parsed.error.issues[0];
+      throw new AuthorityError(`authority returned an invalid decision at ${i.path.join('.') || '(root)'}: ${i.message}`);
+    }
+    const counts = requirementCounts(events.map((e) => e.kind));
+    const required: string[] = [];
+    const skipped: string[] = [];
+    if ('required' in parsed.data) {
+      for (const req of parsed.data.required) {
+        if (!(req.type in pipeline.jobTypes)) throw new AuthorityError(`authority required unknown job type "${req.type}"`);
+        const c = counts.get(req.type) ?? { required: 0, results: 0 };
+        // Re-deciding on the same history adds nothing: a type already required and still
+        // without its result is outstanding, not new.
+        if (c.required > c.results || required.includes(req.type)) {
+          skipped.push(req.type);
+          continue;
+        }
+        const ordinal = c.required + 1;
+        const dedupeKey = `${job.entity_id}:${req.type}:${ordinal}`;
+        const payload = { ...(req.payload ?? {}), flags: used };
+        const ev = await appendEvent(client, {
+          entityId: job.entity_id,
+          kind: `job.${req.type}.required`,
+          payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
+          correlationId: job.correlation_id,
+          causationId: job.source_event_position ?? undefined,
+          traceId: job.trace_id,
+          actor: workerId,
+        });
+        await client.query(GATEWAY_SQL.enqueue, [req.type, job.entity_id, JSON.stringify(payload), dedupeKey, ev.position, job.correlation_id, null, req.priority ?? 0, 'execution']);
+        required.push(req.type);
+      }
+    }
+    const done = 'done' in parsed.data;
+    await client.query(ENGINE_SQL.recordDecision, [runId, JSON.stringify({ required, skipped, done, outcome: 'done' in parsed.data ? parsed.data.outcome ?? null : null, flags: used, history_seq: events.length })]);
+    const c = (await client.query(ENGINE_SQL.complete, [runId, workerId, null, null])).rows[0];
+    if (!c.ok) {
+      await client.query('rollback');
+      return { ok: false, required: [], skipped: [], done: false };
+    }
+    await client.query('commit');
+    return { ok: true, required, skipped, done };
+  } catch (e) {
+    await client.query('rollback').catch(() => {});
+    throw e;
+  }
+}
+
+/** The authority misbehaved (threw, or returned something invalid): the decision run fails. */
+export class AuthorityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthorityError';
+  }
+}

@@ -1,0 +1,126 @@
+// The ExecutionEngine's work on one claimed job: run the handler with an AbortSignal (type
+// timeout, shutdown, lost lease), then end the run through the fenced SQL functions. The
+// result event and the job's success commit together in canon.complete_run.
+import type pg from 'pg';
+import { coerceError, isConnectionError } from '../errors.js';
+import { history } from '../ledger.js';
+import { PermanentError, PreconditionError, type Logger, type Pipeline } from '../pipeline/define.js';
+import { ENGINE_SQL } from '../sql/engine.js';
+import type { ClaimedJob } from './types.js';
+
+export type AbortCause = 'timeout' | 'shutdown' | 'lease-lost';
+
+export type ExecOutcome = 'succeeded' | 'retry' | 'dead' | 'fenced' | 'released';
+
+export class AbortError extends Error {
+  constructor(readonly cause_: AbortCause) {
+    super(cause_ === 'timeout' ? 'handler timed out' : cause_ === 'shutdown' ? 'worker shutting down' : 'run lease lost');
+    this.name = 'AbortError';
+  }
+}
+
+/** Retries an operation on connection errors with capped exponential backoff (the server may be restarting). */
+export async function withReconnect<T>(fn: () => Promise<T>, log: Logger, opts: { deadlineMs?: number; stopped?: () => boolean } = {}): Promise<T> {
+  const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!isConnectionError(e) || Date.now() > deadline || opts.stopped?.()) throw e;
+      const wait = Math.min(10_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      log.warn('database unavailable, retrying', { retry_in_ms: Math.round(wait), error: coerceError(e).message });
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
+export function serialiseResult(value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value === undefined ? null : value);
+  } catch (e) {
+    throw new PermanentError(`handler returned a value that is not JSON-serialisable: ${coerceError(e).message}`);
+  }
+  if (text === undefined) throw new PermanentError('handler returned a value that is not JSON-serialisable (a function or symbol)');
+  if (/\\u0000/.test(text)) throw new PermanentError('handler result contains a NUL character (\\u0000), which Postgres cannot store');
+  if (text.length > 8 * 1024 * 1024) throw new PermanentError(`handler result is ${text.length} bytes; the limit is 8 MiB`);
+  return text;
+}
+
+export interface ExecuteArgs {
+  pool: pg.Pool;
+  job: ClaimedJob;
+  runId: number;
+  workerId: string;
+  pipeline: Pipeline;
+  timeoutSeconds: number;
+  controller: AbortController;
+  log: Logger;
+}
+
+export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
+  const { pool, job, runId, workerId, pipeline, controller, log } = a;
+  const timer = setTimeout(() => controller.abort(new AbortError('timeout')), a.timeoutSeconds * 1000);
+  let resultText: string;
+  try {
+    const handler = pipeline.handlers[job.type];
+    if (!handler) throw new PermanentError(`the loaded pipeline has no handler for job type "${job.type}"`);
+    const events = await withReconnect(() => history(pool, job.entity_id), log);
+    const aborted = new Promise<never>((_, reject) => {
+      const onAbort = () => reject(controller.signal.reason instanceof Error ? controller.signal.reason : new AbortError('shutdown'));
+      if (controller.signal.aborted) onAbort();
+      else controller.signal.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => {});
+    const result = await Promise.race([
+      Promise.resolve().then(() =>
+        handler({
+          entity: { id: job.entity_id, events },
+          payload: job.payload,
+          jobId: job.id,
+          attempt: job.attempts,
+          correlationId: job.correlation_id,
+          traceId: job.trace_id,
+          signal: controller.signal,
+          log,
+          query: async (sql, params) => (await pool.query(sql, params as unknown[])).rows,
+        }),
+      ),
+      aborted,
+    ]);
+    resultText = serialiseResult(result);
+  } catch (e) {
+    clearTimeout(timer);
+    return fail(a, e);
+  }
+  clearTimeout(timer);
+  const r = await withReconnect(() => pool.query(ENGINE_SQL.complete, [runId, workerId, resultText, `${job.type}.succeeded`]), log);
+  if (!r.rows[0].ok) {
+    log.warn('completion refused: the run was taken away (rescued or cancelled); nothing recorded twice');
+    return 'fenced';
+  }
+  log.debug('job succeeded', { event_position: r.rows[0].event_position });
+  return 'succeeded';
+}
+
+async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
+  const { pool, runId, workerId, log } = a;
+  const err = coerceError(e);
+  if (err instanceof AbortError && err.cause_ === 'shutdown') {
+    const r = await withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log);
+    log.info('released on shutdown', {});
+    return r.rows[0].ok ? 'released' : 'fenced';
+  }
+  const precondition = err instanceof PreconditionError || err.name === 'PreconditionError';
+  const permanent = precondition || err instanceof PermanentError || err.name === 'PermanentError' || (err as { permanent?: unknown }).permanent === true;
+  const reason = precondition ? 'precondition_failed' : err instanceof AbortError && err.cause_ === 'timeout' ? 'timeout' : 'handler_error';
+  const msg = `${err.name === 'Error' ? '' : err.name + ': '}${err.message}`.slice(0, 4000);
+  const r = await withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log);
+  const row = r.rows[0];
+  if (!row.ok) {
+    log.warn('failure report refused: the run was taken away (rescued or cancelled)', { error: msg });
+    return 'fenced';
+  }
+  (row.outcome === 'dead' ? log.error : log.warn)(row.outcome === 'dead' ? 'job dead' : 'job failed, will retry', { reason, error: msg });
+  return row.outcome as ExecOutcome;
+}

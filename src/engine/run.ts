@@ -1,0 +1,50 @@
+// Shared by `canon work`, `canon tick` and `canon demo`: load and sync the pipeline, build a
+// worker on a pool sized for its concurrency, and stop it cleanly on SIGTERM/SIGINT.
+import pg from 'pg';
+import type { Ctx } from '../context.js';
+import type { Logger } from '../pipeline/define.js';
+import { loadPipeline } from '../pipeline/load.js';
+import { syncPipeline } from '../pipeline/sync.js';
+import { Worker, type WorkerOptions, type WorkerStats } from './worker.js';
+import type { Lane } from './types.js';
+
+export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'pool' | 'url' | 'pipeline' | 'log'>> {
+  pipelinePath?: string;
+  lanes: Lane[];
+  role: string;
+  log: Logger;
+  handleSignals?: boolean;
+}
+
+export async function startWorker(ctx: Ctx, o: RunWorkerOptions): Promise<{ worker: Worker; done: Promise<WorkerStats>; pool: pg.Pool }> {
+  const { pipeline, file } = await loadPipeline(o.pipelinePath);
+  const db = await ctx.db();
+  await syncPipeline(db.pool, pipeline);
+  const concurrency = o.concurrency ?? 4;
+  // each in-flight job may hold a client (decisions hold one for their transaction), plus
+  // claims and heartbeats
+  const pool = new pg.Pool({ connectionString: db.target.url, max: concurrency * o.lanes.length + 4, application_name: `canon ${o.role}` });
+  pool.on('error', () => {});
+  const worker = new Worker({ ...o, pool, url: db.target.url, pipeline, pipelineFile: file, concurrency, log: o.log });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      o.log.info(`${sig} received: finishing in-flight jobs (send again to release them now)`);
+      worker.stop();
+    } else {
+      o.log.warn(`${sig} received again: exiting; in-flight runs are released or rescued after their TTL`);
+      process.exit(130);
+    }
+  };
+  if (o.handleSignals !== false) {
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }
+  const done = worker.run().finally(async () => {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    await pool.end().catch(() => {});
+  });
+  return { worker, done, pool };
+}

@@ -1,0 +1,69 @@
+// One tick: take the tick lock (overlapping ticks skip instead of doubling work), rescue
+// runs whose heartbeat is older than their TTL, advance guarded flag rollouts, then run a
+// bounded batch of both lanes inline for deployments without long-running workers.
+import type { Ctx } from '../context.js';
+import type { Logger } from '../pipeline/define.js';
+import { ENGINE_SQL } from '../sql/engine.js';
+import { startWorker } from './run.js';
+import type { WorkerStats } from './worker.js';
+
+export interface TickSummary {
+  skipped: boolean;
+  rescued: { total: number; retry: number; dead: number; jobs: number[] };
+  rollouts: unknown[];
+  work: WorkerStats;
+  seconds: number;
+}
+
+const emptyStats = (): WorkerStats => ({ worker_id: '', claimed: 0, succeeded: 0, retried: 0, dead: 0, fenced: 0, released: 0, decisions: 0, jobs_required: 0, errors: 0 });
+
+/** Steering plugs its rollout step in here (kept as a hook so the tick does not depend on it). */
+export type RolloutHook = (client: import('pg').ClientBase) => Promise<unknown[]>;
+let rolloutHook: RolloutHook | undefined;
+export function setRolloutHook(h: RolloutHook): void {
+  rolloutHook = h;
+}
+
+export async function tick(ctx: Ctx, o: { maxJobs: number; maxSeconds: number; concurrency: number; pipelinePath?: string; log: Logger }): Promise<TickSummary> {
+  const started = Date.now();
+  const db = await ctx.db();
+  const lock = await db.pool.connect();
+  try {
+    if (!(await lock.query(ENGINE_SQL.tickLock)).rows[0].locked) {
+      return { skipped: true, rescued: { total: 0, retry: 0, dead: 0, jobs: [] }, rollouts: [], work: emptyStats(), seconds: (Date.now() - started) / 1000 };
+    }
+    try {
+      const rescued = (await lock.query(ENGINE_SQL.rescue, [1000])).rows as { job_id: number; outcome: string }[];
+      const rollouts = rolloutHook ? await rolloutHook(lock) : [];
+      let work = emptyStats();
+      if (o.maxJobs > 0 && o.maxSeconds > 0) {
+        const { done } = await startWorker(ctx, {
+          lanes: ['decision', 'execution'],
+          role: 'tick',
+          log: o.log,
+          concurrency: o.concurrency,
+          once: true,
+          maxJobs: o.maxJobs,
+          maxSeconds: o.maxSeconds,
+          pipelinePath: o.pipelinePath,
+          listen: false,
+          pollMs: 50,
+          graceMs: 5000,
+          handleSignals: true,
+        });
+        work = await done;
+      }
+      return {
+        skipped: false,
+        rescued: { total: rescued.length, retry: rescued.filter((r) => r.outcome === 'retry').length, dead: rescued.filter((r) => r.outcome === 'dead').length, jobs: rescued.map((r) => r.job_id) },
+        rollouts,
+        work,
+        seconds: (Date.now() - started) / 1000,
+      };
+    } finally {
+      await lock.query(ENGINE_SQL.tickUnlock).catch(() => {});
+    }
+  } finally {
+    lock.release();
+  }
+}

@@ -1,0 +1,323 @@
+// A worker process: claims jobs of its lanes (decision, execution or both), runs them with
+// bounded concurrency, heartbeats their runs, and shuts down gracefully. LISTEN/NOTIFY wakes
+// it as soon as the gateway enqueues; a jittered poll is the fallback when notifications are
+// lost (a dropped LISTEN connection, a NOTIFY sent while reconnecting).
+import os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { coerceError, isConnectionError } from '../errors.js';
+import type { Logger, Pipeline } from '../pipeline/define.js';
+import { ENGINE_SQL } from '../sql/engine.js';
+import { history } from '../ledger.js';
+import { version } from '../paths.js';
+import { AbortError, execute, withReconnect } from './execute.js';
+import { AuthorityError, decide } from './decide.js';
+import type { ClaimedJob, Lane } from './types.js';
+
+export interface WorkerOptions {
+  pool: pg.Pool;
+  /** Connection string for the LISTEN connection (a pool client cannot hold LISTEN reliably). */
+  url: string;
+  pipeline: Pipeline;
+  pipelineFile?: string;
+  lanes: Lane[];
+  role: string;
+  concurrency: number;
+  log: Logger;
+  /** Process until nothing is ready, then stop. */
+  once?: boolean;
+  maxJobs?: number;
+  maxSeconds?: number;
+  pollMs?: number;
+  batchSize?: number;
+  graceMs?: number;
+  listen?: boolean;
+  onJobDone?: (job: ClaimedJob, outcome: string) => void;
+}
+
+export interface WorkerStats {
+  worker_id: string;
+  claimed: number;
+  succeeded: number;
+  retried: number;
+  dead: number;
+  fenced: number;
+  released: number;
+  decisions: number;
+  jobs_required: number;
+  errors: number;
+}
+
+interface InFlight {
+  job: ClaimedJob;
+  runId: number;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+export class Worker {
+  readonly id: string;
+  readonly stats: WorkerStats;
+  private readonly o: Required<Pick<WorkerOptions, 'pollMs' | 'batchSize' | 'graceMs'>> & WorkerOptions;
+  private readonly inflight = new Map<number, InFlight>();
+  private stopping = false;
+  private wakeUp: (() => void) | undefined;
+  private listener?: pg.Client;
+  private timeouts = new Map<string, number>();
+  private heartbeatTimer?: NodeJS.Timeout;
+  private readonly log: Logger;
+  private startedAt = Date.now();
+
+  constructor(opts: WorkerOptions) {
+    this.o = { pollMs: 1000, batchSize: 10, graceMs: 10_000, ...opts };
+    // <role>-<uuid>: unique per process, so ownership checks can never confuse two workers
+    this.id = `${opts.role}-${randomUUID()}`;
+    this.log = opts.log.child({ worker_id: this.id });
+    this.stats = { worker_id: this.id, claimed: 0, succeeded: 0, retried: 0, dead: 0, fenced: 0, released: 0, decisions: 0, jobs_required: 0, errors: 0 };
+  }
+
+  /** Stops claiming; in-flight jobs finish or, after the grace period, are released. */
+  stop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info('stopping: no new claims', { in_flight: this.inflight.size });
+    this.wake();
+  }
+
+  get stoppingNow(): boolean {
+    return this.stopping;
+  }
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wakeUp = undefined;
+        resolve();
+      }, ms);
+      this.wakeUp = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  /** Poll interval with ±20 % jitter, so many idle workers do not query in lockstep. */
+  private jitteredPoll(): number {
+    return this.o.pollMs * (0.8 + Math.random() * 0.4);
+  }
+
+  async run(): Promise<WorkerStats> {
+    await withReconnect(() => this.register(), this.log, { stopped: () => this.stopping });
+    if (this.o.listen !== false) void this.listenLoop();
+    this.scheduleHeartbeat();
+    this.log.info('worker started', { lanes: this.o.lanes.join(','), concurrency: this.o.concurrency, pid: process.pid });
+    let dbBackoff = 0;
+    while (!this.stopping) {
+      if (this.o.maxSeconds !== undefined && Date.now() - this.startedAt > this.o.maxSeconds * 1000) break;
+      const remaining = this.o.maxJobs !== undefined ? this.o.maxJobs - this.stats.claimed : Infinity;
+      if (remaining <= 0) break;
+      let claimed = 0;
+      try {
+        for (const lane of this.o.lanes) {
+          const busy = [...this.inflight.values()].filter((f) => f.job.lane === lane).length;
+          const free = Math.min(this.o.concurrency - busy, this.o.batchSize, remaining - claimed);
+          if (free <= 0) continue;
+          const jobs = await this.claim(lane, free);
+          claimed += jobs.length;
+        }
+        dbBackoff = 0;
+      } catch (e) {
+        if (!isConnectionError(e)) throw e;
+        dbBackoff = Math.min(10_000, Math.max(200, dbBackoff * 2));
+        this.log.warn('database unavailable, retrying', { retry_in_ms: dbBackoff, error: coerceError(e).message });
+        await this.sleep(dbBackoff * (0.5 + Math.random() / 2));
+        continue;
+      }
+      if (claimed > 0) continue; // there may be more: claim again straight away
+      if (this.o.once && this.inflight.size === 0) {
+        const ready = await withReconnect(() => this.o.pool.query(ENGINE_SQL.queuedReady), this.log).catch(() => ({ rows: [] as { lane: string; n: number }[] }));
+        if (!ready.rows.some((r) => this.o.lanes.includes(r.lane as Lane) && r.n > 0)) break;
+      }
+      await this.sleep(this.inflight.size > 0 ? Math.min(this.jitteredPoll(), 250) : this.jitteredPoll());
+    }
+    await this.drain();
+    return this.stats;
+  }
+
+  private async register(): Promise<void> {
+    await this.o.pool.query(ENGINE_SQL.registerWorker, [this.id, this.o.role, this.o.lanes, process.pid, os.hostname(), this.o.concurrency, this.o.pipelineFile ?? null, version]);
+    const t = await this.o.pool.query(ENGINE_SQL.typeTimeouts);
+    this.timeouts = new Map(t.rows.map((r) => [r.name as string, Number(r.timeout_seconds)]));
+  }
+
+  private async claim(lane: Lane, n: number): Promise<ClaimedJob[]> {
+    const jobs: ClaimedJob[] = (await this.o.pool.query(ENGINE_SQL.claim, [lane, this.id, n])).rows;
+    if (jobs.length === 0) return jobs;
+    this.stats.claimed += jobs.length;
+    const runs = (await withReconnect(() => this.o.pool.query(ENGINE_SQL.runIds, [jobs.map((j) => j.trace_id)]), this.log)).rows;
+    const runIdByTrace = new Map(runs.map((r) => [r.trace_id as string, Number(r.id)]));
+    for (const job of jobs) {
+      const runId = runIdByTrace.get(job.trace_id)!;
+      const controller = new AbortController();
+      const entry: InFlight = { job, runId, controller, done: Promise.resolve() };
+      entry.done = this.process(job, runId, controller).finally(() => {
+        this.inflight.delete(runId);
+        this.wake();
+      });
+      this.inflight.set(runId, entry);
+    }
+    return jobs;
+  }
+
+  private async process(job: ClaimedJob, runId: number, controller: AbortController): Promise<void> {
+    const log = this.log.child({ job_id: job.id, type: job.type, entity_id: job.entity_id, correlation_id: job.correlation_id, trace_id: job.trace_id });
+    let outcome = 'error';
+    try {
+      if (job.lane === 'decision') outcome = await this.processDecision(job, runId, log);
+      else {
+        if (!this.timeouts.has(job.type)) await this.register();
+        outcome = await execute({ pool: this.o.pool, job, runId, workerId: this.id, pipeline: this.o.pipeline, timeoutSeconds: this.timeouts.get(job.type) ?? 300, controller, log });
+        if (outcome === 'succeeded') this.stats.succeeded++;
+        else if (outcome === 'retry') this.stats.retried++;
+        else if (outcome === 'dead') this.stats.dead++;
+        else if (outcome === 'fenced') this.stats.fenced++;
+        else if (outcome === 'released') this.stats.released++;
+      }
+    } catch (e) {
+      this.stats.errors++;
+      log.error('job processing error; the run will be rescued after its TTL', { error: coerceError(e).message });
+    }
+    this.o.onJobDone?.(job, outcome);
+  }
+
+  private async processDecision(job: ClaimedJob, runId: number, log: Logger): Promise<string> {
+    const attempt = async () => {
+      const client = await this.o.pool.connect();
+      try {
+        return await decide(client, job, runId, this.id, this.o.pipeline);
+      } finally {
+        client.release();
+      }
+    };
+    try {
+      const res = await withReconnect(attempt, log, { stopped: () => false });
+      if (!res.ok) {
+        this.stats.fenced++;
+        log.warn('decision refused: the run was taken away');
+        return 'fenced';
+      }
+      this.stats.decisions++;
+      this.stats.succeeded++;
+      this.stats.jobs_required += res.required.length;
+      log.debug('decided', { required: res.required.join(',') || '-', done: res.done });
+      await this.project(job, log);
+      return 'succeeded';
+    } catch (e) {
+      if (!(e instanceof AuthorityError) && isConnectionError(e)) throw e;
+      const msg = coerceError(e).message.slice(0, 4000);
+      const r = await withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, msg, false, 'handler_error']), log);
+      const outcome = r.rows[0].ok ? (r.rows[0].outcome as string) : 'fenced';
+      if (outcome === 'dead') this.stats.dead++;
+      else if (outcome === 'retry') this.stats.retried++;
+      log.error('decision failed', { error: msg, outcome });
+      return outcome;
+    }
+  }
+
+  /** Best-effort projections: run after the decision committed; a failure is logged, never retried. */
+  private async project(job: ClaimedJob, log: Logger): Promise<void> {
+    const projections = this.o.pipeline.projections;
+    if (!projections || Object.keys(projections).length === 0) return;
+    try {
+      const events = await history(this.o.pool, job.entity_id);
+      for (const [name, fn] of Object.entries(projections)) {
+        try {
+          await fn({ id: job.entity_id, events }, { log: log.child({ projection: name }) });
+        } catch (e) {
+          log.warn('projection failed (best-effort, ignored)', { projection: name, error: coerceError(e).message });
+        }
+      }
+    } catch (e) {
+      log.warn('projections skipped', { error: coerceError(e).message });
+    }
+  }
+
+  /** One heartbeat for all in-flight runs; runs missing from the answer lost their lease. */
+  private scheduleHeartbeat(): void {
+    const minTtl = Math.min(60, ...this.timeouts.values());
+    const every = Math.max(200, Math.min(10_000, (minTtl * 1000) / 4));
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), every);
+    this.heartbeatTimer.unref();
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.inflight.keys()];
+    try {
+      await this.o.pool.query(ENGINE_SQL.workerHeartbeat, [this.id, ids.length]);
+      if (ids.length === 0) return;
+      const owned = new Set((await this.o.pool.query(ENGINE_SQL.heartbeat, [this.id, ids])).rows.map((r) => Number(r.id)));
+      for (const id of ids) {
+        const f = this.inflight.get(id);
+        if (f && !owned.has(id) && f.job.lane === 'execution') {
+          this.log.warn('run lease lost; aborting its handler', { job_id: f.job.id, trace_id: f.job.trace_id });
+          f.controller.abort(new AbortError('lease-lost'));
+        }
+      }
+    } catch (e) {
+      this.log.debug('heartbeat failed', { error: coerceError(e).message });
+    }
+  }
+
+  private async listenLoop(): Promise<void> {
+    let backoff = 250;
+    while (!this.stopping) {
+      const client = new pg.Client({ connectionString: this.o.url, application_name: `canon-listen ${this.id}` });
+      client.on('error', () => {});
+      try {
+        await client.connect();
+        await client.query('listen canon_jobs');
+        this.listener = client;
+        backoff = 250;
+        client.on('notification', (n) => {
+          if (!n.payload || this.o.lanes.includes(n.payload as Lane)) this.wake();
+        });
+        await new Promise<void>((resolve) => {
+          client.once('end', resolve);
+          client.once('error', resolve);
+        });
+      } catch {
+        /* the poll keeps us working; try to listen again after a pause */
+      } finally {
+        this.listener = undefined;
+        await client.end().catch(() => {});
+      }
+      if (this.stopping) break;
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(10_000, backoff * 2);
+      this.wake(); // notifications may have been missed while disconnected
+    }
+  }
+
+  private async drain(): Promise<void> {
+    this.stopping = true;
+    if (this.inflight.size > 0) {
+      const all = Promise.all([...this.inflight.values()].map((f) => f.done));
+      const graceful = await Promise.race([all.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.o.graceMs).unref())]);
+      if (!graceful) {
+        this.log.warn('grace period over: releasing in-flight jobs', { in_flight: this.inflight.size });
+        for (const f of this.inflight.values()) f.controller.abort(new AbortError('shutdown'));
+        await Promise.race([all, new Promise((r) => setTimeout(r, 5000).unref())]);
+      }
+    }
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.listener?.end().catch(() => {});
+    await this.o.pool.query(ENGINE_SQL.workerStopped, [this.id]).catch(() => {});
+    this.log.info('worker stopped', { ...this.stats });
+  }
+}

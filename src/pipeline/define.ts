@@ -1,0 +1,130 @@
+// What a pipeline module is: the user's job types, the pure authority, the handlers and the
+// best-effort projections. Modules are validated with zod when loaded, so a mistake in one
+// is reported as one line naming the file and the field, before any job runs.
+import { z } from 'zod';
+import type { LedgerEvent } from '../ledger.js';
+
+/** The handler failed but may succeed later: retried with backoff until attempts run out. */
+export class RetryableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RetryableError';
+  }
+}
+/** Retrying cannot help: the job is dead at once with reason handler_error. */
+export class PermanentError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PermanentError';
+  }
+}
+/** A precondition of the job does not hold (bad input in the history): dead at once, reason precondition_failed. */
+export class PreconditionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PreconditionError';
+  }
+}
+
+export interface Entity {
+  id: string;
+  events: LedgerEvent[];
+}
+
+export interface FlagReader {
+  /** Whether the flag is on for this entity (gradual rollouts are per entity). */
+  isOn(name: string): boolean;
+}
+
+export interface RequiredJob {
+  type: string;
+  payload?: Record<string, unknown>;
+  priority?: number;
+}
+
+export type Decision = { required: RequiredJob[] } | { done: true; outcome?: 'completed' | 'failed' };
+
+export interface Logger {
+  debug(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+  child(fields: Record<string, unknown>): Logger;
+}
+
+export interface HandlerContext {
+  entity: Entity;
+  payload: Record<string, unknown>;
+  jobId: number;
+  attempt: number;
+  correlationId: string;
+  traceId: string;
+  /** Aborted at the type's timeout, on shutdown, or when the run's lease is lost. */
+  signal: AbortSignal;
+  log: Logger;
+  /** Read-only queries against canon's database (for handlers that look at other entities). */
+  query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
+}
+
+export interface JobTypeSpec {
+  maxAttempts?: number;
+  timeoutSeconds?: number;
+  backoff?: { baseSeconds?: number; maxSeconds?: number };
+  breaker?: { threshold?: number; cooldownSeconds?: number };
+}
+
+export interface Pipeline {
+  name: string;
+  flags?: Record<string, { default?: boolean; description?: string }>;
+  jobTypes: Record<string, JobTypeSpec>;
+  authority: (entity: Entity, flags: FlagReader) => Decision;
+  handlers: Record<string, (ctx: HandlerContext) => Promise<unknown>>;
+  /** Best-effort read models, called with the entity after each committed decision; failures are logged, never block. */
+  projections?: Record<string, (entity: Entity, ctx: { log: Logger }) => Promise<void> | void>;
+}
+
+const fn = z.custom<(...args: any[]) => any>((v) => typeof v === 'function', { message: 'expected a function' });
+
+export const jobTypeSchema = z
+  .object({
+    maxAttempts: z.number().int().min(1).max(1000).optional(),
+    timeoutSeconds: z.number().positive().max(86_400).optional(),
+    backoff: z.object({ baseSeconds: z.number().min(0).max(86_400).optional(), maxSeconds: z.number().min(0).max(86_400).optional() }).strict().optional(),
+    breaker: z.object({ threshold: z.number().int().min(1).max(10_000).optional(), cooldownSeconds: z.number().positive().max(86_400).optional() }).strict().optional(),
+  })
+  .strict();
+
+export const pipelineSchema = z
+  .object({
+    name: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase name like "documents"'),
+    flags: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, 'invalid flag name'), z.object({ default: z.boolean().optional(), description: z.string().max(500).optional() }).strict()).optional(),
+    jobTypes: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'job type names are lowercase letters, digits and _'), jobTypeSchema),
+    authority: fn,
+    handlers: z.record(z.string(), fn),
+    projections: z.record(z.string(), fn).optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (Object.keys(p.jobTypes).length === 0) ctx.addIssue({ code: 'custom', path: ['jobTypes'], message: 'declare at least one job type' });
+    if ('decide' in p.jobTypes) ctx.addIssue({ code: 'custom', path: ['jobTypes', 'decide'], message: '"decide" is canon\'s own decision type' });
+    for (const t of Object.keys(p.jobTypes)) {
+      if (!(t in p.handlers)) ctx.addIssue({ code: 'custom', path: ['handlers', t], message: `job type "${t}" has no handler` });
+    }
+    for (const h of Object.keys(p.handlers)) {
+      if (!(h in p.jobTypes)) ctx.addIssue({ code: 'custom', path: ['handlers', h], message: `handler "${h}" has no job type declared in jobTypes` });
+    }
+  });
+
+export const decisionSchema = z.union([
+  z.object({ done: z.literal(true), outcome: z.enum(['completed', 'failed']).optional() }).strict(),
+  z
+    .object({
+      required: z.array(z.object({ type: z.string(), payload: z.record(z.string(), z.unknown()).optional(), priority: z.number().int().optional() }).strict()),
+    })
+    .strict(),
+]);
+
+/** Identity helper that gives pipeline authors types and editor completion. */
+export function definePipeline(p: Pipeline): Pipeline {
+  return p;
+}

@@ -1,0 +1,43 @@
+// Queries of the workers, the decider, the executor and tick.
+export const ENGINE_SQL = {
+  upsertJobType: `
+    insert into canon.job_types (name, lane, max_attempts, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
+                                 breaker_threshold, breaker_cooldown_seconds, declared_by)
+    values ($1, 'execution', $2, $3, $4, $5, $6, $7, $8)
+    on conflict (name) do update
+       set max_attempts = excluded.max_attempts, timeout_seconds = excluded.timeout_seconds,
+           backoff_base_seconds = excluded.backoff_base_seconds, backoff_max_seconds = excluded.backoff_max_seconds,
+           breaker_threshold = excluded.breaker_threshold, breaker_cooldown_seconds = excluded.breaker_cooldown_seconds,
+           declared_by = excluded.declared_by, updated_at = now()
+     where canon.job_types.lane = 'execution'
+    returning name`,
+  jobTypeLane: `select lane from canon.job_types where name = $1`,
+  ensureFlag: `
+    insert into canon.flags (name, description, enabled) values ($1, $2, $3)
+    on conflict (name) do nothing`,
+  setActor: `select set_config('canon.actor', $1, true), set_config('canon.reason', $2, true), set_config('canon.source', $3, true)`,
+  registerWorker: `
+    insert into canon.workers (id, role, lanes, pid, host, concurrency, pipeline, version)
+    values ($1, $2, $3, $4, $5, $6, $7, $8)
+    on conflict (id) do update set heartbeat_at = now(), stopped_at = null`,
+  workerHeartbeat: `update canon.workers set heartbeat_at = now(), in_flight = $2 where id = $1`,
+  workerStopped: `update canon.workers set stopped_at = now(), in_flight = 0 where id = $1`,
+  claim: `select id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
+            from canon.claim_jobs($1, $2, $3)`,
+  runIds: `select id, trace_id from canon.job_runs where trace_id = any($1)`,
+  typeTimeouts: `select name, timeout_seconds from canon.job_types`,
+  heartbeat: `select canon.heartbeat_runs($1, $2) as id`,
+  lockRun: `select (j).status as job_status, owned from canon.lock_run($1, $2)`,
+  rejectDecision: `insert into canon.run_rejections (run_id, job_id, worker_id, trace_id, action, detail)
+                   select r.id, r.job_id, $2, r.trace_id, 'decide', $3 from canon.job_runs r where r.id = $1`,
+  lockEntity: `select head_seq from canon.entities where id = $1 for update`,
+  flagsFor: `select f.name, canon.flag_is_on(f.name, $1) as on from canon.flags f where f.name = any($2)`,
+  recordDecision: `update canon.job_runs set detail = $2 where id = $1`,
+  complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
+  fail: `select ok, outcome, event_position from canon.fail_run($1, $2, $3, $4, $5)`,
+  release: `select canon.release_run($1, $2, $3) as ok`,
+  rescue: `select job_id, run_id, outcome from canon.rescue_stuck($1)`,
+  tickLock: `select pg_try_advisory_lock(7263511043) as locked`,
+  tickUnlock: `select pg_advisory_unlock(7263511043)`,
+  queuedReady: `select lane, count(*)::int as n from canon.jobs where status = 'queued' and run_at <= now() group by lane`,
+} as const;
