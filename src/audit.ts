@@ -1,12 +1,18 @@
-// Ledger audit: the first broken link of each entity's hash chain, and entity heads that do
-// not match their last event.
+// Ledger audit: the first broken link of each entity's hash chain, entity heads that do not
+// match their last event, and the register of edits that were refused or that went through
+// with the triggers bypassed. `tamperAlerts` is what `canon alerts` calls.
 import type pg from 'pg';
 import { AUDIT_SQL } from './sql/audit.js';
 
+type Queryable = pg.Pool | pg.ClientBase;
+
 export interface ChainBreak {
   entity_id: string;
+  /** the position in the chain (1..n) where the entity's history stops verifying */
   seq: number;
-  problem: 'seq_gap' | 'prev_hash_mismatch' | 'hash_mismatch' | 'head_mismatch';
+  /** the seq stored on the row found there (differs from seq for a seq_gap) */
+  found_seq?: number;
+  problem: 'seq_gap' | 'prev_hash_mismatch' | 'hash_mismatch' | 'position_order' | 'head_mismatch';
   expected_hash: string | null;
   actual_hash: string | null;
 }
@@ -18,14 +24,68 @@ export interface AuditResult {
   breaks: ChainBreak[];
 }
 
-export async function verifyChains(db: pg.Pool | pg.ClientBase, entityId?: string, limit = 1000): Promise<AuditResult> {
-  const breaks: ChainBreak[] = (await db.query(AUDIT_SQL.breaks, [entityId ?? null, limit])).rows;
-  const heads = (await db.query(AUDIT_SQL.heads, [entityId ?? null, limit])).rows;
+export async function verifyChains(db: Queryable, entityId?: string, limit = 1000): Promise<AuditResult> {
+  const id = entityId ?? null;
+  const breaks: ChainBreak[] = (await db.query(AUDIT_SQL.breaks, [id, limit])).rows.map((b) => {
+    const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
+    if (b.found_seq !== b.seq) out.found_seq = b.found_seq;
+    return out;
+  });
+  const heads = (await db.query(AUDIT_SQL.heads, [id, limit])).rows;
   for (const h of heads) {
     if (!breaks.some((b) => b.entity_id === h.entity_id)) {
       breaks.push({ entity_id: h.entity_id, seq: h.head_seq, problem: 'head_mismatch', expected_hash: h.last_hash, actual_hash: h.head_hash });
     }
   }
-  const c = (await db.query(AUDIT_SQL.counts, [entityId ?? null])).rows[0];
-  return { ok: breaks.length === 0, events: Number(c.events), entities: Number(c.entities), breaks };
+  breaks.sort((a, b) => (a.entity_id < b.entity_id ? -1 : a.entity_id > b.entity_id ? 1 : 0));
+  const c = (await db.query(AUDIT_SQL.counts, [id])).rows[0];
+  return { ok: breaks.length === 0, events: Number(c.events), entities: Number(c.entities), breaks: breaks.slice(0, limit) };
+}
+
+export interface LedgerEditRegister {
+  /** UPDATE/DELETE/TRUNCATE statements on the ledger that were refused, ever */
+  refused_total: number;
+  /** statements that edited the ledger with the triggers bypassed (session_replication_role = replica) */
+  bypass_total: number;
+  last: { at: string; role: string; operation: string; bypassed: boolean; pid: number } | null;
+}
+
+export async function ledgerEditRegister(db: Queryable): Promise<LedgerEditRegister> {
+  const r = (await db.query(AUDIT_SQL.register)).rows[0];
+  return {
+    refused_total: Number(r.refused_total),
+    bypass_total: Number(r.bypass_total),
+    last: r.last_at ? { at: new Date(r.last_at).toISOString(), role: r.last_role, operation: r.last_op, bypassed: !!r.last_bypass, pid: r.last_pid } : null,
+  };
+}
+
+export interface TamperAlert {
+  /** CRITICAL when a new edit bypassed the triggers (the ledger may have changed), WARNING for new refused attempts */
+  severity: 'ok' | 'warning' | 'critical';
+  refused_new: number;
+  bypass_new: number;
+  register: LedgerEditRegister;
+  message: string;
+}
+
+/** New (unacknowledged) edits of the ledger, for `canon alerts`. Acknowledge with `canon audit attempts --ack`. */
+export async function tamperAlerts(db: Queryable): Promise<TamperAlert> {
+  const register = await ledgerEditRegister(db);
+  const ack = new Map<string, number>((await db.query(AUDIT_SQL.acknowledged)).rows.map((r) => [r.key, Number(r.value)]));
+  const refused_new = Math.max(0, register.refused_total - (ack.get('ledger_refused_ack') ?? 0));
+  const bypass_new = Math.max(0, register.bypass_total - (ack.get('ledger_bypass_ack') ?? 0));
+  const severity = bypass_new > 0 ? 'critical' : refused_new > 0 ? 'warning' : 'ok';
+  const last = register.last ? `; last: ${register.last.operation} by ${register.last.role} at ${register.last.at}${register.last.bypassed ? ' with triggers bypassed' : ''} (pid ${register.last.pid})` : '';
+  const message =
+    severity === 'ok'
+      ? 'no new edit attempts on the ledger'
+      : [bypass_new ? `${bypass_new} ledger edit(s) with triggers bypassed (run canon audit verify)` : '', refused_new ? `${refused_new} refused ledger edit attempt(s)` : ''].filter(Boolean).join(', ') + last;
+  return { severity, refused_new, bypass_new, register, message };
+}
+
+/** Marks everything in the register as seen, so alerts fire only on later attempts. */
+export async function acknowledgeTamper(db: Queryable, actor: string): Promise<LedgerEditRegister> {
+  const register = await ledgerEditRegister(db);
+  await db.query(AUDIT_SQL.acknowledge, [String(register.refused_total), String(register.bypass_total), actor]);
+  return register;
 }

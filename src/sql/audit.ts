@@ -1,37 +1,55 @@
-// Recomputes the hash chain from the stored rows. Each event's hash is recomputed from its
-// own fields and its predecessor's stored hash, so an edited field breaks its own link and
-// an edited hash breaks the next one; seq gaps and a stale entity head are reported too.
+// Ledger audit: recomputes the hash chains from the stored rows, and reads the register of
+// edits that were refused or that bypassed the triggers (sequences, migration 0004).
+//
+// Each event's hash is recomputed from its own fields and its predecessor's *stored* hash, so
+// an edited field breaks its own link and an edited hash breaks its own link too (the stored
+// value no longer matches the recomputation); an edited prev_hash shows as a prev_hash
+// mismatch; an edited seq as a gap in 1..n; an edited position as positions out of seq order.
+// The first broken link of each entity is reported: everything after it is suspect anyway.
 export const AUDIT_SQL = {
   breaks: `
     with e as (
-      select entity_id, seq, hash, prev_hash,
+      select entity_id, seq, position, hash, prev_hash,
              lag(hash) over w as stored_prev,
+             lag(position) over w as prev_position,
              row_number() over w as rn,
              canon.event_hash(lag(hash) over w, entity_id, seq, kind, payload, correlation_id, causation_id,
-                              trace_id, actor, created_at) as expected_hash
+                              trace_id, actor, created_at) as recomputed
         from canon.events
        where ($1::text is null or entity_id = $1)
       window w as (partition by entity_id order by seq)
     ), bad as (
-      select entity_id, seq,
+      select entity_id, rn::int as seq, seq as found_seq,
              case when seq <> rn then 'seq_gap'
                   when prev_hash is distinct from stored_prev then 'prev_hash_mismatch'
-                  else 'hash_mismatch' end as problem,
-             encode(expected_hash, 'hex') as expected_hash, encode(hash, 'hex') as actual_hash,
+                  when hash is distinct from recomputed then 'hash_mismatch'
+                  else 'position_order' end as problem,
+             case when seq <> rn then null
+                  when prev_hash is distinct from stored_prev then encode(stored_prev, 'hex')
+                  else encode(recomputed, 'hex') end as expected_hash,
+             case when seq <> rn then null
+                  when prev_hash is distinct from stored_prev then encode(prev_hash, 'hex')
+                  else encode(hash, 'hex') end as actual_hash,
              row_number() over (partition by entity_id order by seq) as k
         from e
-       where seq <> rn or prev_hash is distinct from stored_prev or hash <> expected_hash
+       where seq <> rn or prev_hash is distinct from stored_prev or hash is distinct from recomputed
+          or position < prev_position
     )
-    select entity_id, seq, problem, expected_hash, actual_hash from bad where k = 1
-    order by entity_id limit $2`,
+    select entity_id, seq, found_seq, problem, expected_hash, actual_hash from bad where k = 1
+     order by entity_id limit $2`,
+  // entity heads that do not name their last event (an appended or removed row, or an edited head)
   heads: `
     select en.id as entity_id, en.head_seq, encode(en.head_hash, 'hex') as head_hash,
-           max(ev.seq) as last_seq, encode((array_agg(ev.hash order by ev.seq desc))[1], 'hex') as last_hash
-      from canon.entities en left join canon.events ev on ev.entity_id = en.id
+           last.seq as last_seq, encode(last.hash, 'hex') as last_hash
+      from canon.entities en
+      left join lateral (select seq, hash from canon.events ev where ev.entity_id = en.id order by seq desc limit 1) last on true
      where ($1::text is null or en.id = $1)
-     group by en.id
-    having en.head_seq <> coalesce(max(ev.seq), 0)
-        or en.head_hash is distinct from (array_agg(ev.hash order by ev.seq desc))[1]
-     limit $2`,
+       and (en.head_seq is distinct from coalesce(last.seq, 0) or en.head_hash is distinct from last.hash)
+     order by en.id limit $2`,
   counts: `select count(*)::bigint as events, count(distinct entity_id)::bigint as entities from canon.events where ($1::text is null or entity_id = $1)`,
+  register: `select * from canon.ledger_edit_register()`,
+  acknowledged: `select key, value from canon.settings where key in ('ledger_refused_ack', 'ledger_bypass_ack')`,
+  acknowledge: `
+    insert into canon.settings (key, value, updated_by) values ('ledger_refused_ack', $1, $3), ('ledger_bypass_ack', $2, $3)
+    on conflict (key) do update set value = excluded.value, updated_at = now(), updated_by = excluded.updated_by`,
 } as const;
