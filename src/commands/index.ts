@@ -13,4 +13,4 @@ import { register as anchor } from './anchor.js';
 import { register as status } from './status.js';
 import { register as audit } from './audit.js';
 
-export const commands: Register[] = [] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, status, audit];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, status, audit];
