@@ -10,7 +10,9 @@ import { register as work } from './work.js';
 import { register as tick } from './tick.js';
 import { register as demo } from './demo.js';
 import { register as anchor } from './anchor.js';
+import { register as flags } from './flags.js';
+import { register as breakers } from './breakers.js';
 import { register as status } from './status.js';
 import { register as audit } from './audit.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, status, audit];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit];

@@ -2,8 +2,9 @@
 // in jobs-retry.ts, pause/resume in jobs-pause.ts) and hang off this one parent so
 // `canon jobs --help` lists them together.
 import { examples, type Register } from './types.js';
+import { register as pauseResume } from './jobs-pause.js';
 
-const subcommands: Register[] = [];
+const subcommands: Register[] = [pauseResume];
 
 export const register: Register = (program, run) => {
   const jobs = program

@@ -1,0 +1,35 @@
+// Circuit breakers per execution job type. The accounting runs in Postgres (a trigger on
+// job_runs, migration 0005) so every worker shares one state; the half-open probe is chosen
+// by canon.claim_jobs. This module reads that state and lets an operator force it.
+import { BREAKERS_SQL } from '../sql/breakers.js';
+import { steer, type Queryable, type Who } from './common.js';
+
+export interface Breaker {
+  job_type: string;
+  state: 'closed' | 'open' | 'half_open';
+  failure_count: number;
+  threshold: number;
+  cooldown_seconds: number;
+  opened_at: Date | null;
+  next_attempt_at: Date | null;
+  probe_job_id: number | null;
+  reason: string | null;
+  updated_at: Date | null;
+  updated_by: string | null;
+  paused: boolean;
+  queued: number;
+}
+
+export async function listBreakers(db: Queryable): Promise<Breaker[]> {
+  return (await db.query(BREAKERS_SQL.list)).rows;
+}
+
+/** Breakers that hold jobs (open or half-open), for health and alerts. */
+export async function trippedBreakers(db: Queryable): Promise<Pick<Breaker, 'job_type' | 'state' | 'failure_count' | 'opened_at' | 'next_attempt_at' | 'probe_job_id' | 'reason'>[]> {
+  return (await db.query(BREAKERS_SQL.notClosed)).rows;
+}
+
+/** Forces a breaker open (for `seconds`, default the type's cooldown; then a probe decides) or closed. */
+export async function forceBreaker(db: Queryable, jobType: string, state: 'open' | 'closed', who: Who, seconds?: number) {
+  return steer(async () => (await db.query(BREAKERS_SQL.force, [jobType, state, seconds ?? null, who.actor, who.reason ?? null])).rows[0]);
+}
