@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { coerceError } from '../errors.js';
 import { appendEvent, history } from '../ledger.js';
-import { decisionSchema, type Decision, type Pipeline } from '../pipeline/define.js';
+import { decisionSchema, doneDecision, requiredDecision, type Decision, type Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import { GATEWAY_SQL } from '../sql/gateway.js';
 import type { ClaimedJob } from './types.js';
@@ -64,7 +64,7 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
     } catch (e) {
       throw new AuthorityError(`authority threw: ${coerceError(e).message}`);
     }
-    const parsed = decisionSchema.safeParse(decision);
+    const parsed = parseDecision(decision);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
       throw new AuthorityError(`authority returned an invalid decision at ${i.path.join('.') || '(root)'}: ${i.message}`);
@@ -111,6 +111,12 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
     await client.query('rollback').catch(() => {});
     throw e;
   }
+}
+
+/** Parses with the branch the value claims to be, so errors name the real field. */
+function parseDecision(d: unknown) {
+  const branch = d && typeof d === 'object' && 'required' in d ? requiredDecision : d && typeof d === 'object' && 'done' in d ? doneDecision : decisionSchema;
+  return branch.safeParse(d) as ReturnType<typeof decisionSchema.safeParse>;
 }
 
 /** The authority misbehaved (threw, or returned something invalid): the decision run fails. */

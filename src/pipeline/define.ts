@@ -115,14 +115,13 @@ export const pipelineSchema = z
     }
   });
 
-export const decisionSchema = z.union([
-  z.object({ done: z.literal(true), outcome: z.enum(['completed', 'failed']).optional() }).strict(),
-  z
-    .object({
-      required: z.array(z.object({ type: z.string(), payload: z.record(z.string(), z.unknown()).optional(), priority: z.number().int().optional() }).strict()),
-    })
-    .strict(),
-]);
+export const doneDecision = z.object({ done: z.literal(true), outcome: z.enum(['completed', 'failed']).optional() }).strict();
+export const requiredDecision = z
+  .object({
+    required: z.array(z.object({ type: z.string(), payload: z.record(z.string(), z.unknown()).optional(), priority: z.number().int().optional() }).strict()),
+  })
+  .strict();
+export const decisionSchema = z.union([doneDecision, requiredDecision]);
 
 /** Identity helper that gives pipeline authors types and editor completion. */
 export function definePipeline(p: Pipeline): Pipeline {
