@@ -14,5 +14,8 @@ import { register as flags } from './flags.js';
 import { register as breakers } from './breakers.js';
 import { register as status } from './status.js';
 import { register as audit } from './audit.js';
+import { register as exportLedger } from './export.js';
+import { register as backup } from './backup.js';
+import { register as restore } from './restore.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore];

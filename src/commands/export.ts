@@ -1,0 +1,50 @@
+// `canon export`: the ledger as canonical JSON lines in position order, with one SHA-256 digest
+// that is equal for equal ledgers on any machine and after a backup is restored.
+import { EXIT } from '../errors.js';
+import { Progress } from '../progress.js';
+import { exportLedgerSnapshot } from '../proof/export.js';
+import { atomicFile, checkWritableTarget, writeChunk } from '../proof/files.js';
+import { examples, type Register } from './types.js';
+
+export const register: Register = (program, run) => {
+  program
+    .command('export')
+    .description('export the ledger deterministically (canonical JSON lines) with its SHA-256 digest')
+    .option('--hash', 'print the digest (without --out, only the digest: no lines)')
+    .option('--out <file>', 'write the lines to this file (written to a temporary name, renamed when complete)')
+    .addHelpText(
+      'after',
+      examples('canon export --hash', 'canon export --hash --out ledger.jsonl', 'canon export > ledger.jsonl', 'sha256sum ledger.jsonl   # equals the digest') +
+        '\n\nOne line per event in global position order: position, entity_id, seq, kind, payload, correlation_id,' +
+        '\ncausation_id, trace_id, actor, created_at (UTC, microseconds), prev_hash, hash. The digest is the' +
+        '\nSHA-256 of the lines, each ending in "\\n", read in one snapshot. Exit 0 ok, 2 bad arguments.',
+    )
+    .action(
+      run(async (ctx, opts: { hash?: boolean; out?: string }) => {
+        const target = opts.out ? checkWritableTarget(opts.out, '--out') : undefined;
+        const db = await ctx.db();
+        const toStdout = !target && !opts.hash;
+        const file = target ? atomicFile(target) : undefined;
+        let bar: Progress | undefined;
+        try {
+          const summary = await exportLedgerSnapshot(db.pool, {
+            onLine: file ? (l) => file.write(l + '\n') : toStdout ? (l) => writeChunk(ctx.stdout, l + '\n') : undefined,
+            onProgress: (done, total) => {
+              if (total < 50_000) return;
+              bar ??= new Progress('export', total, ctx.stderr, 'events');
+              bar.update(done);
+            },
+          });
+          bar?.finish();
+          await file?.commit();
+          const data = { digest: summary.digest, algorithm: 'sha256', events: summary.events, entities: summary.entities, out: target ?? null };
+          if (toStdout) ctx.info(`sha256 ${data.digest} (${data.events} events, ${data.entities} entities)`);
+          else ctx.print(data, (d) => (opts.hash && !target ? d.digest : `${d.digest}  ${d.events} events, ${d.entities} entities${d.out ? ` → ${d.out}` : ''}`));
+          return EXIT.OK;
+        } catch (e) {
+          file?.abort();
+          throw e;
+        }
+      }),
+    );
+};
