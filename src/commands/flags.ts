@@ -8,7 +8,6 @@ import { parseGuard } from '../steering/guard.js';
 import { EXIT_HELP, checkFlagName, who, wholeNumber, withWho } from '../steering/options.js';
 import { describeState, duration, renderFlag, renderFlags, renderHistory } from '../steering/render.js';
 import { advanceRollouts, startAutoRollout, stopAutoRollout } from '../steering/rollout.js';
-import { setRolloutHook } from '../engine/tick.js';
 import { examples, type Register, type Run } from './types.js';
 import type { Ctx } from '../context.js';
 
@@ -96,8 +95,6 @@ function registerRollout(flags: Command, run: Run): void {
 }
 
 export const register: Register = (program, run) => {
-  // `canon tick` advances the guarded rollouts through this hook (the engine does not import steering)
-  setRolloutHook(advanceRollouts);
   const flags = program
     .command('flags')
     .description('feature flags: history, rollback, gradual and guarded rollout, kill switch')

@@ -5,24 +5,18 @@ import type { Ctx } from '../context.js';
 import type { Logger } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import { startWorker } from './run.js';
+import { advanceRollouts, type RolloutStep } from '../steering/rollout.js';
 import type { WorkerStats } from './worker.js';
 
 export interface TickSummary {
   skipped: boolean;
   rescued: { total: number; retry: number; dead: number; jobs: number[] };
-  rollouts: unknown[];
+  rollouts: RolloutStep[];
   work: WorkerStats;
   seconds: number;
 }
 
 const emptyStats = (): WorkerStats => ({ worker_id: '', claimed: 0, succeeded: 0, retried: 0, dead: 0, fenced: 0, released: 0, decisions: 0, jobs_required: 0, errors: 0 });
-
-/** Steering plugs its rollout step in here (kept as a hook so the tick does not depend on it). */
-export type RolloutHook = (client: import('pg').ClientBase) => Promise<unknown[]>;
-let rolloutHook: RolloutHook | undefined;
-export function setRolloutHook(h: RolloutHook): void {
-  rolloutHook = h;
-}
 
 export async function tick(ctx: Ctx, o: { maxJobs: number; maxSeconds: number; concurrency: number; pipelinePath?: string; log: Logger }): Promise<TickSummary> {
   const started = Date.now();
@@ -34,7 +28,7 @@ export async function tick(ctx: Ctx, o: { maxJobs: number; maxSeconds: number; c
     }
     try {
       const rescued = (await lock.query(ENGINE_SQL.rescue, [1000])).rows as { job_id: number; outcome: string }[];
-      const rollouts = rolloutHook ? await rolloutHook(lock) : [];
+      const rollouts = await advanceRollouts(lock);
       let work = emptyStats();
       if (o.maxJobs > 0 && o.maxSeconds > 0) {
         const { done } = await startWorker(ctx, {
