@@ -7,7 +7,7 @@ import { changeFlag, createFlag, flagHistory, getFlag, killPreview, listFlags, r
 import { parseGuard } from '../steering/guard.js';
 import { EXIT_HELP, checkFlagName, who, wholeNumber, withWho } from '../steering/options.js';
 import { describeState, duration, renderFlag, renderFlags, renderHistory } from '../steering/render.js';
-import { advanceRollouts, startAutoRollout, stopAutoRollout } from '../steering/rollout.js';
+import { startAutoRollout, stopAutoRollout } from '../steering/rollout.js';
 import { examples, type Register, type Run } from './types.js';
 import type { Ctx } from '../context.js';
 
