@@ -10,34 +10,53 @@ import { describeState, duration, renderFlag, renderFlags, renderHistory } from 
 import { startAutoRollout, stopAutoRollout } from '../steering/rollout.js';
 import { examples, type Register, type Run } from './types.js';
 import type { Ctx } from '../context.js';
+import type { Db } from '../db/connect.js';
+import type { Who } from '../steering/common.js';
 
 type WhoOpts = { actor?: string; reason?: string };
 
-function printChange(ctx: Ctx, r: ChangeResult, extra = ''): void {
-  ctx.print(r, (d) => {
-    const change = d.change_id ? `change #${d.change_id} by ${d.actor}` : 'no change: it already was in that state';
-    const stopped = d.rollout_stopped ? '; its auto-rollout was stopped' : '';
-    return `${d.flag.name}: ${describeState({ ...d.flag, killed: d.flag.killed_at !== null })} (${change}${stopped})${extra}`;
-  });
+interface FlagCommand<T> {
+  name: string;
+  description: string;
+  examples: string[];
+  options?: (cmd: Command) => Command;
+  act: (db: Db, flag: string, who: Who, opts: WhoOpts & Record<string, unknown>) => Promise<T>;
+  human: (d: T, ctx: Ctx) => string;
 }
 
-/** enable, disable and kill share their shape: a flag, --actor, --reason, one change. */
-function simpleChange(flags: Command, run: Run, action: Exclude<FlagAction, 'rollout'>, description: string, example: string[], extra?: (cmd: Command) => Command) {
-  const cmd = withWho(flags.command(action).description(description).argument('<flag>', 'the flag name'));
-  (extra ? extra(cmd) : cmd).addHelpText('after', examples(...example) + EXIT_HELP).action(
-    run(async (ctx, name: string, opts: WhoOpts & { dryRun?: boolean }) => {
+/** A steering command on one flag: <flag>, --actor, --reason, checked input, one result. */
+function flagCommand<T>(flags: Command, run: Run, spec: FlagCommand<T>): void {
+  const cmd = withWho(flags.command(spec.name).description(spec.description).argument('<flag>', 'the flag name'));
+  (spec.options ? spec.options(cmd) : cmd).addHelpText('after', examples(...spec.examples) + EXIT_HELP).action(
+    run(async (ctx, name: string, opts: WhoOpts & Record<string, unknown>) => {
       checkFlagName(name);
       const w = who(opts);
       const db = await ctx.db();
-      if (opts.dryRun) {
-        const jobs = await killPreview(db.pool, name);
-        ctx.print({ flag: name, dry_run: true, would_hold_jobs: jobs }, (d) => `dry run: killing ${d.flag} would turn it off and hold ${d.would_hold_jobs} queued job(s)`);
-        return;
-      }
-      const r = await changeFlag(db.pool, name, action, w);
-      printChange(ctx, r, action === 'kill' ? `; ${r.held_jobs} queued job(s) held (release: canon flags enable ${name}, or canon flags release ${name})` : '');
+      ctx.print(await spec.act(db, name, w, opts), (d) => spec.human(d, ctx));
     }),
   );
+}
+
+function describeChange(d: ChangeResult): string {
+  const change = d.change_id ? `change #${d.change_id} by ${d.actor}` : 'no change: it already was in that state';
+  const stopped = d.rollout_stopped ? '; its auto-rollout was stopped' : '';
+  return `${d.flag.name}: ${describeState({ ...d.flag, killed: d.flag.killed_at !== null })} (${change}${stopped})`;
+}
+
+/** enable, disable and kill: one change of state. */
+function simpleChange(flags: Command, run: Run, action: Exclude<FlagAction, 'rollout'>, description: string, example: string[], options?: (cmd: Command) => Command) {
+  flagCommand<ChangeResult | { flag: string; dry_run: true; would_hold_jobs: number }>(flags, run, {
+    name: action,
+    description,
+    examples: example,
+    options,
+    act: async (db, name, w, opts) =>
+      opts.dryRun ? { flag: name, dry_run: true as const, would_hold_jobs: await killPreview(db.pool, name) } : changeFlag(db.pool, name, action, w),
+    human: (d) =>
+      'dry_run' in d
+        ? `dry run: killing ${d.flag} would turn it off and hold ${d.would_hold_jobs} queued job(s)`
+        : describeChange(d) + (action === 'kill' ? `; ${d.held_jobs} queued job(s) held (release: canon flags enable ${d.flag.name}, or canon flags release ${d.flag.name})` : ''),
+  });
 }
 
 function registerRollout(flags: Command, run: Run): void {
@@ -74,7 +93,7 @@ function registerRollout(flags: Command, run: Run): void {
           if (stray) throw usageError(`--${stray} only applies with --auto`);
           if (percent === undefined) throw usageError('give a percentage from 0 to 100, or --auto for a gradual rollout');
           const db = await ctx.db();
-          printChange(ctx, await changeFlag(db.pool, name, 'rollout', w, percent));
+          ctx.print(await changeFlag(db.pool, name, 'rollout', w, percent), describeChange);
           return;
         }
         const step = wholeNumber('--step', opts.step ?? '10', 1, 100);
@@ -126,34 +145,30 @@ export const register: Register = (program, run) => {
       }),
     );
 
-  withWho(flags.command('create').description('declare a flag (off) outside a pipeline module').argument('<flag>', 'the flag name'))
-    .option('--description <text>', 'what the flag turns on', '')
-    .addHelpText('after', examples('canon flags create NEW_CHECKOUT --description "new checkout flow"') + EXIT_HELP)
-    .action(
-      run(async (ctx, name: string, opts: WhoOpts & { description: string }) => {
-        checkFlagName(name);
-        const w = who(opts);
-        if (opts.description.length > 500) throw usageError('--description is longer than 500 characters');
-        const db = await ctx.db();
-        printChange(ctx, await createFlag(db.pool, name, opts.description, w));
-      }),
-    );
+  flagCommand(flags, run, {
+    name: 'create',
+    description: 'declare a flag (off) outside a pipeline module',
+    examples: ['canon flags create NEW_CHECKOUT --description "new checkout flow"'],
+    options: (cmd) => cmd.option('--description <text>', 'what the flag turns on', ''),
+    act: (db, name, w, opts) => {
+      const description = String(opts.description);
+      if (description.length > 500) throw usageError('--description is longer than 500 characters');
+      return createFlag(db.pool, name, description, w);
+    },
+    human: describeChange,
+  });
 
   simpleChange(flags, run, 'enable', 'turn a flag on for every entity (also ends a kill and releases its held jobs)', ['canon flags enable D1_RUN_TSA_ENABLED --reason "TSA is back"']);
   simpleChange(flags, run, 'disable', 'turn a flag off (its percentage is kept for a later rollback)', ['canon flags disable D1_RUN_TSA_ENABLED --reason "investigating"']);
   registerRollout(flags, run);
 
-  withWho(flags.command('rollback').description('restore the state before the latest change not yet undone; repeat to walk further back').argument('<flag>', 'the flag name'))
-    .addHelpText('after', examples('canon flags rollback D1_RUN_TSA_ENABLED', 'canon flags rollback D1_RUN_TSA_ENABLED --reason "30% was too much"') + EXIT_HELP)
-    .action(
-      run(async (ctx, name: string, opts: WhoOpts) => {
-        checkFlagName(name);
-        const w = who(opts);
-        const db = await ctx.db();
-        const r = await rollbackFlag(db.pool, name, w);
-        printChange(ctx, r, `; undid change #${r.undid}`);
-      }),
-    );
+  flagCommand(flags, run, {
+    name: 'rollback',
+    description: 'restore the state before the latest change not yet undone; repeat to walk further back',
+    examples: ['canon flags rollback D1_RUN_TSA_ENABLED', 'canon flags rollback D1_RUN_TSA_ENABLED --reason "30% was too much"'],
+    act: (db, name, w) => rollbackFlag(db.pool, name, w),
+    human: (d) => `${describeChange(d)}; undid change #${d.undid}`,
+  });
 
   flags
     .command('history')
@@ -179,27 +194,19 @@ export const register: Register = (program, run) => {
     (cmd) => cmd.option('--dry-run', 'say how many queued jobs would be held; change nothing'),
   );
 
-  withWho(flags.command('release').description('let the jobs a kill held run, although the flag stays off').argument('<flag>', 'the flag name'))
-    .addHelpText('after', examples('canon flags release D1_RUN_TSA_ENABLED --reason "those documents are fine"') + EXIT_HELP)
-    .action(
-      run(async (ctx, name: string, opts: WhoOpts) => {
-        checkFlagName(name);
-        const w = who(opts);
-        const db = await ctx.db();
-        const released = await releaseFlag(db.pool, name, w);
-        ctx.print({ flag: name, released_jobs: released, actor: w.actor, reason: w.reason ?? null }, (d) => `${d.flag}: released ${d.released_jobs} held job(s)`);
-      }),
-    );
+  flagCommand(flags, run, {
+    name: 'release',
+    description: 'let the jobs a kill held run, although the flag stays off',
+    examples: ['canon flags release D1_RUN_TSA_ENABLED --reason "those documents are fine"'],
+    act: async (db, name, w) => ({ flag: name, released_jobs: await releaseFlag(db.pool, name, w), actor: w.actor, reason: w.reason ?? null }),
+    human: (d) => `${d.flag}: released ${d.released_jobs} held job(s)`,
+  });
 
-  withWho(flags.command('stop').description('stop an auto-rollout and leave the flag at its current percentage').argument('<flag>', 'the flag name'))
-    .addHelpText('after', examples('canon flags stop D1_RUN_TSA_ENABLED --reason "hold at 40% over the weekend"') + EXIT_HELP)
-    .action(
-      run(async (ctx, name: string, opts: WhoOpts) => {
-        checkFlagName(name);
-        const w = who(opts);
-        const db = await ctx.db();
-        const percent = await stopAutoRollout(db.pool, name, w);
-        ctx.print({ flag: name, stopped: true, percent, actor: w.actor, reason: w.reason ?? null }, (d) => `${d.flag}: auto-rollout stopped at ${d.percent}%`);
-      }),
-    );
+  flagCommand(flags, run, {
+    name: 'stop',
+    description: 'stop an auto-rollout and leave the flag at its current percentage',
+    examples: ['canon flags stop D1_RUN_TSA_ENABLED --reason "hold at 40% over the weekend"'],
+    act: async (db, name, w) => ({ flag: name, stopped: true, percent: await stopAutoRollout(db.pool, name, w), actor: w.actor, reason: w.reason ?? null }),
+    human: (d) => `${d.flag}: auto-rollout stopped at ${d.percent}%`,
+  });
 };
