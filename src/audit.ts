@@ -24,8 +24,9 @@ export interface AuditResult {
   breaks: ChainBreak[];
 }
 
-export async function verifyChains(db: Queryable, entityId?: string, limit = 1000): Promise<AuditResult> {
-  const id = entityId ?? null;
+/** All entities, one (the foundation tests' form), or a list (the provenance debugger's). */
+export async function verifyChains(db: Queryable, entities?: string | string[], limit = 1000): Promise<AuditResult> {
+  const id = entities === undefined ? null : Array.isArray(entities) ? entities : [entities];
   const breaks: ChainBreak[] = (await db.query(AUDIT_SQL.breaks, [id, limit])).rows.map((b) => {
     const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
     if (b.found_seq !== b.seq) out.found_seq = b.found_seq;

@@ -17,5 +17,7 @@ import { register as audit } from './audit.js';
 import { register as exportLedger } from './export.js';
 import { register as backup } from './backup.js';
 import { register as restore } from './restore.js';
+import { register as reportProvenance } from './report-provenance.js';
+import { register as reportDebugProvenance } from './report-debug-provenance.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore, reportProvenance, reportDebugProvenance];

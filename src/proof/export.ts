@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { EXPORT_SQL } from '../sql/export.js';
+import { inSnapshot } from './snapshot.js';
 
 export interface ExportSummary {
   /** SHA-256 (hex) of the export: every line followed by "\n" */
@@ -41,16 +42,5 @@ export async function exportLedger(client: pg.ClientBase, opts: ExportOptions = 
 
 /** The export in a read-only snapshot of its own. */
 export async function exportLedgerSnapshot(pool: pg.Pool, opts: ExportOptions = {}): Promise<ExportSummary> {
-  const c = await pool.connect();
-  try {
-    await c.query('begin isolation level repeatable read read only');
-    const out = await exportLedger(c, opts);
-    await c.query('commit');
-    return out;
-  } catch (e) {
-    await c.query('rollback').catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
+  return inSnapshot(pool, (c) => exportLedger(c, opts));
 }

@@ -3,6 +3,7 @@
 // them except `fix`, which asks the same SQL function the triggers use.
 import type pg from 'pg';
 import { STATUS_COLUMNS, STATUS_SQL } from '../sql/status.js';
+import { inSnapshot } from './snapshot.js';
 
 type Queryable = pg.Pool | pg.ClientBase;
 
@@ -67,20 +68,10 @@ function diffFields(stored: Record<string, unknown> | null, expected: Record<str
  * refreshed through canon.refresh_entity_status (the triggers' own path).
  */
 export async function verifyStatus(pool: pg.Pool, opts: { fix?: boolean } = {}): Promise<StatusVerification> {
-  const c = await pool.connect();
-  let entities = 0;
-  let differences: StatusDifference[] = [];
-  try {
-    await c.query('begin isolation level repeatable read read only');
-    entities = Number((await c.query(STATUS_SQL.count)).rows[0].n);
-    differences = (await c.query(STATUS_SQL.differences)).rows.map((r) => ({ entity_id: r.entity_id, fields: diffFields(r.stored, r.expected), stored: r.stored, expected: r.expected }));
-    await c.query('commit');
-  } catch (e) {
-    await c.query('rollback').catch(() => {});
-    throw e;
-  } finally {
-    c.release();
-  }
+  const { entities, differences } = await inSnapshot(pool, async (c) => ({
+    entities: Number((await c.query(STATUS_SQL.count)).rows[0].n),
+    differences: (await c.query(STATUS_SQL.differences)).rows.map((r): StatusDifference => ({ entity_id: r.entity_id, fields: diffFields(r.stored, r.expected), stored: r.stored, expected: r.expected })),
+  }));
   let fixed = 0;
   if (opts.fix && differences.length) {
     const ids = differences.filter((d) => d.stored !== null).map((d) => d.entity_id);

@@ -16,7 +16,7 @@ export const AUDIT_SQL = {
              canon.event_hash(lag(hash) over w, entity_id, seq, kind, payload, correlation_id, causation_id,
                               trace_id, actor, created_at) as recomputed
         from canon.events
-       where ($1::text is null or entity_id = $1)
+       where ($1::text[] is null or entity_id = any ($1))
       window w as (partition by entity_id order by seq)
     ), bad as (
       select entity_id, rn::int as seq, seq as found_seq,
@@ -43,10 +43,10 @@ export const AUDIT_SQL = {
            last.seq as last_seq, encode(last.hash, 'hex') as last_hash
       from canon.entities en
       left join lateral (select seq, hash from canon.events ev where ev.entity_id = en.id order by seq desc limit 1) last on true
-     where ($1::text is null or en.id = $1)
+     where ($1::text[] is null or en.id = any ($1))
        and (en.head_seq is distinct from coalesce(last.seq, 0) or en.head_hash is distinct from last.hash)
      order by en.id limit $2`,
-  counts: `select count(*)::bigint as events, count(distinct entity_id)::bigint as entities from canon.events where ($1::text is null or entity_id = $1)`,
+  counts: `select count(*)::bigint as events, count(distinct entity_id)::bigint as entities from canon.events where ($1::text[] is null or entity_id = any ($1))`,
   register: `select * from canon.ledger_edit_register()`,
   acknowledged: `select key, value from canon.settings where key in ('ledger_refused_ack', 'ledger_bypass_ack')`,
   acknowledge: `
