@@ -19,5 +19,11 @@ import { register as backup } from './backup.js';
 import { register as restore } from './restore.js';
 import { register as reportProvenance } from './report-provenance.js';
 import { register as reportDebugProvenance } from './report-debug-provenance.js';
+import { register as health } from './health.js';
+import { register as deadJobs } from './dead-jobs.js';
+import { register as trace } from './trace.js';
+import { register as diagnose } from './diagnose.js';
+import { register as alerts } from './alerts.js';
+import { register as serve } from './serve.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore, reportProvenance, reportDebugProvenance];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore, reportProvenance, reportDebugProvenance, health, deadJobs, trace, diagnose, alerts, serve];

@@ -2,9 +2,10 @@
 // in jobs-retry.ts, pause/resume in jobs-pause.ts) and hang off this one parent so
 // `canon jobs --help` lists them together.
 import { examples, type Register } from './types.js';
+import { register as retryCancel } from './jobs-retry.js';
 import { register as pauseResume } from './jobs-pause.js';
 
-const subcommands: Register[] = [pauseResume];
+const subcommands: Register[] = [retryCancel, pauseResume];
 
 export const register: Register = (program, run) => {
   const jobs = program

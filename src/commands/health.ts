@@ -1,0 +1,67 @@
+// `canon health`: the seed's health endpoint as a command, with monitoring-plugin exit codes.
+import { EXIT } from '../errors.js';
+import { Option } from 'commander';
+import { computeHealth, healthStatusLine, type Health } from '../observe/health.js';
+import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
+import { THRESHOLD_NAMES, parseThresholds } from '../observe/thresholds.js';
+import type { Ctx } from '../context.js';
+import { examples, type Register } from './types.js';
+
+export const thresholdOption = () =>
+  new Option('--threshold <name=value...>', `override a threshold (${THRESHOLD_NAMES.join(', ')})`);
+
+export const register: Register = (program, run) => {
+  program
+    .command('health')
+    .description('queued, running, stuck and dead jobs, lag, event_to_job_gap, throughput, workers, gateway')
+    .addOption(thresholdOption())
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .addHelpText(
+      'after',
+      examples('canon health', 'canon health --json | jq .estimated_lag_seconds', 'canon health --threshold lag_warning_seconds=30 --threshold gap_grace_seconds=120') + '\n' + PLUGIN_HELP,
+    )
+    .action(
+      run(async (ctx: Ctx, opts: { threshold?: string[] }, cmd) => {
+        return runPlugin(ctx, async () => {
+          rejectStrayArgs(cmd);
+          const t = parseThresholds(opts.threshold, EXIT.USAGE);
+          const db = await ctx.db();
+          const h = await computeHealth(db.pool, t);
+          return { status: h.status, line: healthStatusLine(h), data: h, details: (d) => renderHealth(ctx, d) };
+        });
+      }),
+    );
+};
+
+function renderHealth(ctx: Ctx, h: Health): string {
+  const c = ctx.c;
+  const byType = Object.entries(h.jobs_queued.by_type)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([t, n]) => `${t} ${n}${h.oldest_queued_age_seconds[t] !== undefined ? ` (oldest ready ${fmtAge(h.oldest_queued_age_seconds[t])})` : ''}`)
+    .join(', ');
+  const rate = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
+  const lines = [
+    `queued          ${h.jobs_queued.total}${byType ? `  (${byType})` : ''}`,
+    `processing      ${h.jobs_processing.count} (avg age ${fmtAge(h.jobs_processing.avg_age_seconds)})`,
+    `stuck           ${h.stuck_count ? c.red(String(h.stuck_count)) : '0'}`,
+    `dead (24 h)     ${h.dead_last_24h ? c.yellow(String(h.dead_last_24h)) : '0'}`,
+    `estimated lag   ${fmtAge(h.estimated_lag_seconds)}`,
+    `event→job gap   ${h.event_to_job_gap ? c.red(String(h.event_to_job_gap)) : '0'} (decision ${h.event_to_job_gap_by_lane.decision}, execution ${h.event_to_job_gap_by_lane.execution})`,
+    `runs 5 min      ${h.throughput.last_5m.runs_finished} finished, ${h.throughput.last_5m.per_minute}/min, success ${rate(h.throughput.last_5m.success_rate)}`,
+    `runs 1 h        ${h.throughput.last_1h.runs_finished} finished, ${h.throughput.last_1h.per_minute}/min, success ${rate(h.throughput.last_1h.success_rate)}`,
+    `workers alive   ${h.workers.alive}${Object.keys(h.workers.by_role).length ? ` (${Object.entries(h.workers.by_role).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}${h.workers.stale ? `, ${h.workers.stale} stale` : ''}`,
+    `gateway         ${h.gateway.mode}, ${h.gateway.bypass_count} bypass(es) (${h.gateway.bypass_last_24h} in 24 h)`,
+    `core trigger    ${h.core_trigger_enabled ? 'enabled' : c.red('DISABLED')}`,
+    `runtime         ${h.runtime_version}`,
+  ];
+  for (const p of h.problems) lines.push(`${p.severity === 'critical' ? c.red('CRITICAL') : c.yellow('WARNING')} ${p.alert}: ${p.summary} → ${p.runbook}`);
+  return lines.join('\n');
+}
+
+export function fmtAge(s: number): string {
+  if (s < 1) return `${Math.round(s * 1000)}ms`;
+  if (s < 120) return `${Math.round(s * 10) / 10}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  return `${Math.round(s / 360) / 10}h`;
+}

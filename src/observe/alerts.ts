@@ -1,0 +1,145 @@
+// The seeds' alerts plus the RFC's, as data: each has a name (the same alertname as in
+// deploy/prometheus/alerts.yml), a severity, a rule over the health snapshot and the runbook
+// that says what to do. `canon alerts` prints them; `canon health` reports the firing ones.
+import type { Health } from './health.js';
+import type { Thresholds } from './thresholds.js';
+
+export type PluginStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
+export const PLUGIN_EXIT: Record<PluginStatus, number> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
+
+export interface AlertResult {
+  name: string;
+  severity: 'warning' | 'critical';
+  firing: boolean;
+  value: number;
+  threshold: string;
+  summary: string;
+  runbook: string;
+}
+
+interface Rule {
+  name: string;
+  runbook: string;
+  eval(h: Health, t: Thresholds): { firing: boolean; severity?: 'warning' | 'critical'; value: number; threshold: string; summary: string };
+}
+
+const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
+
+export const RULES: Rule[] = [
+  {
+    name: 'CanonCoreTriggerDisabled',
+    runbook: 'runbooks/core-trigger-disabled.md',
+    eval: (h) => ({ firing: !h.core_trigger_enabled, severity: 'critical', value: h.core_trigger_enabled ? 1 : 0, threshold: 'enabled', summary: 'the core trigger canon_core_trigger is disabled: events enqueue no decisions' }),
+  },
+  {
+    name: 'CanonEventToJobGap',
+    runbook: 'runbooks/event-to-job-gap.md',
+    eval: (h, t) => ({
+      firing: h.event_to_job_gap > 0,
+      severity: 'critical',
+      value: h.event_to_job_gap,
+      threshold: '> 0',
+      summary: `event_to_job_gap ${h.event_to_job_gap}: ${plural(h.event_to_job_gap, 'event')} older than ${t.gap_grace_seconds}s without their job (decision ${h.event_to_job_gap_by_lane.decision}, execution ${h.event_to_job_gap_by_lane.execution})`,
+    }),
+  },
+  {
+    name: 'CanonStuckJobs',
+    runbook: 'runbooks/stuck-jobs.md',
+    eval: (h, t) => ({ firing: h.stuck_count > t.stuck_max, severity: 'critical', value: h.stuck_count, threshold: `> ${t.stuck_max}`, summary: `${plural(h.stuck_count, 'job')} running past their type's TTL without heartbeat` }),
+  },
+  {
+    name: 'CanonHighLag',
+    runbook: 'runbooks/high-lag.md',
+    eval: (h, t) => ({
+      firing: h.estimated_lag_seconds > t.lag_warning_seconds,
+      severity: h.estimated_lag_seconds > t.lag_critical_seconds ? 'critical' : 'warning',
+      value: h.estimated_lag_seconds,
+      threshold: `> ${t.lag_warning_seconds}s warning, > ${t.lag_critical_seconds}s critical`,
+      summary: `estimated lag ${Math.round(h.estimated_lag_seconds)}s: the oldest ready job has waited that long${h.workers.alive === 0 ? ' (no live workers)' : ''}`,
+    }),
+  },
+  {
+    name: 'CanonNoAuthorityActivity',
+    runbook: 'runbooks/no-authority-activity.md',
+    eval: (h, t) => {
+      const waiting = h.jobs_ready.by_lane.decision ?? 0;
+      return {
+        firing: h.decision_runs_in_activity_window === 0 && waiting > 0,
+        severity: 'critical',
+        value: h.decision_runs_in_activity_window,
+        threshold: `0 decision runs in ${t.activity_window_seconds}s while decisions wait`,
+        summary: `no decision run started in the last ${Math.round(t.activity_window_seconds / 60)} min while ${plural(waiting, 'decision job')} wait: DecisionAuthority is not running`,
+      };
+    },
+  },
+  {
+    name: 'CanonQueueBacklog',
+    runbook: 'runbooks/queue-backlog.md',
+    eval: (h, t) => ({ firing: h.jobs_queued.total > t.queued_max, severity: 'warning', value: h.jobs_queued.total, threshold: `> ${t.queued_max}`, summary: `${plural(h.jobs_queued.total, 'job')} queued (more than ${t.queued_max})` }),
+  },
+  {
+    name: 'CanonLowSuccessRate',
+    runbook: 'runbooks/low-success-rate.md',
+    eval: (h, t) => {
+      const w = h.throughput.last_1h;
+      const rate = w.success_rate ?? 1;
+      return {
+        firing: w.runs_finished >= t.success_min_runs && rate < t.success_rate_min,
+        severity: 'warning',
+        value: rate,
+        threshold: `< ${t.success_rate_min} over >= ${t.success_min_runs} runs`,
+        summary: `success rate ${(rate * 100).toFixed(1)}% over ${plural(w.runs_finished, 'run')} in the last hour (under ${t.success_rate_min * 100}%)`,
+      };
+    },
+  },
+  {
+    name: 'CanonDuplicateEvents',
+    runbook: 'runbooks/duplicate-events.md',
+    eval: (h, t) => ({
+      firing: h.duplicate_event_groups > 0,
+      severity: 'critical',
+      value: h.duplicate_event_groups,
+      threshold: '> 0',
+      summary: `${plural(h.duplicate_event_groups, 'entity and kind', 'entity/kind pairs')} with a run-written event more than once in ${Math.round(t.duplicate_window_seconds / 3600)}h: double authority?`,
+    }),
+  },
+  {
+    name: 'CanonDeadJobs',
+    runbook: 'runbooks/dead-jobs.md',
+    eval: (h, t) => ({ firing: h.dead_last_24h > t.dead_max, severity: 'warning', value: h.dead_last_24h, threshold: `> ${t.dead_max}`, summary: `${plural(h.dead_last_24h, 'dead job')} in the last 24 h` }),
+  },
+  {
+    name: 'CanonTraceMissing',
+    runbook: 'runbooks/trace-missing.md',
+    eval: (h) => ({
+      firing: h.succeeded_without_trace > 0,
+      severity: 'critical',
+      value: h.succeeded_without_trace,
+      threshold: '> 0',
+      summary: `${plural(h.succeeded_without_trace, 'succeeded job')} without trace_id after the trace-policy cutoff`,
+    }),
+  },
+  {
+    name: 'CanonGatewayBypass',
+    runbook: 'runbooks/gateway-bypass.md',
+    eval: (h, t) => ({
+      firing: h.gateway.bypass_last_24h > t.bypass_max,
+      severity: 'warning',
+      value: h.gateway.bypass_last_24h,
+      threshold: `> ${t.bypass_max} in 24 h`,
+      summary: `${plural(h.gateway.bypass_last_24h, 'job')} inserted without the gateway in the last 24 h (mode ${h.gateway.mode})`,
+    }),
+  },
+];
+
+export function evaluateAlerts(h: Health, t: Thresholds): AlertResult[] {
+  return RULES.map((r) => {
+    const o = r.eval(h, t);
+    return { name: r.name, severity: o.severity ?? 'warning', firing: o.firing, value: o.value, threshold: o.threshold, summary: o.summary, runbook: r.runbook };
+  });
+}
+
+export function worstSeverity(firing: { severity: 'warning' | 'critical' }[]): PluginStatus {
+  if (firing.some((a) => a.severity === 'critical')) return 'CRITICAL';
+  return firing.length ? 'WARNING' : 'OK';
+}

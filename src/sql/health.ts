@@ -1,0 +1,100 @@
+// The one statement behind `canon health`, `canon alerts`, `/health` and `/metrics`: every
+// number in a single round trip, each CTE answered from a partial index (see migration 0006).
+// Parameters: $1 gap window (s), $2 gap grace (s, the RFC's Delta), $3 worker alive (s),
+// $4 duplicate window (s), $5 authority activity window (s).
+/** true when the core trigger fires on ordinary inserts ('O' origin, 'A' always; 'D' and 'R' do not) */
+export const CORE_TRIGGER_ENABLED = `(select coalesce(bool_or(t.tgenabled in ('O', 'A')), false)
+    from pg_trigger t where t.tgrelid = 'canon.events'::regclass and t.tgname = 'canon_core_trigger')`;
+
+export const HEALTH_SQL = {
+  snapshot: `
+with queued as (
+  select type,
+         count(*)::int as n,
+         count(*) filter (where run_at <= now())::int as ready,
+         coalesce(extract(epoch from now() - min(run_at) filter (where run_at <= now())), 0)::float8 as oldest_ready_age
+    from canon.jobs where status = 'queued' group by type
+), queued_lane as (
+  select lane, count(*)::int as n from canon.jobs where status = 'queued' and run_at <= now() group by lane
+), running as (
+  select count(*)::int as n,
+         coalesce(avg(extract(epoch from now() - j.locked_at)), 0)::float8 as avg_age,
+         count(*) filter (where j.heartbeat_at < now() - make_interval(secs => t.timeout_seconds))::int as stuck
+    from canon.jobs j join canon.job_types t on t.name = j.type
+   where j.status = 'running'
+), dead as (
+  select count(*)::int as n from canon.dead_jobs where status = 'failed' and finished_at > now() - interval '24 hours'
+), runs as (
+  select count(*) filter (where finished_at > now() - interval '5 minutes' and status = 'succeeded')::int as ok_5m,
+         count(*) filter (where finished_at > now() - interval '5 minutes' and status = 'failed')::int as failed_5m,
+         count(*) filter (where status = 'succeeded')::int as ok_1h,
+         count(*) filter (where status = 'failed')::int as failed_1h
+    from canon.job_runs where finished_at > now() - interval '1 hour'
+), authority as (
+  select count(*)::int as n from canon.job_runs
+   where lane = 'decision' and started_at > now() - make_interval(secs => $5::float8)
+), workers as (
+  select coalesce(jsonb_object_agg(role, n), '{}'::jsonb) as by_role, coalesce(sum(n), 0)::int as alive
+    from (select role, count(*)::int as n from canon.workers
+           where stopped_at is null and heartbeat_at > now() - make_interval(secs => $3::float8) group by role) w
+), stale_workers as (
+  select count(*)::int as n from canon.workers
+   where stopped_at is null and heartbeat_at <= now() - make_interval(secs => $3::float8)
+), bypass as (
+  select count(*)::int as total, count(*) filter (where created_at > now() - interval '24 hours')::int as last_24h
+    from canon.jobs where not via_gateway
+), trig as (
+  select ${CORE_TRIGGER_ENABLED} as enabled
+), gap_execution as (
+  -- a job.<type>.required event older than the grace period whose execution job does not exist
+  select count(*)::int as n from canon.events e
+   where e.kind like 'job.%.required'
+     and e.created_at > now() - make_interval(secs => $1::float8)
+     and e.created_at <= now() - make_interval(secs => $2::float8)
+     and not exists (select 1 from canon.jobs j where j.source_event_position = e.position)
+), gap_decision as (
+  -- any other event older than the grace period that no decision job covers (see
+  -- docs/ARCHITECTURE.md "Observability" for the exact rule)
+  select count(*)::int as n from canon.events e
+   where e.kind not like 'job.%.required'
+     and e.created_at > now() - make_interval(secs => $1::float8)
+     and e.created_at <= now() - make_interval(secs => $2::float8)
+     and not exists (
+       select 1 from canon.jobs d
+        where d.entity_id = e.entity_id and d.lane = 'decision'
+          and (d.source_event_position >= e.position
+               or d.status in ('queued', 'running')
+               or exists (select 1 from canon.job_runs r
+                           where r.job_id = d.id
+                             and case when r.detail ? 'history_seq' then (r.detail->>'history_seq')::int >= e.seq
+                                      else r.started_at >= e.created_at end)))
+), dup as (
+  select count(*)::int as n from (
+    select 1 from canon.events
+     where created_at > now() - make_interval(secs => $4::float8) and trace_id is not null
+     group by entity_id, kind having count(*) > 1) d
+), untraced as (
+  select count(*)::int as n from canon.jobs
+   where status = 'succeeded' and trace_id is null
+     and created_at >= coalesce(canon.setting('trace_policy_cutoff')::timestamptz, '-infinity'::timestamptz)
+)
+select now() as checked_at,
+       canon.setting('runtime_version') as runtime_version,
+       canon.setting('gateway_mode') as gateway_mode,
+       (select coalesce(jsonb_object_agg(type, n), '{}'::jsonb) from queued) as queued_by_type,
+       (select coalesce(jsonb_object_agg(type, round(oldest_ready_age::numeric, 3)) filter (where ready > 0), '{}'::jsonb) from queued) as oldest_ready_by_type,
+       (select coalesce(sum(n), 0)::int from queued) as queued_total,
+       (select coalesce(sum(ready), 0)::int from queued) as queued_ready,
+       (select coalesce(max(oldest_ready_age), 0)::float8 from queued) as lag_seconds,
+       (select coalesce(jsonb_object_agg(lane, n), '{}'::jsonb) from queued_lane) as ready_by_lane,
+       running.n as running_count, running.avg_age as running_avg_age, running.stuck as stuck_count,
+       dead.n as dead_24h,
+       runs.ok_5m, runs.failed_5m, runs.ok_1h, runs.failed_1h,
+       authority.n as decision_runs_window,
+       workers.alive as workers_alive, workers.by_role as workers_by_role, stale_workers.n as workers_stale,
+       bypass.total as bypass_total, bypass.last_24h as bypass_24h,
+       trig.enabled as core_trigger_enabled,
+       gap_execution.n as gap_execution, gap_decision.n as gap_decision,
+       dup.n as duplicate_groups, untraced.n as untraced_succeeded
+  from running, dead, runs, authority, workers, stale_workers, bypass, trig, gap_execution, gap_decision, dup, untraced`,
+} as const;
