@@ -39,6 +39,16 @@ export function reportError(e: unknown, debug: boolean): number {
   return EXIT.FAILURE;
 }
 
+/** Commander's usage errors as one line: "canon: <what is wrong> (Did you mean …?) — see --help". */
+function writeUsageError(text: string): void {
+  if (!text.startsWith('error:')) {
+    process.stderr.write(text);
+    return;
+  }
+  const line = text.replace(/^error:\s*/, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+  process.stderr.write(`canon: ${line} (see --help)\n`);
+}
+
 export function buildProgram(state: { code: number }): Command {
   const program = new Command('canon')
     .description('One ledger, one queue, one gateway: business pipelines on Postgres, traced end to end.')
@@ -47,11 +57,8 @@ export function buildProgram(state: { code: number }): Command {
     .option('--no-color', 'disable colour (also when NO_COLOR is set or output is not a terminal)')
     .option('--debug', 'print stack traces for unexpected errors')
     .showSuggestionAfterError(true)
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .configureOutput({
-      writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `canon: ${s.slice(7)}` : s),
-    })
+    .configureOutput({ writeErr: writeUsageError })
     .addHelpText(
       'after',
       `
@@ -72,9 +79,7 @@ Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 database unavailable or not
   // every subcommand inherits the same error handling
   const propagate = (cmd: Command) => {
     for (const sub of cmd.commands) {
-      sub.exitOverride().showSuggestionAfterError(true).configureOutput({
-        writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `canon: ${s.slice(7)}` : s),
-      });
+      sub.exitOverride().showSuggestionAfterError(true).configureOutput({ writeErr: writeUsageError });
       propagate(sub);
     }
   };
