@@ -317,3 +317,30 @@ describe('bad pipeline modules', () => {
     expect(dec.error).toMatch(/invalid decision at required/);
   });
 });
+
+describe('graceful shutdown', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('engine-release');
+  });
+  afterAll(async () => db.end());
+
+  it('hands in-flight jobs back on SIGTERM without spending their attempt, and another worker finishes them', async () => {
+    const [id] = await newDocs(db, 1, 'release');
+    const penv = env({ FAST_TTL: '10', SLOW_PROTECT_MS: '3000' });
+    const w = spawnCanon(['work', '--pipeline', FAST, '--grace', '0'], { url: db.url, env: penv });
+    await waitFor(async () => (await db.pool.query(`select 1 from canon.job_runs where entity_id = $1 and type = 'protect' and status = 'running'`, [id])).rowCount! > 0, { what: 'protect running' });
+    w.kill('SIGTERM');
+    expect((await w).exitCode).toBe(0);
+    const job = (await db.pool.query(`select status, attempts, max_attempts from canon.jobs where entity_id = $1 and type = 'protect'`, [id])).rows[0];
+    expect(job.status).toBe('queued');
+    expect(job.max_attempts - job.attempts).toBe(3); // the released attempt is given back
+    const r = await workUntil(db, ['--pipeline', FAST], penv, async () => (await kinds(db, id)).includes('anchor.succeeded'));
+    expect(r.exitCode, r.stderr).toBe(0);
+    const runs = (await db.pool.query(`select attempt, status, reason from canon.job_runs where entity_id = $1 and type = 'protect' order by attempt`, [id])).rows;
+    expect(runs).toEqual([
+      { attempt: 1, status: 'cancelled', reason: 'released' },
+      { attempt: 2, status: 'succeeded', reason: null },
+    ]);
+  });
+});
