@@ -246,3 +246,20 @@ describe('help', () => {
     }
   }, 240_000);
 });
+
+describe('contracts check', () => {
+  it('passes on a migrated database and names the contract that breaks', async () => {
+    const ok = await canon(['contracts', 'check', '--json'], { url: db.url });
+    expect(ok.exitCode, ok.stdout).toBe(0);
+    expect(JSON.parse(ok.stdout).contracts.every((c: { ok: boolean }) => c.ok)).toBe(true);
+    await db.pool.query('alter table canon.events disable trigger canon_core_trigger');
+    try {
+      const bad = await canon(['contracts', 'check', '--json'], { url: db.url });
+      expect(bad.exitCode).toBe(1);
+      const failed = JSON.parse(bad.stdout).contracts.filter((c: { ok: boolean }) => !c.ok).map((c: { name: string }) => c.name);
+      expect(failed).toEqual(['core_trigger_enabled']);
+    } finally {
+      await db.pool.query('alter table canon.events enable trigger canon_core_trigger');
+    }
+  });
+});
