@@ -68,6 +68,11 @@ export const register: Register = (program, run) => {
           await new Promise((r) => setTimeout(r, 200));
         }
         bar?.finish();
+        // let the last decisions (each entity's final "done") run, so the demo leaves an idle queue
+        const drainBy = Date.now() + o.timeout * 1000;
+        while (!stalled && Date.now() < drainBy && (await db.pool.query(DEMO_SQL.pending, [ids])).rows[0].n > 0) {
+          await new Promise((r) => setTimeout(r, 100));
+        }
         worker.stop();
         const stats = await done;
         const s = (await db.pool.query(DEMO_SQL.summary, [ids])).rows[0];

@@ -2,6 +2,7 @@ export const DEMO_SQL = {
   progress: `select count(*) filter (where kind = 'anchor.succeeded')::int as done,
                     count(*) filter (where kind like '%.failed')::int as failed
                from canon.events where entity_id = any($1) and (kind = 'anchor.succeeded' or kind like '%.failed')`,
+  pending: `select count(*)::int as n from canon.jobs where entity_id = any($1) and status in ('queued', 'running')`,
   summary: `
     with ent as (select unnest($1::text[]) as id),
     jobs as (select j.* from canon.jobs j join ent on ent.id = j.entity_id),
