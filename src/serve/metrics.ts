@@ -35,7 +35,7 @@ export class CanonMetrics {
   private readonly authority = this.gauge('canon_decision_runs_recent', 'Decision runs started in the activity window (default 1 hour)');
   private readonly finished1h = this.gauge('canon_job_runs_finished_last_hour', 'Runs finished in the last hour, by status', ['status']);
   private readonly info = this.gauge('canon_runtime_info', 'The runtime_version setting', ['version']);
-  private readonly runs = new Counter({ name: 'canon_job_runs_total', help: 'Runs finished since this server started, by job type and status', labelNames: ['type', 'status'], registers: [this.registry] });
+  private readonly runs = new Counter({ name: 'canon_job_runs_total', help: 'Runs finished since this server first scraped the database, by job type and status', labelNames: ['type', 'status'], registers: [this.registry] });
   private readonly duration = new Histogram({
     name: 'canon_job_duration_seconds',
     help: 'Run duration from claim to finish, by job type',
