@@ -36,7 +36,9 @@ begin
     execute 'alter function canon.release_run(bigint, text, text) security definer';
   end if;
   foreach cfg in array coalesce(a.proconfig, '{}'::text[]) loop
+    -- the value as stored (a list such as search_path unquoted: quoting it whole would make
+    -- "pg_catalog, canon, pg_temp" one schema name)
     execute format('alter function canon.release_run(bigint, text, text) set %s = %s',
-                   split_part(cfg, '=', 1), quote_literal(substr(cfg, length(split_part(cfg, '=', 1)) + 2)));
+                   split_part(cfg, '=', 1), substr(cfg, length(split_part(cfg, '=', 1)) + 2));
   end loop;
 end $$;
