@@ -1,0 +1,67 @@
+// `canon watch`: the live dashboard (Ink) an on-call engineer keeps open. Without a terminal
+// on stdout, with CI set, with --once or --json it prints one snapshot and exits 0, so a pipe
+// or a CI log gets text instead of a crash on raw mode.
+import { parseDuration, printable } from '../args.js';
+import { EXIT, usageError } from '../errors.js';
+import { describeUrl } from '../db/url.js';
+import { parseThresholds } from '../observe/thresholds.js';
+import { who, withWho } from '../steering/options.js';
+import { readSnapshot } from '../tui/snapshot.js';
+import { dbSource } from '../tui/source.js';
+import { canRunLive, plainSnapshot, runLive } from '../tui/run.js';
+import { KEYS } from '../tui/components/Chrome.js';
+import type { Ctx } from '../context.js';
+import { thresholdOption } from './health.js';
+import { examples, type Register } from './types.js';
+
+interface WatchOpts {
+  interval: string;
+  once?: boolean;
+  readonly?: boolean;
+  threshold?: string[];
+  actor?: string;
+  reason?: string;
+}
+
+const MIN_INTERVAL = 1;
+const MAX_INTERVAL = 3600;
+
+function interval(raw: string): number {
+  const s = parseDuration('--interval', raw);
+  if (s < MIN_INTERVAL || s > MAX_INTERVAL) throw usageError(`--interval must be from ${MIN_INTERVAL}s to ${MAX_INTERVAL}s, got "${printable(raw)}"`);
+  return s;
+}
+
+export const register: Register = (program, run) => {
+  withWho(
+    program
+      .command('watch')
+      .description('live dashboard: lag, event_to_job_gap, queued, running, stuck, dead, throughput, workers, failures, flags; drill down, retry, pause, kill')
+      .option('--interval <seconds>', `time between refreshes, one query each (${MIN_INTERVAL}s to ${MAX_INTERVAL}s)`, '2')
+      .option('--once', 'print one plain snapshot and exit (also when stdout is not a terminal, or CI is set)')
+      .option('--readonly', 'refuse every action (retry, cancel, pause, resume, kill)')
+      .addOption(thresholdOption()),
+  )
+    .addHelpText(
+      'after',
+      examples('canon watch', 'canon watch --interval 5 --readonly', 'canon watch --once', 'canon watch --json | jq .health.estimated_lag_seconds', 'canon watch --actor alice --reason "INC-42"') +
+        `\n\nKeys:\n${KEYS.map(([k, v]) => `  ${k.padEnd(10)} ${v}`).join('\n')}\n\nActions are recorded with --actor (default: the OS user) and --reason (default "via canon watch").\nExit codes: 0 ok (also after q or Ctrl-C), 2 bad input, 3 database unavailable or not migrated.`,
+    )
+    .action(
+      run(async (ctx: Ctx, opts: WatchOpts) => {
+        const every = interval(opts.interval);
+        const t = parseThresholds(opts.threshold, EXIT.USAGE);
+        const w = who(opts);
+        const db = await ctx.db({ max: 3 });
+        const database = db.target.source === 'embedded' ? `embedded ${describeUrl(db.target.url)}` : describeUrl(db.target.url);
+        if (!canRunLive(process.stdout, process.env, { once: opts.once, json: ctx.json })) {
+          const snap = await readSnapshot(db.pool, t, {}, database);
+          const cols = (process.stdout.isTTY && process.stdout.columns) || Number(process.env.COLUMNS) || 100;
+          ctx.print(snap, (s) => plainSnapshot(s, cols, ctx.c.level > 0));
+          return 0;
+        }
+        await runLive(dbSource(db.pool, t, database, { actor: w.actor, reason: w.reason ?? 'via canon watch' }), { interval: every, readonly: !!opts.readonly, c: ctx.c });
+        return 0;
+      }),
+    );
+};

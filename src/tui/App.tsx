@@ -1,0 +1,261 @@
+// The live dashboard: a stack of views, one snapshot per refresh for the view on top, keys
+// in the k9s / asynq dash convention, and actions confirmed with y/N. The frame is always
+// exactly rows-1 tall: Ink redraws in place only while the output is shorter than the
+// terminal, and clears the whole screen (flicker) once it is not.
+import React, { useCallback, useEffect, useRef, useState } from 'react';
+import { Box, useApp, useInput, useStdin, useStdout, type Key } from 'ink';
+import type { ChalkInstance } from 'chalk';
+import { coerceError, isConnectionError } from '../errors.js';
+import { MIN_COLS, MIN_ROWS } from './layout.js';
+import { focusOf, itemsOf, jobOf, sameFocus, snapshotFits, typeOf, type Item, type View } from './items.js';
+import type { WatchSnapshot } from './snapshot.js';
+import type { Prepared, WatchAction, WatchSource } from './source.js';
+import { BottomBar, Help, TopBar, type Connection, type Prompt } from './components/Chrome.js';
+import { Column, Line } from './components/common.js';
+import { EntityView, JobView, TypeView } from './components/Detail.js';
+import { Overview } from './components/Overview.js';
+
+export interface AppProps {
+  source: WatchSource;
+  /** seconds between refreshes */
+  interval: number;
+  readonly: boolean;
+  /** colours for the trace rows (Ink colours the rest itself) */
+  c: ChalkInstance;
+  /** a fixed size (tests); without it the terminal's, following resizes */
+  size?: { cols: number; rows: number };
+  initial?: View;
+}
+
+function useTerminalSize(fixed?: { cols: number; rows: number }) {
+  const { stdout } = useStdout();
+  const read = () => ({ cols: stdout.columns || 80, rows: stdout.rows || 24 });
+  const [size, setSize] = useState(read);
+  useEffect(() => {
+    if (fixed) return;
+    const onResize = () => setSize(read());
+    stdout.on('resize', onResize);
+    return () => {
+      stdout.off('resize', onResize);
+    };
+  }, [stdout, fixed]);
+  return fixed ?? size;
+}
+
+const HINTS: Record<View['kind'], string> = {
+  overview: '↑↓ move · Enter open · r retry · R retry type · P pause type · K kill flag · / find · p pause · ? help · q quit',
+  type: '↑↓ move · Enter job · r retry · c cancel · R retry all dead · P pause type · Esc back · ? help · q quit',
+  job: 'r retry · c cancel · ↑↓ trace · Enter open job · Esc back · / find · ? help · q quit',
+  entity: '↑↓ move · Enter open job · r retry · c cancel · Esc back · / find · ? help · q quit',
+};
+
+const title = (v: View) => (v.kind === 'overview' ? 'overview' : v.kind === 'type' ? `type ${v.type}` : v.kind === 'job' ? `job #${v.jobId}` : `entity ${v.entity}`);
+
+export function App({ source, interval, readonly, c, size, initial }: AppProps) {
+  const { exit } = useApp();
+  const { isRawModeSupported } = useStdin();
+  const { cols, rows } = useTerminalSize(size);
+  const [stack, setStack] = useState<View[]>([initial ?? { kind: 'overview', cursor: 0 }]);
+  const [snap, setSnap] = useState<WatchSnapshot | null>(null);
+  const [conn, setConn] = useState<Connection>({ ok: true });
+  const [paused, setPaused] = useState(false);
+  const [help, setHelp] = useState(false);
+  const [prompt, setPrompt] = useState<Prompt | null>(null);
+  const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
+  const [now, setNow] = useState(Date.now());
+  const pending = useRef<Prepared | null>(null);
+  const view = stack[stack.length - 1];
+  const focus = focusOf(view);
+  const focusKey = JSON.stringify(focus);
+  const focusRef = useRef(focus);
+  focusRef.current = focus;
+  const inflight = useRef(false);
+  const again = useRef(false);
+  const alive = useRef(true);
+
+  useEffect(
+    () => () => {
+      alive.current = false;
+    },
+    [],
+  );
+
+  // One refresh at a time; a move to another view during a refresh asks for one more at once.
+  const refresh = useCallback(async () => {
+    if (inflight.current) {
+      again.current = true;
+      return;
+    }
+    inflight.current = true;
+    const asked = focusRef.current;
+    try {
+      const s = await source.snapshot(asked);
+      if (!alive.current) return;
+      setSnap(s);
+      setConn({ ok: true });
+    } catch (e) {
+      if (!alive.current) return;
+      const err = coerceError(e);
+      setConn((c0) => ({ ok: false, since: c0.ok ? Date.now() : c0.since, error: isConnectionError(e) ? undefined : err.message }));
+    } finally {
+      inflight.current = false;
+      if (alive.current && (again.current || !sameFocus(asked, focusRef.current))) {
+        again.current = false;
+        void refresh();
+      }
+    }
+  }, [source]);
+
+  useEffect(() => {
+    if (paused) return;
+    void refresh();
+    const t = setInterval(() => void refresh(), interval * 1000);
+    return () => clearInterval(t);
+  }, [paused, focusKey, interval, refresh]);
+
+  // ages ("updated 3s ago", "disconnected (12s)") move on between refreshes
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, []);
+  useEffect(() => setNow(Date.now()), [snap, conn]);
+
+  const bodyRows = rows - 3;
+  const items = itemsOf(view, snap, c);
+  const cursor = Math.max(0, Math.min(view.cursor, items.length - 1));
+  const item: Item | undefined = items[cursor];
+  const fits = snapshotFits(view, snap);
+
+  const setCursor = (n: number) => setStack((s) => [...s.slice(0, -1), { ...s[s.length - 1], cursor: Math.max(0, Math.min(n, items.length - 1)) }]);
+  const push = (v: View) => setStack((s) => [...s, v]);
+  const pop = () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s));
+  const say = (text: string, error = false) => setMessage({ text, error });
+
+  const startAction = async (a: WatchAction) => {
+    if (readonly) return say('read-only session (--readonly): actions are refused', true);
+    setPrompt({ kind: 'busy', text: 'checking' });
+    try {
+      pending.current = await source.prepare(a);
+      if (alive.current) setPrompt({ kind: 'confirm', text: pending.current.prompt });
+    } catch (e) {
+      setPrompt(null);
+      say(coerceError(e).message, true);
+    }
+  };
+
+  const confirm = async () => {
+    const p = pending.current;
+    pending.current = null;
+    if (!p) return setPrompt(null);
+    setPrompt({ kind: 'busy', text: 'working' });
+    try {
+      say(await p.run());
+    } catch (e) {
+      say(coerceError(e).message, true);
+    } finally {
+      setPrompt(null);
+      void refresh();
+    }
+  };
+
+  const act = (k: 'r' | 'c' | 'R' | 'P' | 'K') => {
+    if (!fits) return say('still loading this view', true);
+    if (k === 'r' || k === 'c') {
+      const job = jobOf(view, item, snap);
+      if (!job) return say('select a job first (a failure, a job of a type, or a job row of a trace)', true);
+      if (k === 'r' && !['failed', 'cancelled'].includes(job.status)) return say(`job #${job.id} is ${job.status}: only dead (or cancelled) jobs can be retried`, true);
+      if (k === 'r' && !job.dead && job.status === 'failed') return say(`job #${job.id} was already retried: act on the new job`, true);
+      if (k === 'c' && !['queued', 'running', 'failed'].includes(job.status)) return say(`job #${job.id} is ${job.status}: nothing to cancel`, true);
+      return void startAction({ kind: k === 'r' ? 'retry' : 'cancel', job });
+    }
+    if (k === 'K') {
+      if (item?.kind !== 'flag') return say('select a flag first (under FLAGS in the overview)', true);
+      if (item.row.killed_at) return say(`${item.row.name} is already killed`, true);
+      return void startAction({ kind: 'kill', flag: item.row.name });
+    }
+    const t = typeOf(view, item, snap);
+    if (!t) return say('select a job type first', true);
+    if (k === 'P') return void startAction({ kind: 'pause', type: t.name, pause: !t.paused });
+    return void startAction({ kind: 'retry-type', type: t.name });
+  };
+
+  const drill = () => {
+    if (!item) return;
+    if (item.kind === 'type') return push({ kind: 'type', type: item.row.name, cursor: 0 });
+    if (item.kind === 'failure') return push({ kind: 'job', jobId: item.row.job_id, entity: item.row.entity_id, cursor: 0 });
+    if (item.kind === 'job') return push({ kind: 'job', jobId: item.row.id, entity: item.row.entity_id, cursor: 0 });
+    if (item.kind === 'trace' && item.job && !(view.kind === 'job' && view.jobId === item.job.id)) return push({ kind: 'job', jobId: item.job.id, entity: item.job.entity_id, cursor: 0 });
+    if (item.kind === 'flag') say(`K kills ${item.row.name}; other changes: canon flags --help`);
+  };
+
+  const onKey = (input: string, key: Key) => {
+    if (key.ctrl && input === 'c') return exit();
+    if (help) return setHelp(false);
+    if (prompt?.kind === 'busy') return;
+    if (prompt?.kind === 'confirm') {
+      if (input === 'y' || input === 'Y') return void confirm();
+      pending.current = null;
+      setPrompt(null);
+      return say('cancelled: nothing changed');
+    }
+    if (prompt?.kind === 'search') {
+      if (key.escape) return setPrompt(null);
+      if (key.return) {
+        const id = prompt.text.trim();
+        setPrompt(null);
+        if (id) push({ kind: 'entity', entity: id, cursor: 0 });
+        return;
+      }
+      if (key.backspace || key.delete) return setPrompt({ ...prompt, text: prompt.text.slice(0, -1) });
+      // entity ids have no spaces or control characters (canon's own rule, args.ts)
+      const typed = input.replace(/[\s\u0000-\u001f\u007f]/g, '');
+      if (typed && !key.ctrl && !key.meta) setPrompt({ ...prompt, text: (prompt.text + typed).slice(0, 200) });
+      return;
+    }
+    setMessage(null);
+    const page = Math.max(1, bodyRows - 3);
+    if (input === 'q') return exit();
+    if (input === '?') return setHelp(true);
+    if (input === 'p') return setPaused((p) => !p);
+    if (input === '/') return setPrompt({ kind: 'search', text: '' });
+    if (key.escape || key.leftArrow) return pop();
+    if (key.upArrow || input === 'k') return setCursor(cursor - 1);
+    if (key.downArrow || input === 'j') return setCursor(cursor + 1);
+    if (key.pageUp) return setCursor(cursor - page);
+    if (key.pageDown) return setCursor(cursor + page);
+    if (key.home || input === 'g') return setCursor(0);
+    if (key.end || input === 'G') return setCursor(items.length - 1);
+    if (key.return || key.rightArrow) return drill();
+    if (input === 'r' || input === 'c' || input === 'R' || input === 'P' || input === 'K') return act(input);
+  };
+  // Raw mode is what lets keys arrive one by one; without it (stdin not a terminal) the
+  // dashboard still draws and Ctrl-C still ends it through the signal.
+  useInput(onKey, { isActive: isRawModeSupported === true });
+
+  if (cols < MIN_COLS || rows < MIN_ROWS) {
+    return (
+      <Line width={Math.max(1, cols)}>{`canon watch: terminal too small (${cols}×${rows}); it needs ${MIN_COLS}×${MIN_ROWS} · q quits`}</Line>
+    );
+  }
+
+  let body: React.ReactNode;
+  if (help) body = <Help cols={cols} rows={bodyRows} readonly={readonly} interval={interval} />;
+  else if (!fits) body = <Line width={cols} dim>{conn.ok ? 'loading…' : 'waiting for the database…'}</Line>;
+  else if (view.kind === 'overview') body = <Overview snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} />;
+  else if (view.kind === 'type') body = <TypeView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} />;
+  else if (view.kind === 'job') body = <JobView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} c={c} jobId={view.jobId} />;
+  else body = <EntityView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} c={c} />;
+
+  const hints = (readonly ? 'read-only · ' : '') + HINTS[view.kind];
+  const failure = !conn.ok && conn.error ? { text: `refresh failed, retrying: ${conn.error}`, error: true } : null;
+  return (
+    <Box flexDirection="column" width={cols} height={rows - 1} overflow="hidden">
+      <TopBar snap={snap} cols={cols} now={now} paused={paused} conn={conn} title={title(view)} />
+      <Column width={cols} rows={bodyRows}>
+        {body}
+      </Column>
+      <BottomBar cols={cols} prompt={prompt} message={message ?? failure} hints={hints} />
+    </Box>
+  );
+}
+
