@@ -2,16 +2,11 @@
 // (stuck, gap, trigger and authority activity are proved in seeing-health.test.ts through
 // the same rules). Exit codes follow the monitoring-plugin convention.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvent } from '../src/ledger.js';
 import { canon, createTestDb, root, uuid, type TestDb } from './helpers.js';
+import { FAST, doc, env } from './seeing-common.js';
 
-const FAST = path.join(root, 'test/fixtures/fast-pipeline.mjs');
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-seeing-'));
-const env = (extra: Record<string, string> = {}) => ({ CANON_TSA_KEY_DIR: keyDir, ...extra });
-const doc = (db: TestDb, id: string, content = `document ${id}`) => appendEvent(db.pool, { entityId: id, kind: 'document.created', payload: { content } });
 
 let db: TestDb;
 beforeAll(async () => {

@@ -1,23 +1,12 @@
 // `canon health` and `canon dead-jobs` on states made by real runs: real workers for the
 // counts, a worker killed with SIGKILL for stuck, poison and permanent failures for dead, a
 // disabled core trigger and a deleted job for event_to_job_gap, and a database that is down.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvent } from '../src/ledger.js';
 import { computeHealth } from '../src/observe/health.js';
 import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
-import { canon, createTestDb, oneLineError, root, spawnCanon, waitFor, type TestDb } from './helpers.js';
+import { canon, createTestDb, oneLineError, spawnCanon, waitFor, type TestDb } from './helpers.js';
+import { FAST, doc, env, json } from './seeing-common.js';
 
-const FAST = path.join(root, 'test/fixtures/fast-pipeline.mjs');
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-seeing-'));
-const env = (extra: Record<string, string> = {}) => ({ CANON_TSA_KEY_DIR: keyDir, ...extra });
-const json = async (db: TestDb, args: string[]) => {
-  const r = await canon([...args, '--json'], { url: db.url, env: env() });
-  return { ...r, data: JSON.parse(r.stdout) };
-};
-const doc = (db: TestDb, id: string, content = `document ${id}`) => appendEvent(db.pool, { entityId: id, kind: 'document.created', payload: { content } });
 const fastGap = { ...DEFAULT_THRESHOLDS, gap_grace_seconds: 1 };
 
 describe('health', () => {

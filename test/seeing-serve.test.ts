@@ -6,15 +6,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvent } from '../src/ledger.js';
 import { RULES } from '../src/observe/alerts.js';
 import { canon, createTestDb, oneLineError, root, spawnCanon, waitFor, type TestDb } from './helpers.js';
+import { FAST, doc, env } from './seeing-common.js';
 
-const FAST = path.join(root, 'test/fixtures/fast-pipeline.mjs');
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-seeing-'));
-const env = (extra: Record<string, string> = {}) => ({ CANON_TSA_KEY_DIR: keyDir, ...extra });
 const TOKEN = 'test-token-0123456789abcdef';
-const doc = (db: TestDb, id: string, content = `document ${id}`) => appendEvent(db.pool, { entityId: id, kind: 'document.created', payload: { content } });
 
 /** promtool where it exists; under CI its absence is a failure, not a skip (.ci/run installs it). */
 const promtool = await execa('promtool', ['--version'], { reject: false }).then((r) => r.exitCode === 0).catch(() => false);

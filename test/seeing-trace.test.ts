@@ -2,21 +2,11 @@
 // through the whole example pipeline, a poison job, a killed worker, a disabled trigger, a
 // deleted job, a job completed without its result event, a paused type, an open breaker, a
 // frozen worker and a retry in backoff — each diagnosed with its verdict.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
-import { canon, createTestDb, oneLineError, root, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
+import { canon, createTestDb, oneLineError, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
+import { FAST, doc, env, json } from './seeing-common.js';
 
-const FAST = path.join(root, 'test/fixtures/fast-pipeline.mjs');
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-seeing-'));
-const env = (extra: Record<string, string> = {}) => ({ CANON_TSA_KEY_DIR: keyDir, ...extra });
-const json = async (db: TestDb, args: string[]) => {
-  const r = await canon([...args, '--json'], { url: db.url, env: env() });
-  return { ...r, data: r.stdout ? JSON.parse(r.stdout) : undefined };
-};
-const doc = (db: TestDb, id: string, content = `document ${id}`) => appendEvent(db.pool, { entityId: id, kind: 'document.created', payload: { content } });
 const G1 = ['--threshold', 'gap_grace_seconds=1'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

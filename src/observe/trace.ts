@@ -6,17 +6,10 @@ import type pg from 'pg';
 import { usageError } from '../errors.js';
 import { printable } from '../args.js';
 import { TRACE_SQL } from '../sql/trace.js';
+import type { LedgerEvent } from '../ledger.js';
 
-export interface ChainEvent {
-  position: number;
-  entity_id: string;
-  seq: number;
-  kind: string;
-  payload: Record<string, unknown>;
-  correlation_id: string;
-  causation_id: number | null;
-  trace_id: string | null;
-  actor: string;
+/** An event as the chain query returns it (jsonb: times are ISO strings, no hash). */
+export interface ChainEvent extends Omit<LedgerEvent, 'created_at' | 'hash'> {
   created_at: string;
 }
 export interface ChainJob {
