@@ -26,5 +26,6 @@ import { register as diagnose } from './diagnose.js';
 import { register as alerts } from './alerts.js';
 import { register as serve } from './serve.js';
 import { register as watch } from './watch.js';
+import { register as load } from './load.js';
 
-export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore, reportProvenance, reportDebugProvenance, health, deadJobs, trace, diagnose, alerts, serve, watch];
+export const commands: Register[] = [db, migrate, contracts, events, gateway, jobs, work, tick, demo, anchor, flags, breakers, status, audit, exportLedger, backup, restore, reportProvenance, reportDebugProvenance, health, deadJobs, trace, diagnose, alerts, serve, watch, load];

@@ -1,0 +1,45 @@
+// Queries of `canon load`: the emptiness check, the resumable progress marker (a settings row),
+// the bulk COPY statements, and the finishing touches (sequences, status rows, statistics).
+import { COPY_COLUMNS } from '../load/rows.js';
+
+export const LOAD_SQL = {
+  occupancy: `
+    select exists (select 1 from canon.events) as events, exists (select 1 from canon.jobs) as jobs,
+           exists (select 1 from canon.entities) as entities,
+           (select value from canon.settings where key = 'load') as marker`,
+  isSuperuser: `select rolsuper from pg_roles where rolname = current_user`,
+  currentUser: `select current_user as name`,
+  // the loading session skips every ordinary trigger (the chain, the core trigger, the status
+  // and gateway triggers, and foreign-key checks): the loader writes what they would have
+  bypassTriggers: `set session_replication_role = replica`,
+  maxima: `
+    select coalesce((select max(position) from canon.events), 0)::bigint as position,
+           coalesce((select max(id) from canon.jobs), 0)::bigint as job,
+           coalesce((select max(id) from canon.job_runs), 0)::bigint as run`,
+  copy: (table: keyof typeof COPY_COLUMNS) => `copy canon.${table} (${COPY_COLUMNS[table].join(', ')}) from stdin with (format csv)`,
+  // what the status triggers would have written, computed per chunk from the rows just copied
+  statusRows: `
+    insert into canon.entity_status (entity_id, status, health_score, jobs_total, jobs_queued, jobs_running, jobs_blocked,
+                                     jobs_succeeded, jobs_failed, jobs_cancelled, jobs_dead, runs_total, runs_running,
+                                     runs_succeeded, runs_failed, runs_cancelled)
+    select entity_id, status, health_score, jobs_total, jobs_queued, jobs_running, jobs_blocked, jobs_succeeded, jobs_failed,
+           jobs_cancelled, jobs_dead, runs_total, runs_running, runs_succeeded, runs_failed, runs_cancelled
+      from canon.entity_status_compute($1::text[])`,
+  saveMarker: `
+    insert into canon.settings (key, value) values ('load', $1)
+    on conflict (key) do update set value = excluded.value, updated_at = now(), updated_by = session_user`,
+  // identity sequences continue after the loaded rows
+  setSequences: `
+    select setval(pg_get_serial_sequence('canon.events', 'position'), greatest((select max(position) from canon.events), 1)),
+           setval(pg_get_serial_sequence('canon.jobs', 'id'), greatest((select max(id) from canon.jobs), 1)),
+           setval(pg_get_serial_sequence('canon.job_runs', 'id'), greatest((select max(id) from canon.job_runs), 1))`,
+  workers: `
+    insert into canon.workers (id, role, lanes, pid, host, concurrency, pipeline, version, started_at, heartbeat_at, stopped_at)
+    select w, 'work', array['decision', 'execution'], null, 'canon-load', 8, 'example', 'canon-load', $2, $3, $3
+      from unnest($1::text[]) as w
+    on conflict (id) do nothing`,
+  analyze: `analyze canon.entities, canon.events, canon.jobs, canon.job_runs, canon.entity_status, canon.workers`,
+  counts: `
+    select (select count(*) from canon.entities)::bigint as entities, (select count(*) from canon.events)::bigint as events,
+           (select count(*) from canon.jobs)::bigint as jobs, (select count(*) from canon.job_runs)::bigint as runs`,
+} as const;
