@@ -28,6 +28,12 @@ alter table canon.entity_status
   add column runs_running   integer not null default 0,
   add column runs_cancelled integer not null default 0;
 
+-- The status row's foreign key to entities made every status update take a KEY SHARE lock on
+-- the entity row, which a concurrent append holds FOR UPDATE until it commits: a lock cycle
+-- with that append's own status update. Entities are never deleted (the ledger is
+-- append-only) and `canon status verify` reports a status row without an entity.
+alter table canon.entity_status drop constraint entity_status_entity_id_fkey;
+
 create function canon.derive_status(p_queued integer, p_running integer, p_blocked integer, p_succeeded integer,
                                     p_dead integer, p_jobs integer, p_runs integer)
 returns text language sql immutable parallel safe as $$
@@ -99,15 +105,19 @@ language sql stable as $$
 $$;
 
 -- Brings the status rows of the given entities up to date. Two statements on purpose: the
--- rows are locked first, in entity order (so two statements touching the same entities never
--- deadlock), and the counts are read by a second statement whose snapshot is taken after the
--- locks are held, so it sees every change committed by whoever held them before. Whoever
--- updates an entity's row last has therefore counted everything committed before it: the
--- status cannot drift, whatever the interleaving (READ COMMITTED, as canon's writers run).
--- The jobs table lock (row exclusive, which every writer of jobs holds anyway) keeps the
--- invariant that the pause trigger below relies on: nobody holds a status row lock without it.
+-- rows are locked first, in entity order, and the counts are read by a second statement whose
+-- snapshot is taken after the locks are held, so it sees every change committed by whoever
+-- held them before. Whoever updates an entity's row last has therefore counted everything
+-- committed before it: the status cannot drift, whatever the interleaving (READ COMMITTED, as
+-- canon's writers run). The jobs table lock (row exclusive, which every writer of jobs holds
+-- anyway) keeps the invariant that the pause trigger below relies on: nobody holds a status
+-- row lock without it.
+-- Every query here looks up a handful of entities by index, so the plan is generic and uses
+-- the indexes: custom plans would re-plan the inlined counting query (milliseconds) on every
+-- call, and a generic plan chosen while the tables were small would keep scanning them as
+-- they grow (within one long transaction nothing re-plans it).
 create function canon.refresh_entity_status(p_ids text[]) returns void
-language plpgsql as $$
+language plpgsql set plan_cache_mode = force_generic_plan set enable_seqscan = off as $$
 begin
   if p_ids is null or cardinality(p_ids) = 0 then
     return;
@@ -134,23 +144,66 @@ end $$;
 create trigger canon_status_on_entity after insert on canon.entities
   for each row execute function canon.status_on_entity();
 
--- Statement-level triggers with transition tables: one refresh per statement for all the
--- entities it touched (a claim of 100 jobs is one refresh, with its locks taken in order).
--- Updates that change nothing the status reads (heartbeats) are filtered out first.
-create function canon.status_on_jobs_insert() returns trigger
+-- When: at commit, once per transaction. Statement-level triggers (transition tables, so a
+-- claim of 100 jobs is one entry) note which entities a statement touched in status_dirty;
+-- a deferred constraint trigger on that table refreshes them all, in entity order, when the
+-- transaction commits. Refreshing mid-transaction instead would hold status row locks while
+-- the transaction goes on to wait for others (an append waiting on a claimer's unique-index
+-- entry while the claimer waits for the appender's status row: a deadlock the tests hit).
+-- At commit a transaction waits only for other transactions that are themselves committing
+-- and locking status rows in the same order, so no cycle can form. The table is unlogged and
+-- each transaction deletes its own rows, so it stays empty.
+create unlogged table canon.status_dirty (
+  xid       xid8 not null default pg_current_xact_id(),
+  entity_id text not null,
+  primary key (xid, entity_id)
+);
+
+-- The transaction-local setting canon.status_pending says whether rows wait: every inserted
+-- row queues a firing of the flush, and all but the first must return at once (scanning the
+-- table's index past the rows the first one deleted would make a large transaction quadratic).
+create function canon.mark_status_dirty(p_ids text[]) returns void
 language plpgsql as $$
 begin
-  perform canon.refresh_entity_status(array(select distinct entity_id from new_rows));
+  if cardinality(p_ids) > 0 then
+    insert into canon.status_dirty (entity_id) select distinct x from unnest(p_ids) x where x is not null
+    on conflict do nothing;
+    perform set_config('canon.status_pending', 'on', true);
+  end if;
+end $$;
+
+create function canon.status_flush() returns trigger
+language plpgsql as $$
+declare
+  v_ids text[];
+begin
+  if current_setting('canon.status_pending', true) is distinct from 'on' then
+    return null;
+  end if;
+  perform set_config('canon.status_pending', 'off', true);
+  with d as (delete from canon.status_dirty where xid = pg_current_xact_id() returning entity_id)
+  select array_agg(entity_id) into v_ids from d;
+  perform canon.refresh_entity_status(v_ids);
+  return null;
+end $$;
+create constraint trigger canon_status_flush after insert on canon.status_dirty
+  deferrable initially deferred for each row execute function canon.status_flush();
+
+-- Updates that change nothing the status reads (heartbeats) are filtered out first.
+create function canon.status_on_rows_insert() returns trigger
+language plpgsql as $$
+begin
+  perform canon.mark_status_dirty(array(select entity_id from new_rows));
   return null;
 end $$;
 create trigger canon_status_on_jobs_insert after insert on canon.jobs
-  referencing new table as new_rows for each statement execute function canon.status_on_jobs_insert();
+  referencing new table as new_rows for each statement execute function canon.status_on_rows_insert();
 
 create function canon.status_on_jobs_update() returns trigger
 language plpgsql as $$
 begin
-  perform canon.refresh_entity_status(array(
-    select distinct x.entity_id
+  perform canon.mark_status_dirty(array(
+    select x.entity_id
       from new_rows n join old_rows o on o.id = n.id
      cross join lateral (values (n.entity_id), (o.entity_id)) as x(entity_id)
      where n.status is distinct from o.status or n.hold_reason is distinct from o.hold_reason
@@ -163,20 +216,20 @@ create trigger canon_status_on_jobs_update after update on canon.jobs
 create function canon.status_on_rows_delete() returns trigger
 language plpgsql as $$
 begin
-  perform canon.refresh_entity_status(array(select distinct entity_id from old_rows));
+  perform canon.mark_status_dirty(array(select entity_id from old_rows));
   return null;
 end $$;
 create trigger canon_status_on_jobs_delete after delete on canon.jobs
   referencing old table as old_rows for each statement execute function canon.status_on_rows_delete();
 
 create trigger canon_status_on_runs_insert after insert on canon.job_runs
-  referencing new table as new_rows for each statement execute function canon.status_on_jobs_insert();
+  referencing new table as new_rows for each statement execute function canon.status_on_rows_insert();
 
 create function canon.status_on_runs_update() returns trigger
 language plpgsql as $$
 begin
-  perform canon.refresh_entity_status(array(
-    select distinct x.entity_id
+  perform canon.mark_status_dirty(array(
+    select x.entity_id
       from new_rows n join old_rows o on o.id = n.id
      cross join lateral (values (n.entity_id), (o.entity_id)) as x(entity_id)
      where n.status is distinct from o.status or n.entity_id <> o.entity_id));
@@ -188,7 +241,7 @@ create trigger canon_status_on_runs_delete after delete on canon.job_runs
   referencing old table as old_rows for each statement execute function canon.status_on_rows_delete();
 
 -- Pausing or resuming a type changes "blocked" for every entity with a queued job of that
--- type. The share lock on jobs waits for every transaction that is writing jobs (and so may
+-- type; those are refreshed at once, inside the pausing statement. The share lock on jobs waits for every transaction that is writing jobs (and so may
 -- be computing a status with the old paused value) to finish, and holds new ones back until
 -- this transaction commits, so no entity is computed with a stale paused value. It cannot
 -- deadlock with them: a status row is only ever locked by a holder of row exclusive on jobs.
