@@ -319,7 +319,7 @@ on conflict (entity_id) do nothing;
 create sequence canon.ledger_refused_total minvalue 0 start 1;
 create sequence canon.ledger_bypass_total minvalue 0 start 1;
 create sequence canon.ledger_last_edit_at_us minvalue 0 start 0;  -- microseconds since the epoch
-create sequence canon.ledger_last_edit_role minvalue 0 start 0;   -- pg_roles oid of session_user
+create sequence canon.ledger_last_edit_role minvalue 0 start 0;   -- pg_roles oid of the acting role
 create sequence canon.ledger_last_edit_op minvalue 0 start 0;     -- 1 update, 2 delete, 3 truncate; +10 bypassed
 create sequence canon.ledger_last_edit_pid minvalue 0 start 0;    -- backend pid, to find it in the server log
 
@@ -328,6 +328,8 @@ create function canon.ledger_edit_attempt() returns trigger
 language plpgsql security definer set search_path = pg_catalog as $$
 declare
   v_bypass boolean := current_setting('session_replication_role') = 'replica';
+  -- the role acting: SET ROLE's if one is set (inside this function current_user is the owner)
+  v_role text := coalesce(nullif(current_setting('role'), 'none'), session_user);
   v_n bigint;
 begin
   if v_bypass then
@@ -336,12 +338,12 @@ begin
     v_n := nextval('canon.ledger_refused_total');
   end if;
   perform setval('canon.ledger_last_edit_at_us', (extract(epoch from clock_timestamp()) * 1000000)::bigint);
-  perform setval('canon.ledger_last_edit_role', coalesce((select oid::bigint from pg_roles where rolname = session_user), 0));
+  perform setval('canon.ledger_last_edit_role', coalesce((select oid::bigint from pg_roles where rolname = v_role), 0));
   perform setval('canon.ledger_last_edit_op', (case tg_op when 'UPDATE' then 1 when 'DELETE' then 2 else 3 end)
                                               + case when v_bypass then 10 else 0 end);
   perform setval('canon.ledger_last_edit_pid', pg_backend_pid());
   raise warning 'canon: % on the ledger by % (pid %) was recorded as %: %',
-    tg_op, session_user, pg_backend_pid(),
+    tg_op, v_role, pg_backend_pid(),
     case when v_bypass then format('bypass #%s (triggers disabled; run `canon audit verify`)', v_n)
          else format('refused attempt #%s', v_n) end,
     left(regexp_replace(current_query(), '\s+', ' ', 'g'), 500);
