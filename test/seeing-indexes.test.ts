@@ -23,8 +23,7 @@ const queries: [string, string, unknown[]][] = [
   ['trace by correlation', TRACE_SQL.byCorrelation, ['doc-1']],
   ['diagnose context', DIAGNOSE_SQL.context, ['doc-1', 60]],
   ['metrics runs since', METRICS_SQL.runsSince, ['2020-01-01', 0, 100]],
-  ['metrics probe entity', METRICS_SQL.probeEntity, []],
-  ['metrics status read', METRICS_SQL.statusRead, ['doc-1']],
+  ['metrics recent entities', METRICS_SQL.recentEntities, []],
 ];
 
 it.each(queries)('%s reads canon tables through indexes only', async (_name, sql, params) => {

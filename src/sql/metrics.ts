@@ -11,7 +11,6 @@ export const METRICS_SQL = {
                order by finished_at, id
                limit $3`,
   start: `select now()::text as at`,
-  // the probes time the two reads the seed's TaskDB guide sets targets for
-  probeEntity: `select entity_id from canon.events order by position desc limit 1`,
-  statusRead: `select status from canon.entity_status where entity_id = $1`,
+  // the probes time the two reads the seed's TaskDB guide sets targets for, on recent entities
+  recentEntities: `select entity_id from canon.events order by position desc limit 200`,
 } as const;
