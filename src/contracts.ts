@@ -67,9 +67,45 @@ export async function checkContracts(client: pg.ClientBase, opts: { pipelineType
   const missingViews = COMPAT_VIEWS.filter((v) => !views.has(v));
   out.push({ name: 'compat_views_present', ok: missingViews.length === 0, detail: missingViews.length ? `missing views: ${missingViews.join(', ')}` : `${COMPAT_VIEWS.join(', ')}` });
 
+  out.push(...(await securityDefinerContracts(client)));
+
   const states = await migrationStatus(client);
   const bad = states.filter((s) => s.state !== 'applied');
   out.push({ name: 'migrations_match_files', ok: bad.length === 0, detail: bad.length ? bad.map((s) => `${s.file}: ${s.state}`).join('; ') : `${states.length} applied, checksums match` });
 
   return out;
+}
+
+/**
+ * A SECURITY DEFINER function runs with its owner's rights, so it must not look up names where
+ * a caller can plant objects: its search_path is pinned, names no schema others can write
+ * (public, "$user") and puts pg_temp last (left out, pg_temp is searched first). And only the
+ * roles granted it may call it: EXECUTE is revoked from PUBLIC.
+ */
+export async function securityDefinerContracts(client: pg.ClientBase): Promise<ContractResult[]> {
+  const fns = (await client.query(CONTRACTS_SQL.securityDefiner)).rows as { name: string; search_path: string | null; public_execute: boolean }[];
+  const unpinned = fns.filter((f) => !searchPathIsPinned(f.search_path));
+  const open = fns.filter((f) => f.public_execute);
+  const list = (xs: typeof fns, why: (f: (typeof fns)[number]) => string) => xs.slice(0, 5).map(why).join('; ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  return [
+    {
+      name: 'security_definer_search_path_pinned',
+      ok: unpinned.length === 0,
+      detail: unpinned.length
+        ? `${list(unpinned, (f) => `${f.name} has ${f.search_path === null ? 'no search_path' : `search_path ${f.search_path}`}`)}: ALTER FUNCTION ... SET search_path = pg_catalog, canon, pg_temp`
+        : `${fns.length} SECURITY DEFINER function(s), each with search_path ending in pg_temp`,
+    },
+    {
+      name: 'security_definer_not_executable_by_public',
+      ok: open.length === 0,
+      detail: open.length ? `${list(open, (f) => f.name)} executable by PUBLIC: REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC` : `${fns.length} SECURITY DEFINER function(s), none executable by PUBLIC`,
+    },
+  ];
+}
+
+/** pg_temp named last, and no schema that other roles can usually create objects in. */
+export function searchPathIsPinned(setting: string | null): boolean {
+  if (!setting) return false;
+  const parts = setting.split(',').map((s) => s.trim().replace(/^"(.*)"$/, '$1'));
+  return parts[parts.length - 1] === 'pg_temp' && !parts.some((p) => p === 'public' || p === '$user' || p === '');
 }

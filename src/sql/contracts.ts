@@ -14,4 +14,13 @@ export const CONTRACTS_SQL = {
   claimDecision: `select id, lane from canon.claim_initial_decision_jobs($1, 1000)`,
   claimExecution: `select id, lane from canon.claim_orchestrator_jobs($1, 1000)`,
   jobTypes: `select name, lane from canon.job_types`,
+  // SECURITY DEFINER functions run as their owner: their search_path setting, and whether
+  // PUBLIC may execute them (a null ACL means the default, which grants PUBLIC EXECUTE)
+  securityDefiner: `
+    select p.oid::regprocedure::text as name,
+           (select substr(c, length('search_path=') + 1) from unnest(p.proconfig) c where c like 'search_path=%') as search_path,
+           p.proacl is null or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0 and a.privilege_type = 'EXECUTE') as public_execute
+      from pg_proc p
+     where p.prosecdef and p.pronamespace = 'canon'::regnamespace
+     order by 1`,
 } as const;
