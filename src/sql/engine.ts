@@ -30,7 +30,8 @@ export const ENGINE_SQL = {
   lockRun: `select (j).status as job_status, owned from canon.lock_run($1, $2)`,
   rejectDecision: `insert into canon.run_rejections (run_id, job_id, worker_id, trace_id, action, detail)
                    select r.id, r.job_id, $2, r.trace_id, 'decide', $3 from canon.job_runs r where r.id = $1`,
-  lockEntity: `select head_seq from canon.entities where id = $1 for update`,
+  // a function (migration 0010): FOR UPDATE needs UPDATE privilege, which workers do not have on the ledger
+  lockEntity: `select canon.lock_entity($1) as head_seq`,
   flagsFor: `select f.name, canon.flag_is_on(f.name, $1) as on from canon.flags f where f.name = any($2)`,
   recordDecision: `update canon.job_runs set detail = $2 where id = $1`,
   complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
