@@ -119,6 +119,15 @@ describe('serve', () => {
     });
     expect(body).not.toMatch(/canon_job_runs_total\{[^}]*status="failed"\}/);
     expect(body).toMatch(/canon_job_duration_seconds_count\{type="protect"\} 1\n/);
+    // every metric the alert rules and the Grafana dashboard use is one this server exposes
+    const exposed = new Set([...body.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]));
+    const exprs = [
+      ...[...fs.readFileSync(path.join(root, 'deploy/prometheus/alerts.yml'), 'utf8').matchAll(/^\s+expr: (.*)$/gm)].map((m) => m[1]),
+      ...JSON.parse(fs.readFileSync(path.join(root, 'deploy/grafana/canon-dashboard.json'), 'utf8')).panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr)),
+    ];
+    const used = exprs.flatMap((e) => [...e.matchAll(/\bcanon_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')));
+    expect(used.length).toBeGreaterThan(20);
+    for (const n of new Set(used)) expect(exposed.has(n), n).toBe(true);
     if (needPromtool('promtool check metrics')) {
       const p = await execa('promtool', ['check', 'metrics'], { input: body, reject: false });
       expect(p.exitCode, p.stdout + p.stderr).toBe(0);
