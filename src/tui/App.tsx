@@ -228,13 +228,19 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     if (key.return || key.rightArrow) return drill();
     if (input === 'r' || input === 'c' || input === 'R' || input === 'P' || input === 'K') return act(input);
   };
+  // Keys go to the handler of the latest render: useInput re-subscribes only after React's
+  // passive effects run, and a key typed in between (fast typing, a paste, tmux send-keys)
+  // would otherwise meet the previous render's cursor and prompt.
+  const onKeyRef = useRef(onKey);
+  onKeyRef.current = onKey;
+  const handleKey = useCallback((input: string, key: Key) => onKeyRef.current(input, key), []);
   // Raw mode is what lets keys arrive one by one; without it (stdin not a terminal) the
   // dashboard still draws and Ctrl-C still ends it through the signal.
-  useInput(onKey, { isActive: isRawModeSupported === true });
+  useInput(handleKey, { isActive: isRawModeSupported === true });
 
   if (cols < MIN_COLS || rows < MIN_ROWS) {
     return (
-      <Line width={Math.max(1, cols)}>{`canon watch: terminal too small (${cols}×${rows}); it needs ${MIN_COLS}×${MIN_ROWS} · q quits`}</Line>
+      <Line width={Math.max(1, cols)}>{`too small: ${cols}×${rows}, needs ${MIN_COLS}×${MIN_ROWS} (q quits)`}</Line>
     );
   }
 
