@@ -56,10 +56,15 @@ describe('health', () => {
     await doc(db, 'stuck-1', 'never returns #hang');
     const w = spawnCanon(['work', '--pipeline', FAST, '--concurrency', '1', '--log-level', 'error'], { url: db.url, env: env({ FAST_TTL: '2', FAST_ATTEMPTS: '1' }) });
     const job = await waitFor(async () => (await db.pool.query(`select id from canon.jobs where entity_id = 'stuck-1' and type = 'protect' and status = 'running'`)).rows[0], { what: 'protect running' });
+    const live = await computeHealth(db.pool);
+    expect(live.workers).toMatchObject({ alive: 1, by_role: { work: 1 } });
     w.kill('SIGKILL');
     await w;
     const alive = await computeHealth(db.pool);
     expect(alive.stuck_count).toBe(0); // its heartbeat is younger than the 2 s TTL
+    // the killed worker's heartbeat ages: stale after worker_alive_seconds
+    await waitFor(async () => (await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.stale === 1, { what: 'the killed worker stale' });
+    expect((await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.alive).toBe(0);
     await waitFor(async () => (await computeHealth(db.pool)).stuck_count === 1, { what: 'stuck after the TTL' });
     const r = await json(db, ['health']);
     expect(r.exitCode).toBe(2);
