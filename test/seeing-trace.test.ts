@@ -4,7 +4,8 @@
 // frozen worker and a retry in backoff — each diagnosed with its verdict.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
-import { canon, createTestDb, oneLineError, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
+import { execa } from 'execa';
+import { bin, canon, createTestDb, oneLineError, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
 import { FAST, doc, env, json } from './seeing-common.js';
 
 const G1 = ['--threshold', 'gap_grace_seconds=1'];
@@ -113,6 +114,11 @@ describe('jobs retry and cancel', () => {
     const refused = await canon(['jobs', 'cancel', '--reason', 'handler_error'], { url: db.url });
     expect(refused.exitCode).toBe(2);
     expect(oneLineError(refused)).toMatch(/cancel of 2 dead job\(s\) needs confirmation: add --yes/);
+    expect((await db.pool.query(`select count(*)::int as n from canon.job_actions where action = 'cancel'`)).rows[0].n).toBe(0);
+    // on a terminal it asks; anything but y/yes changes nothing (script(1) gives it a pty)
+    const tty = await execa('script', ['-qec', `node ${bin} jobs cancel --reason handler_error`, '/dev/null'], { input: 'n\n', env: { DATABASE_URL: db.url, NO_COLOR: '1' }, reject: false });
+    expect(tty.stdout).toMatch(/cancel 2 dead job\(s\) \(\d+, \d+\)\? \[y\/N\]/);
+    expect(tty.stdout).toMatch(/canon: nothing changed/);
     expect((await db.pool.query(`select count(*)::int as n from canon.job_actions where action = 'cancel'`)).rows[0].n).toBe(0);
     const yes = await json(db, ['jobs', 'cancel', '--reason', 'handler_error', '--yes', '-m', 'known bad uploads']);
     expect(yes.exitCode, yes.stderr).toBe(0);
