@@ -2,7 +2,7 @@
 import pg from 'pg';
 import { intArg } from '../args.js';
 import { EXIT } from '../errors.js';
-import { resolveTarget } from '../db/connect.js';
+import { resolveTarget, survivesLostConnections } from '../db/connect.js';
 import { describeUrl } from '../db/url.js';
 import { loadToken } from '../serve/auth.js';
 import { createServer, listen } from '../serve/server.js';
@@ -46,7 +46,7 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
         const target = await resolveTarget();
         // no connection check at start: the server must come up, and say "critical", while the database is down
         const pool = new pg.Pool({ connectionString: target.url, max: 4, connectionTimeoutMillis: 5000, application_name: 'canon-serve' });
-        pool.on('error', () => {});
+        survivesLostConnections(pool);
         const server = createServer({ pool, host: opts.host, port: opts.port, token, thresholds });
         try {
           const addr = await listen(server, opts.host, opts.port);

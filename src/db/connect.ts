@@ -95,8 +95,7 @@ export async function openDb(opts: { max?: number; applicationName?: string } = 
     application_name: opts.applicationName ?? 'canon',
     connectionTimeoutMillis: 10_000,
   });
-  // An idle client losing its server must not crash the process; the next query reports it.
-  pool.on('error', () => {});
+  survivesLostConnections(pool);
   try {
     const c = await pool.connect();
     c.release();
@@ -105,6 +104,19 @@ export async function openDb(opts: { max?: number; applicationName?: string } = 
     throw friendlyDbError(e, target.url);
   }
   return { pool, target, close: () => pool.end() };
+}
+
+/**
+ * A lost server must not crash the process. pg emits 'error' on a client whose connection
+ * breaks; the pool listens only while a client is idle, so a checked-out client (a decision's
+ * transaction, the tick's lock) without a listener of its own took the process down with an
+ * unhandled 'error' event when Postgres restarted. Every client gets one: the query in flight
+ * still rejects, and the next one on that client reports it as a connection error.
+ */
+export function survivesLostConnections(pool: pg.Pool): pg.Pool {
+  pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
+  return pool;
 }
 
 /** Runs fn inside a transaction on one client; rolls back on any error. */

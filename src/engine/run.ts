@@ -1,6 +1,7 @@
 // Shared by `canon work`, `canon tick` and `canon demo`: load and sync the pipeline, build a
 // worker on a pool sized for its concurrency, and stop it cleanly on SIGTERM/SIGINT.
 import pg from 'pg';
+import { survivesLostConnections } from '../db/connect.js';
 import type { Ctx } from '../context.js';
 import type { Logger } from '../pipeline/define.js';
 import { loadPipeline } from '../pipeline/load.js';
@@ -24,7 +25,7 @@ export async function startWorker(ctx: Ctx, o: RunWorkerOptions): Promise<{ work
   // each in-flight job may hold a client (decisions hold one for their transaction), plus
   // claims and heartbeats
   const pool = new pg.Pool({ connectionString: db.target.url, max: concurrency * o.lanes.length + 4, application_name: `canon ${o.role}` });
-  pool.on('error', () => {});
+  survivesLostConnections(pool);
   const worker = new Worker({ ...o, pool, url: db.target.url, pipeline, pipelineFile: file, concurrency, log: o.log });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
