@@ -189,7 +189,6 @@ end $$;
 create constraint trigger canon_status_flush after insert on canon.status_dirty
   deferrable initially deferred for each row execute function canon.status_flush();
 
--- Updates that change nothing the status reads (heartbeats) are filtered out first.
 create function canon.status_on_rows_insert() returns trigger
 language plpgsql as $$
 begin
@@ -199,19 +198,22 @@ end $$;
 create trigger canon_status_on_jobs_insert after insert on canon.jobs
   referencing new table as new_rows for each statement execute function canon.status_on_rows_insert();
 
-create function canon.status_on_jobs_update() returns trigger
+-- Updates that change nothing the status reads (heartbeats) are filtered out. One function
+-- for jobs and runs; hold_reason exists only on jobs, hence the jsonb lookup (reached only
+-- when status, entity and type are all unchanged).
+create function canon.status_on_rows_update() returns trigger
 language plpgsql as $$
 begin
   perform canon.mark_status_dirty(array(
     select x.entity_id
       from new_rows n join old_rows o on o.id = n.id
      cross join lateral (values (n.entity_id), (o.entity_id)) as x(entity_id)
-     where n.status is distinct from o.status or n.hold_reason is distinct from o.hold_reason
-        or n.entity_id <> o.entity_id or n.type <> o.type));
+     where n.status is distinct from o.status or n.entity_id <> o.entity_id or n.type <> o.type
+        or to_jsonb(n) -> 'hold_reason' is distinct from to_jsonb(o) -> 'hold_reason'));
   return null;
 end $$;
 create trigger canon_status_on_jobs_update after update on canon.jobs
-  referencing old table as old_rows new table as new_rows for each statement execute function canon.status_on_jobs_update();
+  referencing old table as old_rows new table as new_rows for each statement execute function canon.status_on_rows_update();
 
 create function canon.status_on_rows_delete() returns trigger
 language plpgsql as $$
@@ -225,26 +227,17 @@ create trigger canon_status_on_jobs_delete after delete on canon.jobs
 create trigger canon_status_on_runs_insert after insert on canon.job_runs
   referencing new table as new_rows for each statement execute function canon.status_on_rows_insert();
 
-create function canon.status_on_runs_update() returns trigger
-language plpgsql as $$
-begin
-  perform canon.mark_status_dirty(array(
-    select x.entity_id
-      from new_rows n join old_rows o on o.id = n.id
-     cross join lateral (values (n.entity_id), (o.entity_id)) as x(entity_id)
-     where n.status is distinct from o.status or n.entity_id <> o.entity_id));
-  return null;
-end $$;
 create trigger canon_status_on_runs_update after update on canon.job_runs
-  referencing old table as old_rows new table as new_rows for each statement execute function canon.status_on_runs_update();
+  referencing old table as old_rows new table as new_rows for each statement execute function canon.status_on_rows_update();
 create trigger canon_status_on_runs_delete after delete on canon.job_runs
   referencing old table as old_rows for each statement execute function canon.status_on_rows_delete();
 
 -- Pausing or resuming a type changes "blocked" for every entity with a queued job of that
--- type; those are refreshed at once, inside the pausing statement. The share lock on jobs waits for every transaction that is writing jobs (and so may
--- be computing a status with the old paused value) to finish, and holds new ones back until
--- this transaction commits, so no entity is computed with a stale paused value. It cannot
--- deadlock with them: a status row is only ever locked by a holder of row exclusive on jobs.
+-- type; those are refreshed at once, inside the pausing statement. The share lock on jobs
+-- waits for every transaction that is writing jobs (and so may compute a status with the old
+-- paused value) to finish, and holds new ones back until this transaction commits, so no
+-- entity is computed with a stale paused value. It cannot deadlock with them: a status row is
+-- only ever locked by a holder of row exclusive on jobs.
 create function canon.status_on_pause() returns trigger
 language plpgsql as $$
 begin
