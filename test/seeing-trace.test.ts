@@ -163,6 +163,7 @@ describe('jobs retry and cancel', () => {
 describe('diagnose', () => {
   const verdict = async (id: string, extra: string[] = []) => {
     const r = await json(db, ['diagnose', id, ...G1, ...extra]);
+    if (!r.data) throw new Error(`diagnose ${id} printed nothing: ${r.stderr}`);
     return { code: r.exitCode, ...r.data };
   };
 
@@ -279,5 +280,16 @@ describe('diagnose', () => {
       w.kill('SIGTERM');
       await w;
     }
+    // the kill switch: a tsa job decided under D1_RUN_TSA_ENABLED is held until the flag is released
+    await doc(db, 'held-1');
+    for (const lanes of ['decision', 'execution', 'decision']) {
+      expect((await canon(['work', '--lanes', lanes, '--once', '--pipeline', FAST], { url: db.url, env: env() })).exitCode).toBe(0);
+    }
+    expect((await canon(['flags', 'kill', 'D1_RUN_TSA_ENABLED', '--reason', 'TSA vendor outage'], { url: db.url })).exitCode).toBe(0);
+    const h = await verdict('held-1');
+    expect(h).toMatchObject({ code: 1, verdict: 'held', summary: expect.stringMatching(/tsa queued .*: held because flag D1_RUN_TSA_ENABLED was killed/) });
+    expect(h.next[1]).toBe('canon flags release D1_RUN_TSA_ENABLED --reason "<why it is safe again>"');
+    expect((await canon(['flags', 'release', 'D1_RUN_TSA_ENABLED', '--reason', 'back'], { url: db.url })).exitCode).toBe(0);
+    expect((await verdict('held-1')).verdict).not.toBe('held');
   }
 });

@@ -181,7 +181,11 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     const waited = age(cx.now, j.run_at);
     const base = `job #${j.id} ${j.type} queued ${secs(age(cx.now, j.created_at))} ago`;
     const f = (verdict: Verdict, why: string, evidence: string[], next: string[]) => out.push({ verdict, summary: `${base}: ${why}`, evidence: [`job #${j.id} run_at ${j.run_at}, attempts ${j.attempts}/${j.max_attempts}`, ...evidence], next, job_id: j.id });
-    if (j.hold_reason) f('held', `held (${j.hold_reason})`, [`hold_reason: ${j.hold_reason}`], ['canon jobs --help   (resume the hold)']);
+    if (j.hold_reason) {
+      // steering's kill switch holds jobs decided under a killed flag as `flag_killed:<flag>`
+      const flag = /^flag_killed:(.+)$/.exec(j.hold_reason)?.[1];
+      f('held', flag ? `held because flag ${flag} was killed` : `held (${j.hold_reason})`, [`hold_reason: ${j.hold_reason}`], flag ? [`canon flags get ${flag}`, `canon flags release ${flag} --reason "<why it is safe again>"`] : ['canon trace ' + id]);
+    }
     else if (ty?.paused) f('paused', `type ${j.type} is paused${ty.pause_reason ? ` (${ty.pause_reason})` : ''}`, [`job_types.${j.type}.paused = true`], [`canon jobs resume ${j.type}`]);
     else if (ty?.breaker_open) f('breaker_open', `the ${j.type} breaker is open until ${ty.breaker_next_attempt_at}`, [`breakers.${j.type} open, next attempt ${ty.breaker_next_attempt_at}`], ['canon health', `canon dead-jobs --type ${j.type}`]);
     else if (Date.parse(j.run_at) > cx.now) f('retrying', `waiting to retry at ${j.run_at} after: ${(j.last_error ?? '').split('\n')[0].slice(0, 160)}`, [`last reason ${j.last_reason}`], [`canon trace ${id}`]);
