@@ -4,8 +4,9 @@
 // frozen worker and a retry in backoff — each diagnosed with its verdict.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
+import path from 'node:path';
 import { execa } from 'execa';
-import { bin, canon, createTestDb, oneLineError, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
+import { bin, canon, createTestDb, root, oneLineError, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
 import { FAST, doc, env, json } from './seeing-common.js';
 
 const G1 = ['--threshold', 'gap_grace_seconds=1'];
@@ -202,6 +203,19 @@ describe('diagnose', () => {
     // the suggested fix clears it
     await db.pool.query(e.next[0].slice('psql: '.length));
     expect((await verdict('nt-2')).verdict).not.toBe('not_enqueued');
+  });
+
+  it('waiting on a flag the last decision read as off, and idle when a decision was cancelled', async () => {
+    await doc(db, 'gate-1');
+    const gate = path.join(root, 'test/fixtures/seeing-gate-pipeline.mjs');
+    expect((await canon(['work', '--lanes', 'decision', '--once', '--pipeline', gate], { url: db.url, env: env() })).exitCode).toBe(0);
+    const g = await verdict('gate-1');
+    expect(g).toMatchObject({ code: 0, verdict: 'waiting_on_flag', summary: 'idle: the last decision required nothing and read SEEING_GATE as off' });
+    expect(g.evidence[0]).toMatch(/flags off for gate-1: .*SEEING_GATE/);
+    await doc(db, 'idle-1');
+    const d = (await db.pool.query(`select id from canon.jobs where entity_id = 'idle-1'`)).rows[0].id;
+    expect((await canon(['jobs', 'cancel', String(d), '-m', 'not this one'], { url: db.url })).exitCode).toBe(0);
+    expect(await verdict('idle-1')).toMatchObject({ code: 0, verdict: 'idle', summary: 'no queued, running or failed work and no gap' });
   });
 
   it('executed without a result event', async () => {
