@@ -159,16 +159,19 @@ create unlogged table canon.status_dirty (
   primary key (xid, entity_id)
 );
 
--- The transaction-local setting canon.status_pending says whether rows wait: every inserted
--- row queues a firing of the flush, and all but the first must return at once (scanning the
--- table's index past the rows the first one deleted would make a large transaction quadratic).
+-- The setting canon.status_pending names the transaction whose rows wait: every inserted row
+-- queues a firing of the flush, and all but the first must return at once (scanning the
+-- table's index past the rows the first one deleted would make a large transaction
+-- quadratic). It is set at session level because a transaction-local setting made inside a
+-- function with SET clauses (these run as their owner with a pinned search_path) is undone
+-- when the function returns; a rollback undoes it as well, and the xid keeps transactions apart.
 create function canon.mark_status_dirty(p_ids text[]) returns void
 language plpgsql as $$
 begin
   if cardinality(p_ids) > 0 then
     insert into canon.status_dirty (entity_id) select distinct x from unnest(p_ids) x where x is not null
     on conflict do nothing;
-    perform set_config('canon.status_pending', 'on', true);
+    perform set_config('canon.status_pending', pg_current_xact_id()::text, false);
   end if;
 end $$;
 
@@ -177,10 +180,10 @@ language plpgsql as $$
 declare
   v_ids text[];
 begin
-  if current_setting('canon.status_pending', true) is distinct from 'on' then
+  if current_setting('canon.status_pending', true) is distinct from pg_current_xact_id()::text then
     return null;
   end if;
-  perform set_config('canon.status_pending', 'off', true);
+  perform set_config('canon.status_pending', '', false);
   with d as (delete from canon.status_dirty where xid = pg_current_xact_id() returning entity_id)
   select array_agg(entity_id) into v_ids from d;
   perform canon.refresh_entity_status(v_ids);
@@ -232,6 +235,24 @@ create trigger canon_status_on_runs_update after update on canon.job_runs
 create trigger canon_status_on_runs_delete after delete on canon.job_runs
   referencing old table as old_rows for each statement execute function canon.status_on_rows_delete();
 
+-- Whoever fires these triggers (an operator's cancel, a worker's claim) may not be allowed to
+-- write canon.status_dirty or canon.entity_status: the status path runs as the owner, with
+-- search_path pinned and no EXECUTE for PUBLIC (trigger functions need none to fire).
+do $$
+declare
+  f regprocedure;
+begin
+  for f in
+    select p.oid::regprocedure from pg_proc p
+     where p.pronamespace = 'canon'::regnamespace
+       and p.proname = any (array['mark_status_dirty', 'status_flush', 'status_on_entity', 'status_on_rows_insert',
+                                  'status_on_rows_update', 'status_on_rows_delete', 'refresh_entity_status'])
+  loop
+    execute format('alter function %s security definer set search_path = pg_catalog, canon, pg_temp', f);
+    execute format('revoke execute on function %s from public', f);
+  end loop;
+end $$;
+
 -- Pausing or resuming a type changes "blocked" for every entity with a queued job of that
 -- type; those are refreshed at once, inside the pausing statement. The share lock on jobs
 -- waits for every transaction that is writing jobs (and so may compute a status with the old
@@ -248,6 +269,8 @@ begin
 end $$;
 create trigger canon_status_on_pause after update of paused on canon.job_types
   for each row when (old.paused is distinct from new.paused) execute function canon.status_on_pause();
+alter function canon.status_on_pause() security definer set search_path = pg_catalog, canon, pg_temp;
+revoke execute on function canon.status_on_pause() from public;
 
 -- The same rules computed for every entity at once, independently of the incremental path
 -- (one scan of jobs and runs with GROUP BY): what `canon status verify` compares against.
@@ -318,7 +341,7 @@ create sequence canon.ledger_last_edit_pid minvalue 0 start 0;    -- backend pid
 
 -- Runs as its owner so that any role touching the ledger can advance the sequences.
 create function canon.ledger_edit_attempt() returns trigger
-language plpgsql security definer set search_path = pg_catalog as $$
+language plpgsql security definer set search_path = pg_catalog, canon, pg_temp as $$
 declare
   v_bypass boolean := current_setting('session_replication_role') = 'replica';
   -- the role acting: SET ROLE's if one is set (inside this function current_user is the owner)
@@ -356,7 +379,7 @@ alter table canon.events enable always trigger canon_events_attempt_truncate;
 create function canon.ledger_edit_register()
 returns table (refused_total bigint, bypass_total bigint, last_at timestamptz, last_role text, last_op text,
                last_bypass boolean, last_pid integer)
-language sql stable security definer set search_path = pg_catalog as $$
+language sql stable security definer set search_path = pg_catalog, canon, pg_temp as $$
   select (select case when is_called then last_value else 0 end from canon.ledger_refused_total),
          (select case when is_called then last_value else 0 end from canon.ledger_bypass_total),
          (select case when is_called then to_timestamp(last_value / 1000000.0) end from canon.ledger_last_edit_at_us),
@@ -366,3 +389,5 @@ language sql stable security definer set search_path = pg_catalog as $$
          (select case when is_called then last_value >= 10 end from canon.ledger_last_edit_op),
          (select case when is_called then last_value::int end from canon.ledger_last_edit_pid)
 $$;
+revoke execute on function canon.ledger_edit_attempt() from public;
+revoke execute on function canon.ledger_edit_register() from public;
