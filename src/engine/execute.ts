@@ -3,7 +3,7 @@
 // result event and the job's success commit together in canon.complete_run.
 import type pg from 'pg';
 import { coerceError, isConnectionError } from '../errors.js';
-import { history } from '../ledger.js';
+import { history, type LedgerEvent } from '../ledger.js';
 import { PermanentError, PreconditionError, type Logger, type Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import type { ClaimedJob } from './types.js';
@@ -56,6 +56,10 @@ export interface ExecuteArgs {
   timeoutSeconds: number;
   controller: AbortController;
   log: Logger;
+  /** the entity's history when the worker read it with the claim (else read here) */
+  events?: LedgerEvent[];
+  /** batches completions with other in-flight runs (else one transaction per run) */
+  complete?: Completer;
 }
 
 export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
@@ -65,7 +69,7 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
   try {
     const handler = pipeline.handlers[job.type];
     if (!handler) throw new PermanentError(`the loaded pipeline has no handler for job type "${job.type}"`);
-    const events = await withReconnect(() => history(pool, job.entity_id), log);
+    const events = a.events ?? (await withReconnect(() => history(pool, job.entity_id), log));
     const aborted = new Promise<never>((_, reject) => {
       const onAbort = () => reject(controller.signal.reason instanceof Error ? controller.signal.reason : new AbortError('shutdown'));
       if (controller.signal.aborted) onAbort();
@@ -94,12 +98,14 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
     return fail(a, e);
   }
   clearTimeout(timer);
-  const r = await withReconnect(() => pool.query(ENGINE_SQL.complete, [runId, workerId, resultText, `${job.type}.succeeded`]), log);
-  if (!r.rows[0].ok) {
+  const done = a.complete
+    ? await a.complete.complete({ run_id: runId, worker_id: workerId, result: resultText, event_kind: `${job.type}.succeeded` })
+    : (await withReconnect(() => pool.query(ENGINE_SQL.complete, [runId, workerId, resultText, `${job.type}.succeeded`]), log)).rows[0];
+  if (!done.ok) {
     log.warn('completion refused: the run was taken away (rescued or cancelled); nothing recorded twice');
     return 'fenced';
   }
-  log.debug('job succeeded', { event_position: r.rows[0].event_position });
+  log.debug('job succeeded', { event_position: done.event_position });
   return 'succeeded';
 }
 
@@ -123,4 +129,87 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   }
   (row.outcome === 'dead' ? log.error : log.warn)(row.outcome === 'dead' ? 'job dead' : 'job failed, will retry', { reason, error: msg });
   return row.outcome as ExecOutcome;
+}
+
+interface Done {
+  ok: boolean;
+  event_position: number | null;
+}
+
+interface Completion {
+  run_id: number;
+  worker_id: string;
+  /** the handler's result as JSON text (serialiseResult) */
+  result: string;
+  event_kind: string;
+}
+
+/**
+ * Group commit for successful runs: completions that arrive while one batch is being written
+ * wait for it and go together in the next, through canon.complete_runs (one round trip, one
+ * transaction, one WAL flush; each run still passes canon.complete_run's fence). If a batch
+ * fails for a reason other than a lost connection, its runs are completed one by one, so one
+ * bad run cannot hold back the others.
+ */
+export class Completer {
+  private queue: { c: Completion; resolve: (r: Done) => void; reject: (e: unknown) => void }[] = [];
+  private flushing = false;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly log: Logger,
+    private readonly maxBatch = 100,
+  ) {}
+
+  complete(c: Completion): Promise<Done> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ c, resolve, reject });
+      if (!this.flushing) setImmediate(() => void this.flush());
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        let out: (Done | Error)[];
+        try {
+          out = await this.write(batch.map((b) => b.c));
+        } catch (e) {
+          out = batch.map(() => coerceError(e));
+        }
+        batch.forEach((b, i) => (out[i] instanceof Error ? b.reject(out[i]) : b.resolve(out[i] as Done)));
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** One result (or error) per completion, in order. */
+  private async write(batch: Completion[]): Promise<(Done | Error)[]> {
+    if (batch.length > 1) {
+      // the results are JSON text already (serialiseResult): spliced in, not parsed again
+      const json = '[' + batch.map((c) => `{"run_id":${c.run_id},"worker_id":${JSON.stringify(c.worker_id)},"event_kind":${JSON.stringify(c.event_kind)},"result":${c.result}}`).join(',') + ']';
+      try {
+        const rows = (await withReconnect(() => this.pool.query({ name: 'canon_complete_runs', text: ENGINE_SQL.completeMany, values: [json] }), this.log)).rows;
+        const byRun = new Map(rows.map((r) => [Number(r.run_id), r]));
+        return batch.map((c) => ({ ok: !!byRun.get(c.run_id)?.ok, event_position: byRun.get(c.run_id)?.event_position ?? null }));
+      } catch (e) {
+        if (isConnectionError(e)) throw e;
+        this.log.warn('batched completion failed; completing its runs one by one', { runs: batch.length, error: coerceError(e).message });
+      }
+    }
+    const out: (Done | Error)[] = [];
+    for (const c of batch) {
+      try {
+        const r = (await withReconnect(() => this.pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), this.log)).rows[0];
+        out.push({ ok: r.ok, event_position: r.event_position });
+      } catch (e) {
+        out.push(coerceError(e));
+      }
+    }
+    return out;
+  }
 }

@@ -8,9 +8,9 @@ import pg from 'pg';
 import { coerceError, isConnectionError } from '../errors.js';
 import type { Logger, Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
-import { history } from '../ledger.js';
+import { history, type LedgerEvent } from '../ledger.js';
 import { version } from '../paths.js';
-import { AbortError, execute, withReconnect } from './execute.js';
+import { AbortError, Completer, execute, withReconnect } from './execute.js';
 import { AuthorityError, decide } from './decide.js';
 import type { ClaimedJob, Lane } from './types.js';
 
@@ -62,6 +62,8 @@ export class Worker {
   private readonly inflight = new Map<number, InFlight>();
   private stopping = false;
   private wakeUp: (() => void) | undefined;
+  private wokenEarly = false;
+  private completer?: Completer;
   private listener?: pg.Client;
   private timeouts = new Map<string, number>();
   private heartbeatTimer?: NodeJS.Timeout;
@@ -91,10 +93,17 @@ export class Worker {
   private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
-    w?.();
+    // a notification that arrives while the loop is claiming (not sleeping) must not be lost:
+    // the next sleep returns at once instead of waiting a whole poll interval
+    if (w) w();
+    else this.wokenEarly = true;
   }
 
   private sleep(ms: number): Promise<void> {
+    if (this.wokenEarly) {
+      this.wokenEarly = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.wakeUp = undefined;
@@ -157,32 +166,38 @@ export class Worker {
   }
 
   private async claim(lane: Lane, n: number): Promise<ClaimedJob[]> {
-    const jobs: ClaimedJob[] = (await this.o.pool.query(ENGINE_SQL.claim, [lane, this.id, n])).rows;
-    if (jobs.length === 0) return jobs;
-    this.stats.claimed += jobs.length;
-    const runs = (await withReconnect(() => this.o.pool.query(ENGINE_SQL.runIds, [jobs.map((j) => j.trace_id)]), this.log)).rows;
-    const runIdByTrace = new Map(runs.map((r) => [r.trace_id as string, Number(r.id)]));
-    for (const job of jobs) {
-      const runId = runIdByTrace.get(job.trace_id)!;
+    // one round trip for the claim and its run ids (prepared: the same text every time)
+    const claimed = (await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number })[];
+    if (claimed.length === 0) return claimed;
+    this.stats.claimed += claimed.length;
+    // an execution batch's histories in one more: handlers start without a query each
+    const histories = new Map<string, LedgerEvent[]>();
+    if (lane === 'execution') {
+      const rows = (await withReconnect(() => this.o.pool.query({ name: 'canon_histories', text: ENGINE_SQL.histories, values: [[...new Set(claimed.map((j) => j.entity_id))]] }), this.log)).rows as LedgerEvent[];
+      for (const j of claimed) histories.set(j.entity_id, []);
+      for (const e of rows) histories.get(e.entity_id)!.push(e);
+    }
+    for (const { run_id: runId, ...job } of claimed) {
       const controller = new AbortController();
       const entry: InFlight = { job, runId, controller, done: Promise.resolve() };
-      entry.done = this.process(job, runId, controller).finally(() => {
+      entry.done = this.process(job, runId, controller, histories.get(job.entity_id)).finally(() => {
         this.inflight.delete(runId);
         this.wake();
       });
       this.inflight.set(runId, entry);
     }
-    return jobs;
+    return claimed;
   }
 
-  private async process(job: ClaimedJob, runId: number, controller: AbortController): Promise<void> {
+  private async process(job: ClaimedJob, runId: number, controller: AbortController, events?: LedgerEvent[]): Promise<void> {
     const log = this.log.child({ job_id: job.id, type: job.type, entity_id: job.entity_id, correlation_id: job.correlation_id, trace_id: job.trace_id });
     let outcome = 'error';
     try {
       if (job.lane === 'decision') outcome = await this.processDecision(job, runId, log);
       else {
         if (!this.timeouts.has(job.type)) await this.register();
-        outcome = await execute({ pool: this.o.pool, job, runId, workerId: this.id, pipeline: this.o.pipeline, timeoutSeconds: this.timeouts.get(job.type) ?? 300, controller, log });
+        this.completer ??= new Completer(this.o.pool, this.log);
+        outcome = await execute({ pool: this.o.pool, job, runId, workerId: this.id, pipeline: this.o.pipeline, timeoutSeconds: this.timeouts.get(job.type) ?? 300, controller, log, events, complete: this.completer });
         if (outcome === 'succeeded') this.stats.succeeded++;
         else if (outcome === 'retry') this.stats.retried++;
         else if (outcome === 'dead') this.stats.dead++;

@@ -25,6 +25,12 @@ export const ENGINE_SQL = {
   claim: `select id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
             from canon.claim_jobs($1, $2, $3)`,
   runIds: `select id, trace_id from canon.job_runs where trace_id = any($1)`,
+  // the claim with each job's run id in one round trip (migration 0008)
+  claimRuns: `select run_id, id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
+                from canon.claim_runs($1, $2, $3)`,
+  // the histories of a claimed batch, read in one round trip (the handlers' ctx.entity.events)
+  histories: `select position, entity_id, seq, kind, payload, correlation_id, causation_id, trace_id, actor, created_at
+                from canon.events where entity_id = any($1) order by entity_id, seq`,
   typeTimeouts: `select name, timeout_seconds from canon.job_types`,
   heartbeat: `select canon.heartbeat_runs($1, $2) as id`,
   lockRun: `select (j).status as job_status, owned from canon.lock_run($1, $2)`,
@@ -35,6 +41,8 @@ export const ENGINE_SQL = {
   flagsFor: `select f.name, canon.flag_is_on(f.name, $1) as on from canon.flags f where f.name = any($2)`,
   recordDecision: `update canon.job_runs set detail = $2 where id = $1`,
   complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
+  // many completions in one transaction: $1 = [{run_id, worker_id, result, event_kind}] (migration 0008)
+  completeMany: `select run_id, ok, event_position from canon.complete_runs($1::jsonb)`,
   fail: `select ok, outcome, event_position from canon.fail_run($1, $2, $3, $4, $5)`,
   release: `select canon.release_run($1, $2, $3) as ok`,
   rescue: `select job_id, run_id, outcome from canon.rescue_stuck($1)`,
