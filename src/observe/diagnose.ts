@@ -191,7 +191,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     else if (Date.parse(j.run_at) > cx.now) f('retrying', `waiting to retry at ${j.run_at} after: ${(j.last_error ?? '').split('\n')[0].slice(0, 160)}`, [`last reason ${j.last_reason}`], [`canon trace ${id}`]);
     else if (!(cx.workers_by_lane[j.lane] > 0) && waited > t.gap_grace_seconds) f('no_workers', `ready for ${secs(waited)} and no live ${j.lane} worker`, [`no worker with lane ${j.lane} heartbeated in the last ${t.worker_alive_seconds}s`], ['canon work   (or run canon tick from cron)', 'canon health']);
     else if (waited > t.gap_grace_seconds) f('enqueued_not_executed', `ready for ${secs(waited)} while ${cx.workers_by_lane[j.lane]} ${j.lane} worker(s) are alive`, [`live ${j.lane} workers: ${cx.workers_by_lane[j.lane]}`], ['canon health', 'canon watch']);
-    else f('in_progress', `queued, ready ${secs(waited)} ago`, [], [`canon trace ${id}`]);
+    else f('in_progress', `waiting for a worker (ready for ${secs(waited)}, within the ${secs(t.gap_grace_seconds)} grace)`, [], [`canon trace ${id}`]);
   }
   for (const j of ch.jobs) {
     if (j.status === 'running' && !out.some((o) => o.job_id === j.id)) {
