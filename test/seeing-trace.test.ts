@@ -213,6 +213,7 @@ describe('diagnose', () => {
     expect(g).toMatchObject({ code: 0, verdict: 'waiting_on_flag', summary: 'idle: the last decision required nothing and read SEEING_GATE as off' });
     expect(g.evidence[0]).toMatch(/flags off for gate-1: .*SEEING_GATE/);
     await doc(db, 'idle-1');
+    expect(await verdict('idle-1', ['--threshold', 'gap_grace_seconds=600'])).toMatchObject({ code: 0, verdict: 'in_progress', summary: expect.stringMatching(/decide queued \d+s ago: waiting for a worker \(ready for \d+s, within the 10m grace\)/) });
     const d = (await db.pool.query(`select id from canon.jobs where entity_id = 'idle-1'`)).rows[0].id;
     expect((await canon(['jobs', 'cancel', String(d), '-m', 'not this one'], { url: db.url })).exitCode).toBe(0);
     expect(await verdict('idle-1')).toMatchObject({ code: 0, verdict: 'idle', summary: 'no queued, running or failed work and no gap' });

@@ -9,7 +9,7 @@
 // and recorded) or acknowledges a dead one. Both write a canon.job_actions row.
 import type pg from 'pg';
 import { tx } from '../db/connect.js';
-import { usageError } from '../errors.js';
+import { PG, pgCode, usageError } from '../errors.js';
 import { appendEvent } from '../ledger.js';
 import { GATEWAY_SQL } from '../sql/gateway.js';
 import { JOB_ACTIONS_SQL } from '../sql/jobactions.js';
@@ -36,6 +36,15 @@ const CAN = {
 } as const;
 
 export async function actOnJob(pool: pg.Pool, jobId: number, action: JobAction, who: Who): Promise<ActionResult> {
+  return act(pool, jobId, action, who).catch((e) => {
+    // the gateway refuses a type that left the whitelist, or a lane that changed: bad input, not a crash
+    const code = pgCode(e);
+    if (code === PG.CANON_UNKNOWN_TYPE || code === PG.CANON_GATEWAY) throw usageError(`job ${jobId} cannot be ${action === 'retry' ? 'retried' : 'cancelled'}: ${(e as Error).message}`);
+    throw e;
+  });
+}
+
+async function act(pool: pg.Pool, jobId: number, action: JobAction, who: Who): Promise<ActionResult> {
   return tx(pool, async (c) => {
     const j = (await c.query(JOB_ACTIONS_SQL.lockJob, [jobId])).rows[0];
     if (!j) throw usageError(`no job ${jobId}: check the id with \`canon dead-jobs\` or \`canon trace <entity_id>\``);
