@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeHealth } from '../src/observe/health.js';
 import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
-import { canon, createTestDb, oneLineError, spawnCanon, waitFor, type TestDb } from './helpers.js';
+import { canon, createEmptyDb, createTestDb, oneLineError, spawnCanon, waitFor, type TestDb } from './helpers.js';
 import { FAST, doc, env, json } from './seeing-common.js';
 
 const fastGap = { ...DEFAULT_THRESHOLDS, gap_grace_seconds: 1 };
@@ -217,6 +217,17 @@ describe('when the database is down or the options are bad', () => {
       const r = await canon(args, { url: down });
       expect(r.exitCode, args.join(' ')).toBe(3);
       expect(oneLineError(r)).toMatch(/cannot connect to Postgres/);
+    }
+  });
+
+  it('a database without canon migrations is UNKNOWN (exit 3): the check cannot run', async () => {
+    const empty = await createEmptyDb('seeinghealth');
+    try {
+      const r = await canon(['health'], { url: empty.url });
+      expect(r.exitCode).toBe(3);
+      expect(r.stdout).toMatch(/^CANON UNKNOWN - the database is missing \d+ canon migration\(s\) .*run `canon migrate`/);
+    } finally {
+      await empty.end();
     }
   });
 
