@@ -15,6 +15,7 @@ interface LoadFlags {
   days: number;
   seed: string;
   prefix: string;
+  chunk?: number;
   resume?: boolean;
 }
 
@@ -43,6 +44,7 @@ export const register: Register = (program, run) => {
     .option('--days <n>', 'spread the entities over this many days up to now', numberArg('--days', 0.1, 3650), DEFAULTS.days)
     .option('--seed <text>', 'the generator seed (same options and seed, same dataset)', 'canon')
     .option('--prefix <text>', 'entity ids are <prefix>-000001, …', 'doc')
+    .option('--chunk <n>', 'entities per transaction (default: about 100,000 events\' worth)', intArg('--chunk', 1, 1_000_000))
     .option('--resume', 'finish an interrupted load started with the same options')
     .addHelpText(
       'after',
@@ -56,7 +58,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, f: LoadFlags) => {
         const base = f.scale !== undefined ? scaledOptions(f.scale) : DEFAULTS;
-        const o: LoadOptions = { entities: f.entities ?? base.entities, jobs: f.jobs ?? base.jobs, runs: f.runs ?? base.runs, events: f.events ?? base.events, days: f.days, seed: f.seed, prefix: f.prefix };
+        const o: LoadOptions = { entities: f.entities ?? base.entities, jobs: f.jobs ?? base.jobs, runs: f.runs ?? base.runs, events: f.events ?? base.events, days: f.days, seed: f.seed, prefix: f.prefix, chunk: f.chunk ?? 0 };
         checkOptions(o);
         const db = await ctx.db();
         const bar = new Progress('loading', o.events, ctx.stderr, 'events');

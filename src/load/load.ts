@@ -24,7 +24,7 @@ import { buildChunk, planChunk, type Chunk, type StoryContext } from './story.js
 
 const markerSchema = z.object({
   format: z.literal('canon.load/1'),
-  options: z.object({ entities: z.number(), jobs: z.number(), runs: z.number(), events: z.number(), days: z.number(), seed: z.string(), prefix: z.string() }),
+  options: z.object({ entities: z.number(), jobs: z.number(), runs: z.number(), events: z.number(), days: z.number(), seed: z.string(), prefix: z.string(), chunk: z.number().default(0) }),
   now_us: z.number(),
   chunks: z.number(),
   chunks_done: z.number(),

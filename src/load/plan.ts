@@ -12,11 +12,13 @@ export interface LoadOptions {
   days: number;
   seed: string;
   prefix: string;
+  /** entities per transaction; 0 picks about 100,000 events' worth */
+  chunk: number;
 }
 
 // The seed's Ola 3 dataset: 100k tasks, 1M runs, 10M events. canon has jobs and runs where
 // the seed had runs; runs are 5 % more than jobs because failed attempts are runs of their own.
-export const DEFAULTS: Omit<LoadOptions, 'seed' | 'prefix'> = { entities: 100_000, jobs: 1_000_000, runs: 1_050_000, events: 10_000_000, days: 30 };
+export const DEFAULTS: Omit<LoadOptions, 'seed' | 'prefix' | 'chunk'> = { entities: 100_000, jobs: 1_000_000, runs: 1_050_000, events: 10_000_000, days: 30 };
 
 /** How an entity's story ends. Rates are per entity; each rare outcome appears at least once. */
 export const FATES = {
@@ -34,7 +36,7 @@ export type Fate = keyof typeof FATES | 'completed';
 /** Core events, jobs and runs of a completed entity (created, 3 × required + succeeded; 4 decisions, 3 executions). */
 export const CORE_PER_ENTITY = 7;
 
-export function scaledOptions(scale: number, base = DEFAULTS): Omit<LoadOptions, 'seed' | 'prefix'> {
+export function scaledOptions(scale: number, base = DEFAULTS): Omit<LoadOptions, 'seed' | 'prefix' | 'chunk'> {
   const r = (n: number) => Math.max(1, Math.round(n * scale));
   return { entities: r(base.entities), jobs: r(base.jobs), runs: r(base.runs), events: r(base.events), days: base.days };
 }
@@ -63,7 +65,7 @@ export interface ChunkPlan {
 /** Chunks of about 100,000 events: one COPY per table and one commit each, small enough to resume cheaply. */
 export function chunkPlan(o: LoadOptions): ChunkPlan {
   const perEntity = o.events / o.entities;
-  const size = Math.max(20, Math.min(2000, Math.round(100_000 / perEntity)));
+  const size = o.chunk > 0 ? o.chunk : Math.max(20, Math.min(2000, Math.round(100_000 / perEntity)));
   const chunks = Math.ceil(o.entities / size);
   const totals = Object.fromEntries(
     Object.entries(FATES).map(([f, rate]) => [f, Math.max(1, Math.round(rate * o.entities))]),

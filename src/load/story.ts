@@ -312,7 +312,8 @@ export function planChunk(rng: Rng, first: number, count: number, budget: { even
   // failed attempts that were retried and then succeeded: what the runs budget has left
   const completed = plans.filter((p) => p.fate === 'completed');
   let retries = Math.max(0, budget.runs - sum((c) => c.runs) - burstJobs);
-  for (let guard = 0; retries > 0 && completed.length && guard < retries * 20; guard++) {
+  const attemptsLeft = retries * 50; // retries stop only when every completed job already has 3
+  for (let guard = 0; retries > 0 && completed.length && guard < attemptsLeft; guard++) {
     const p = rng.pick(completed);
     const s = rng.next() < 0.6 ? 1 : rng.int(0, 2); // the time-stamp authority is the flaky one
     if (p.retries[s] < 3) {
