@@ -4,6 +4,7 @@
 // frozen worker and a retry in backoff — each diagnosed with its verdict.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
+import { actOnJob } from '../src/observe/actions.js';
 import path from 'node:path';
 import { execa } from 'execa';
 import { bin, canon, createTestDb, root, oneLineError, spawnCanon, uuid, waitFor, type TestDb } from './helpers.js';
@@ -103,6 +104,17 @@ describe('jobs retry and cancel', () => {
     // the decider counts the retry as outstanding: it requires nothing twice
     await settle({ FAST_ATTEMPTS: '2' });
     expect((await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = 'poison-1' and type = 'protect'`)).rows[0].n).toBe(2);
+  });
+
+  it('two operators retrying the same dead job at once make exactly one new job', async () => {
+    await doc(db, 'race-1', 'bad #poison');
+    await settle({ FAST_ATTEMPTS: '1' });
+    const dead = (await db.pool.query(`select id from canon.dead_jobs where entity_id = 'race-1'`)).rows[0].id;
+    const results = await Promise.allSettled([1, 2, 3].map((i) => actOnJob(db.pool, dead, 'retry', { actor: `op-${i}` })));
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    for (const r of results.filter((x) => x.status === 'rejected')) expect((r as PromiseRejectedResult).reason.message).toMatch(new RegExp(`job ${dead} was already retried as job \\d+`));
+    expect((await db.pool.query(`select count(*)::int as n from canon.job_actions where job_id = $1`, [dead])).rows[0].n).toBe(1);
+    expect((await db.pool.query(`select count(*)::int as n from canon.events where entity_id = 'race-1' and kind = 'job.protect.required'`)).rows[0].n).toBe(2);
   });
 
   it('bulk: --dry-run changes nothing, no terminal without --yes is refused, --yes acts on exactly the matches', async () => {
