@@ -67,6 +67,8 @@ interface Finding {
 }
 
 const REQUIRED = /^job\.([a-z][a-z0-9_]*)\.required$/;
+/** A SQL string literal for the commands diagnose suggests (ids and payloads may hold quotes). */
+const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const age = (now: number, iso: string) => Math.max(0, (now - Date.parse(iso)) / 1000);
 const secs = (s: number) => (s < 120 ? `${Math.round(s)}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`);
 
@@ -105,12 +107,12 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     const req = REQUIRED.exec(e.kind);
     if (req) {
       if (!ch.jobs.some((j) => j.source_event_position === e.position)) {
-        const dedupe = typeof e.payload.dedupe_key === 'string' ? `'${e.payload.dedupe_key}'` : 'null';
+        const dedupe = typeof e.payload.dedupe_key === 'string' ? lit(e.payload.dedupe_key) : 'null';
         out.push({
           verdict: 'not_enqueued',
           summary: `${e.kind} (event ${e.position}, ${secs(age(cx.now, e.created_at))} ago) has no ${req[1]} job: the required job was never enqueued or was deleted`,
           evidence: [`event ${e.position} ${e.kind} at ${e.created_at} by ${e.actor}`, `no job has source_event_position = ${e.position}`],
-          next: [`psql: select * from canon.enqueue_job('${req[1]}', '${id}', '${JSON.stringify(e.payload.payload ?? {})}'::jsonb, ${dedupe}, ${e.position})`, `canon diagnose ${id}`],
+          next: [`psql: select * from canon.enqueue_job(${lit(req[1])}, ${lit(id)}, ${lit(JSON.stringify(e.payload.payload ?? {}))}::jsonb, ${dedupe}, ${e.position})`, `canon diagnose ${id}`],
           event_position: e.position,
         });
       }
@@ -121,7 +123,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
         evidence: [`event ${e.position} ${e.kind} at ${e.created_at}`, `no decision job of ${id} came from it or read it`, trig],
         next: [
           ...(cx.core_trigger_enabled ? [] : ['psql: alter table canon.events enable trigger canon_core_trigger']),
-          `psql: select * from canon.enqueue_job('decide', '${id}', '{}'::jsonb, null, ${e.position})`,
+          `psql: select * from canon.enqueue_job('decide', ${lit(id)}, '{}'::jsonb, null, ${e.position})`,
           `canon diagnose ${id}`,
         ],
         event_position: e.position,
