@@ -20,7 +20,7 @@ import { chunkPlan, type LoadOptions } from './plan.js';
 import { Rng } from './rng.js';
 import { merkleBatch, tokenSigner } from './proofs.js';
 import { chunkRows, isoMicros, type ChunkRows } from './rows.js';
-import { buildChunk, planChunk, type Chunk, type StoryContext } from './story.js';
+import { ACTIVE_DAYS, buildChunk, planChunk, type Chunk, type StoryContext } from './story.js';
 
 const markerSchema = z.object({
   format: z.literal('canon.load/1'),
@@ -143,7 +143,7 @@ export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { r
     let events = 0;
     for (let i = from; i < plan.chunks; i++) {
       const { first, count } = plan.entities(i);
-      const plans = planChunk(new Rng(o.seed, 'chunk', i), first, count, plan.budget(i), plan.fates(i));
+      const plans = planChunk(new Rng(o.seed, 'chunk', i), first, count, plan.budget(i), plan.fates(i), (index) => Math.min(1, ((1 - (index + 0.5) / o.entities) * o.days) / ACTIVE_DAYS));
       const chunk = buildChunk(cx, plans);
       const rows = chunkRows(chunk, offsets, creator);
       marker.chunks_done = i + 1;

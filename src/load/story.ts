@@ -16,6 +16,8 @@ const STEPS = ['protect', 'tsa', 'anchor'] as const;
 type Step = (typeof STEPS)[number];
 export const TSA_FLAG = 'D1_RUN_TSA_ENABLED';
 const EXEC_MAX_ATTEMPTS = 5;
+/** later activity on a document (bursts) happens within this many days of its creation */
+export const ACTIVE_DAYS = 10;
 const DECIDE_MAX_ATTEMPTS = 10;
 const EXEC_TIMEOUT = 30 * SEC; // the example pipeline's timeoutSeconds
 const DECIDE_TIMEOUT = 60 * SEC;
@@ -286,8 +288,13 @@ function apportion(total: number, weights: number[]): number[] {
   return out;
 }
 
-/** Decides each entity's fate, retries and bursts so that the chunk's totals are exactly its budget. */
-export function planChunk(rng: Rng, first: number, count: number, budget: { events: number; jobs: number; runs: number }, fates: Record<keyof typeof FATES, number>): Plan[] {
+/**
+ * Decides each entity's fate, retries and bursts so that the chunk's totals are exactly its
+ * budget. `maturity` (0..1) is how much of its ten active days an entity has lived: a
+ * document created yesterday has had a tenth of the later activity of one created last month,
+ * so the ledger's rate is steady over time instead of piling up in the last day.
+ */
+export function planChunk(rng: Rng, first: number, count: number, budget: { events: number; jobs: number; runs: number }, fates: Record<keyof typeof FATES, number>, maturity: (index: number) => number = () => 1): Plan[] {
   const plans: Plan[] = Array.from({ length: count }, (_, i) => ({ index: first + i, fate: 'completed' as Fate, step: 3, retries: [0, 0, 0] as [number, number, number], bursts: [] as number[] }));
   const slots = rng.shuffle(plans.map((_, i) => i));
   let k = 0;
@@ -302,7 +309,7 @@ export function planChunk(rng: Rng, first: number, count: number, budget: { even
   const sum = (f: (c: { events: number; jobs: number; runs: number }) => number) => core.reduce((a, c) => a + f(c), 0);
   const eligible = plans.map((p, i) => [p, i] as const).filter(([p]) => p.fate === 'completed' || p.fate.startsWith('dead_'));
   const burstJobs = Math.max(0, budget.jobs - sum((c) => c.jobs));
-  const perEntity = apportion(burstJobs, eligible.map(() => 0.2 + rng.exp(1)));
+  const perEntity = apportion(burstJobs, eligible.map(([p]) => (0.2 + rng.exp(1)) * Math.max(0.01, maturity(p.index))));
   const burstEvents = Math.max(burstJobs, budget.events - sum((c) => c.events));
   const sizes = apportion(burstEvents - burstJobs, Array.from({ length: burstJobs }, () => 0.1 + rng.exp(1)));
   let b = 0;
@@ -449,8 +456,8 @@ function addBursts(e: EntityStory, bursts: number[], nowUs: number): void {
   if (!bursts.length) return;
   const done = e.events.some((ev) => ev.kind === 'anchor.succeeded');
   const from = e.t + 60 * SEC;
-  // within ten days of the pipeline and before the last few minutes (never in the future)
-  const until = Math.max(from, Math.min(from + 10 * 86_400 * SEC, nowUs - 5 * 60 * SEC));
+  // within the entity's active days after the pipeline and before the last few minutes (never in the future)
+  const until = Math.max(from, Math.min(from + ACTIVE_DAYS * 86_400 * SEC, nowUs - 5 * 60 * SEC));
   const starts = bursts.map(() => from + Math.round(e.rng.next() * (until - from))).sort((a, b) => a - b);
   bursts.forEach((n, i) => {
     e.t = Math.max(e.t + SEC, starts[i]);
