@@ -60,8 +60,11 @@ describe('health', () => {
     expect(live.workers).toMatchObject({ alive: 1, by_role: { work: 1 } });
     w.kill('SIGKILL');
     await w;
+    // not stuck while its last heartbeat is younger than the 2 s TTL (checked only if this
+    // machine got here in time, so a slow CI box cannot make the test lie)
+    const hb = (await db.pool.query(`select extract(epoch from now() - heartbeat_at)::float8 as age from canon.jobs where id = $1`, [job.id])).rows[0].age;
     const alive = await computeHealth(db.pool);
-    expect(alive.stuck_count).toBe(0); // its heartbeat is younger than the 2 s TTL
+    if (hb < 1.5) expect(alive.stuck_count).toBe(0);
     // the killed worker's heartbeat ages: stale after worker_alive_seconds
     await waitFor(async () => (await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.stale === 1, { what: 'the killed worker stale' });
     expect((await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.alive).toBe(0);
@@ -160,10 +163,11 @@ describe('event_to_job_gap', () => {
 
   it('counts an event appended while the core trigger is disabled, and clears when a decision covers it', async () => {
     await db.pool.query('alter table canon.events disable trigger canon_core_trigger');
+    const t0 = Date.now();
     await doc(db, 'gap-1');
     expect((await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = 'gap-1'`)).rows[0].n).toBe(0);
     const young = await computeHealth(db.pool, fastGap);
-    expect(young.event_to_job_gap).toBe(0); // within the grace period it is not a gap yet
+    if (Date.now() - t0 < 800) expect(young.event_to_job_gap).toBe(0); // within the grace period it is not a gap yet
     expect(young.core_trigger_enabled).toBe(false);
     await waitFor(async () => (await computeHealth(db.pool, fastGap)).event_to_job_gap === 1, { what: 'gap after the grace period' });
     const r = await json(db, ['health', '--threshold', 'gap_grace_seconds=1']);
