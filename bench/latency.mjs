@@ -3,11 +3,7 @@
 // gateway, the executor claims it and starts the handler), against graphile-worker's
 // add_job → task start. Workers wait on LISTEN/NOTIFY in both; a small random pause before
 // each event keeps the measurement off any polling rhythm.
-import path from 'node:path';
-import pg from 'pg';
-import { freshDb, importDist, migrateDb, root, silentCanonLogger, sleep, stats } from './lib.mjs';
-
-const NOOP_PIPELINE = path.join(root, 'bench', 'noop-pipeline.mjs');
+import { freshDb, importDist, noopPipelineDb, silentCanonLogger, sleep, stats } from './lib.mjs';
 
 function starts() {
   const waiting = new Map();
@@ -29,17 +25,10 @@ function starts() {
 }
 
 export async function canonLatency(o) {
-  const db = await freshDb('lat_canon');
+  const { db, pool, pipeline } = await noopPipelineDb('lat_canon', o.concurrency * 2 + 6);
   try {
-    await migrateDb(db.url);
-    const { loadPipeline } = await importDist('src/pipeline/load.js');
-    const { syncPipeline } = await importDist('src/pipeline/sync.js');
     const { Worker } = await importDist('src/engine/worker.js');
     const { appendEvent } = await importDist('src/ledger.js');
-    const { pipeline } = await loadPipeline(NOOP_PIPELINE);
-    const pool = new pg.Pool({ connectionString: db.url, max: o.concurrency * 2 + 6 });
-    pool.on('error', () => {});
-    await syncPipeline(pool, pipeline);
     const s = starts();
     globalThis.__canonBenchStarted = s.started;
     const w = new Worker({ pool, url: db.url, pipeline, lanes: ['decision', 'execution'], role: 'work', concurrency: o.concurrency, batchSize: 10, log: await silentCanonLogger(), listen: true, pollMs: 1000 });

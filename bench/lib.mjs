@@ -58,6 +58,19 @@ export async function migrateDb(url) {
   }
 }
 
+/** A fresh, migrated database with the benchmark's noop pipeline synced, and a pool on it. */
+export async function noopPipelineDb(label, poolMax) {
+  const db = await freshDb(label);
+  await migrateDb(db.url);
+  const { loadPipeline } = await importDist('src/pipeline/load.js');
+  const { syncPipeline } = await importDist('src/pipeline/sync.js');
+  const { pipeline } = await loadPipeline(path.join(root, 'bench', 'noop-pipeline.mjs'));
+  const pool = new pg.Pool({ connectionString: db.url, max: poolMax });
+  pool.on('error', () => {});
+  await syncPipeline(pool, pipeline);
+  return { db, pool, pipeline };
+}
+
 export function percentile(xs, p) {
   if (!xs.length) return null;
   const s = [...xs].sort((a, b) => a - b);

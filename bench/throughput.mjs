@@ -3,22 +3,12 @@
 // in one process, one after the other; "done" is read from the database (queue empty), and
 // each library is given the settings its own documentation recommends for throughput.
 import pg from 'pg';
-import path from 'node:path';
-import { freshDb, importDist, migrateDb, root, silentCanonLogger, waitUntil } from './lib.mjs';
-
-const NOOP_PIPELINE = path.join(root, 'bench', 'noop-pipeline.mjs');
+import { freshDb, importDist, noopPipelineDb, silentCanonLogger, waitUntil } from './lib.mjs';
 
 export async function canonThroughput(o) {
-  const db = await freshDb('tp_canon');
+  // the pool `canon work execute` would size for this concurrency
+  const { db, pool, pipeline } = await noopPipelineDb('tp_canon', o.concurrency + 4);
   try {
-    await migrateDb(db.url);
-    const { loadPipeline } = await importDist('src/pipeline/load.js');
-    const { syncPipeline } = await importDist('src/pipeline/sync.js');
-    const { pipeline } = await loadPipeline(NOOP_PIPELINE);
-    // the pool `canon work` would size for this concurrency
-    const pool = new pg.Pool({ connectionString: db.url, max: o.concurrency + 4 });
-    pool.on('error', () => {});
-    await syncPipeline(pool, pipeline);
     await pool.query(`select canon.enqueue_job('noop', 'tp-' || i) from generate_series(1, $1) i`, [o.jobs]);
     await pool.query('analyze');
     const { Worker } = await importDist('src/engine/worker.js');
