@@ -49,26 +49,42 @@ const HINTS: Record<View['kind'], string> = {
   entity: '↑↓ move · Enter open job · r retry · c cancel · Esc back · / find · ? help · q quit',
 };
 
+/**
+ * State that key handlers read and write: the ref changes at once, the render follows. Keys
+ * can arrive faster than React renders (a loaded machine, tmux send-keys, a fast typist), and
+ * a handler that read the last render's values would move from a stale cursor.
+ */
+function useLatest<T>(initial: T) {
+  const [value, setValue] = useState(initial);
+  const ref = useRef(value);
+  const set = useCallback((next: T | ((prev: T) => T)) => {
+    ref.current = typeof next === 'function' ? (next as (prev: T) => T)(ref.current) : next;
+    setValue(ref.current);
+  }, []);
+  return [value, set, ref] as const;
+}
+
+const clamp = (n: number, len: number) => Math.max(0, Math.min(n, len - 1));
+
 const title = (v: View) => (v.kind === 'overview' ? 'overview' : v.kind === 'type' ? `type ${v.type}` : v.kind === 'job' ? `job #${v.jobId}` : `entity ${v.entity}`);
 
 export function App({ source, interval, readonly, c, size, initial }: AppProps) {
   const { exit } = useApp();
   const { isRawModeSupported } = useStdin();
   const { cols, rows } = useTerminalSize(size);
-  const [stack, setStack] = useState<View[]>([initial ?? { kind: 'overview', cursor: 0 }]);
-  const [snap, setSnap] = useState<WatchSnapshot | null>(null);
+  const [stack, setStack, stackRef] = useLatest<View[]>([initial ?? { kind: 'overview', cursor: 0 }]);
+  const [snap, setSnap, snapRef] = useLatest<WatchSnapshot | null>(null);
   const [conn, setConn] = useState<Connection>({ ok: true });
-  const [paused, setPaused] = useState(false);
-  const [help, setHelp] = useState(false);
-  const [prompt, setPrompt] = useState<Prompt | null>(null);
+  const [paused, setPaused] = useLatest(false);
+  const [help, setHelp, helpRef] = useLatest(false);
+  const [prompt, setPrompt, promptRef] = useLatest<Prompt | null>(null);
   const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
   const [now, setNow] = useState(Date.now());
   const pending = useRef<Prepared | null>(null);
   const view = stack[stack.length - 1];
   const focus = focusOf(view);
   const focusKey = JSON.stringify(focus);
-  const focusRef = useRef(focus);
-  focusRef.current = focus;
+  const focusNow = () => focusOf(stackRef.current[stackRef.current.length - 1]);
   const inflight = useRef(false);
   const again = useRef(false);
   const alive = useRef(true);
@@ -87,7 +103,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
       return;
     }
     inflight.current = true;
-    const asked = focusRef.current;
+    const asked = focusNow();
     try {
       const s = await source.snapshot(asked);
       if (!alive.current) return;
@@ -99,12 +115,12 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
       setConn((c0) => ({ ok: false, since: c0.ok ? Date.now() : c0.since, error: isConnectionError(e) ? undefined : err.message }));
     } finally {
       inflight.current = false;
-      if (alive.current && (again.current || !sameFocus(asked, focusRef.current))) {
+      if (alive.current && (again.current || !sameFocus(asked, focusNow()))) {
         again.current = false;
         void refresh();
       }
     }
-  }, [source]);
+  }, [source, setSnap]);
 
   useEffect(() => {
     if (paused) return;
@@ -121,12 +137,21 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
   useEffect(() => setNow(Date.now()), [snap, conn]);
 
   const bodyRows = rows - 3;
-  const items = itemsOf(view, snap, c);
-  const cursor = Math.max(0, Math.min(view.cursor, items.length - 1));
-  const item: Item | undefined = items[cursor];
+  const cursor = clamp(view.cursor, itemsOf(view, snap, c).length);
   const fits = snapshotFits(view, snap);
 
-  const setCursor = (n: number) => setStack((s) => [...s.slice(0, -1), { ...s[s.length - 1], cursor: Math.max(0, Math.min(n, items.length - 1)) }]);
+  /** What the keys act on, from the latest state (not this render's). */
+  const here = () => {
+    const v = stackRef.current[stackRef.current.length - 1];
+    const s = snapRef.current;
+    const items = itemsOf(v, s, c);
+    const at = clamp(v.cursor, items.length);
+    return { v, s, items, at, item: items[at] as Item | undefined, fits: snapshotFits(v, s) };
+  };
+  const moveTo = (n: (at: number, len: number) => number) => {
+    const { items, at } = here();
+    setStack((s) => [...s.slice(0, -1), { ...s[s.length - 1], cursor: clamp(n(at, items.length), items.length) }]);
+  };
   const push = (v: View) => setStack((s) => [...s, v]);
   const pop = () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s));
   const say = (text: string, error = false) => setMessage({ text, error });
@@ -159,6 +184,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
   };
 
   const act = (k: 'r' | 'c' | 'R' | 'P' | 'K') => {
+    const { v: view, s: snap, item, fits } = here();
     if (!fits) return say('still loading this view', true);
     if (k === 'r' || k === 'c') {
       const job = jobOf(view, item, snap);
@@ -180,6 +206,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
   };
 
   const drill = () => {
+    const { v: view, item } = here();
     if (!item) return;
     if (item.kind === 'type') return push({ kind: 'type', type: item.row.name, cursor: 0 });
     if (item.kind === 'failure') return push({ kind: 'job', jobId: item.row.job_id, entity: item.row.entity_id, cursor: 0 });
@@ -190,7 +217,8 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
 
   const onKey = (input: string, key: Key) => {
     if (key.ctrl && input === 'c') return exit();
-    if (help) return setHelp(false);
+    if (helpRef.current) return setHelp(false);
+    const prompt = promptRef.current;
     if (prompt?.kind === 'busy') return;
     if (prompt?.kind === 'confirm') {
       if (input === 'y' || input === 'Y') return void confirm();
@@ -219,18 +247,17 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     if (input === 'p') return setPaused((p) => !p);
     if (input === '/') return setPrompt({ kind: 'search', text: '' });
     if (key.escape || key.leftArrow) return pop();
-    if (key.upArrow || input === 'k') return setCursor(cursor - 1);
-    if (key.downArrow || input === 'j') return setCursor(cursor + 1);
-    if (key.pageUp) return setCursor(cursor - page);
-    if (key.pageDown) return setCursor(cursor + page);
-    if (key.home || input === 'g') return setCursor(0);
-    if (key.end || input === 'G') return setCursor(items.length - 1);
+    if (key.upArrow || input === 'k') return moveTo((at) => at - 1);
+    if (key.downArrow || input === 'j') return moveTo((at) => at + 1);
+    if (key.pageUp) return moveTo((at) => at - page);
+    if (key.pageDown) return moveTo((at) => at + page);
+    if (key.home || input === 'g') return moveTo(() => 0);
+    if (key.end || input === 'G') return moveTo((_, len) => len - 1);
     if (key.return || key.rightArrow) return drill();
     if (input === 'r' || input === 'c' || input === 'R' || input === 'P' || input === 'K') return act(input);
   };
-  // Keys go to the handler of the latest render: useInput re-subscribes only after React's
-  // passive effects run, and a key typed in between (fast typing, a paste, tmux send-keys)
-  // would otherwise meet the previous render's cursor and prompt.
+  // Keys go to the handler of the latest render (useInput re-subscribes only after React's
+  // passive effects run), and that handler reads the state refs, not its render's values.
   const onKeyRef = useRef(onKey);
   onKeyRef.current = onKey;
   const handleKey = useCallback((input: string, key: Key) => onKeyRef.current(input, key), []);
