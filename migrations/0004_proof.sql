@@ -169,9 +169,10 @@ create function canon.mark_status_dirty(p_ids text[]) returns void
 language plpgsql as $$
 begin
   if cardinality(p_ids) > 0 then
+    -- set before the insert: under SET CONSTRAINTS ALL IMMEDIATE the flush fires at its end
+    perform set_config('canon.status_pending', pg_current_xact_id()::text, false);
     insert into canon.status_dirty (entity_id) select distinct x from unnest(p_ids) x where x is not null
     on conflict do nothing;
-    perform set_config('canon.status_pending', pg_current_xact_id()::text, false);
   end if;
 end $$;
 
@@ -321,7 +322,13 @@ insert into canon.entity_status (entity_id, status, health_score, jobs_total, jo
 select entity_id, status, health_score, jobs_total, jobs_queued, jobs_running, jobs_blocked, jobs_succeeded, jobs_failed,
        jobs_cancelled, jobs_dead, runs_total, runs_running, runs_succeeded, runs_failed, runs_cancelled
   from canon.entity_status_recomputed
-on conflict (entity_id) do nothing;
+on conflict (entity_id) do update
+   set status = excluded.status, health_score = excluded.health_score, jobs_total = excluded.jobs_total,
+       jobs_queued = excluded.jobs_queued, jobs_running = excluded.jobs_running, jobs_blocked = excluded.jobs_blocked,
+       jobs_succeeded = excluded.jobs_succeeded, jobs_failed = excluded.jobs_failed, jobs_cancelled = excluded.jobs_cancelled,
+       jobs_dead = excluded.jobs_dead, runs_total = excluded.runs_total, runs_running = excluded.runs_running,
+       runs_succeeded = excluded.runs_succeeded, runs_failed = excluded.runs_failed, runs_cancelled = excluded.runs_cancelled,
+       updated_at = now();
 
 -- ─── the register of edits to the ledger ────────────────────────────────────────────────
 -- A refused UPDATE/DELETE/TRUNCATE raises and rolls back, taking any row it wrote with it.
@@ -391,3 +398,12 @@ language sql stable security definer set search_path = pg_catalog, canon, pg_tem
 $$;
 revoke execute on function canon.ledger_edit_attempt() from public;
 revoke execute on function canon.ledger_edit_register() from public;
+
+-- The FacturaXpress guide's query runs as written: `SELECT * FROM vault_tampering_attempts
+-- ORDER BY created_at DESC LIMIT 10` shows the last recorded attempt and the totals (the
+-- register keeps the last one; the server log keeps every statement).
+create view public.vault_tampering_attempts as
+select r.last_at as created_at, r.last_role as user_id, r.last_op as operation, r.last_bypass as triggers_bypassed,
+       r.last_pid as backend_pid, r.refused_total, r.bypass_total, 'canon.events'::text as table_name
+  from canon.ledger_edit_register() r
+ where r.last_at is not null;

@@ -139,6 +139,10 @@ describe('audit verify', () => {
       expect(alert.refused_new).toBe(4);
       expect(alert.register.last).toMatchObject({ role, operation: 'UPDATE', bypassed: false });
       expect(alert.message).toContain(role);
+      // the FacturaXpress guide's own query
+      const seed = (await db.pool.query('SELECT * FROM vault_tampering_attempts ORDER BY created_at DESC LIMIT 10')).rows;
+      expect(seed).toEqual([expect.objectContaining({ user_id: role, operation: 'UPDATE', triggers_bypassed: false, table_name: 'canon.events' })]);
+      expect(Number(seed[0].refused_total)).toBeGreaterThanOrEqual(4);
 
       const r = await canon(['audit', 'attempts', '--json'], { url: db.url });
       expect(r.exitCode).toBe(1);
