@@ -165,7 +165,9 @@ export function lagSeries(rows: { minute: string; max_wait: number | null }[], e
 export async function readSnapshot(db: pg.Pool | pg.ClientBase, t: Thresholds, focus: Focus, database: string): Promise<WatchSnapshot> {
   const started = performance.now();
   const params = [t.gap_window_seconds, t.gap_grace_seconds, t.worker_alive_seconds, t.duplicate_window_seconds, t.activity_window_seconds, focus.type ?? null, focus.entity ?? null];
-  const s = (await db.query(WATCH_SQL.snapshot, params)).rows[0].snapshot;
+  // Named, so each connection prepares it once: planning a statement this size costs more than
+  // running it, and after five runs Postgres keeps a generic plan (docs/PERFORMANCE.md).
+  const s = (await db.query({ name: 'canon_watch_snapshot', text: WATCH_SQL.snapshot, values: params })).rows[0].snapshot;
   const query_ms = Math.round((performance.now() - started) * 10) / 10;
   const health = await computeHealth(replay(s.health), t);
   const now = Date.parse(health.checked_at);
