@@ -24,18 +24,44 @@ export interface AuditResult {
   breaks: ChainBreak[];
 }
 
-/** All entities, one (the foundation tests' form), or a list (the provenance debugger's). */
-export async function verifyChains(db: Queryable, entities?: string | string[], limit = 1000): Promise<AuditResult> {
+const CHUNK_ENTITIES = 20_000;
+
+/**
+ * All entities, one (the foundation tests' form), or a list (the provenance debugger's). The
+ * whole ledger is checked in chunks of entities, reporting progress; run it inside one
+ * snapshot (REPEATABLE READ) so that the chunks describe one moment.
+ */
+export async function verifyChains(
+  db: Queryable,
+  entities?: string | string[],
+  limit = 1000,
+  onProgress?: (done: number, total: number) => void,
+  chunk = CHUNK_ENTITIES,
+): Promise<AuditResult> {
   const id = entities === undefined ? null : Array.isArray(entities) ? entities : [entities];
-  const breaks: ChainBreak[] = (await db.query(AUDIT_SQL.breaks, [id, limit])).rows.map((b) => {
-    const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
-    if (b.found_seq !== b.seq) out.found_seq = b.found_seq;
-    return out;
-  });
-  const heads = (await db.query(AUDIT_SQL.heads, [id, limit])).rows;
-  for (const h of heads) {
-    if (!breaks.some((b) => b.entity_id === h.entity_id)) {
-      breaks.push({ entity_id: h.entity_id, seq: h.head_seq, problem: 'head_mismatch', expected_hash: h.last_hash, actual_hash: h.head_hash });
+  const breaks: ChainBreak[] = [];
+  const check = async (lo: string | null, hi: string | null) => {
+    for (const b of (await db.query(AUDIT_SQL.breaks, [id, limit, lo, hi])).rows) {
+      const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
+      if (b.found_seq !== b.seq) out.found_seq = b.found_seq;
+      breaks.push(out);
+    }
+    const broken = new Set(breaks.map((b) => b.entity_id));
+    for (const h of (await db.query(AUDIT_SQL.heads, [id, limit, lo, hi])).rows) {
+      if (!broken.has(h.entity_id)) breaks.push({ entity_id: h.entity_id, seq: h.head_seq, problem: 'head_mismatch', expected_hash: h.last_hash, actual_hash: h.head_hash });
+    }
+  };
+  if (id) await check(null, null);
+  else {
+    const total = Number((await db.query(AUDIT_SQL.entityCount)).rows[0].n);
+    let lo: string | null = null;
+    for (let done = 0; breaks.length < limit; ) {
+      const hi: string | null = (await db.query(AUDIT_SQL.chunkEnd, [lo, chunk - 1])).rows[0]?.id ?? null;
+      await check(lo, hi);
+      done = hi === null ? total : Math.min(total, done + chunk);
+      onProgress?.(done, total);
+      if (hi === null) break;
+      lo = hi;
     }
   }
   breaks.sort((a, b) => (a.entity_id < b.entity_id ? -1 : a.entity_id > b.entity_id ? 1 : 0));

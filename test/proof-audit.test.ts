@@ -68,7 +68,11 @@ describe('audit verify', () => {
       c.release();
     }
 
-    const audit = await verifyChains(db.pool, undefined, 5000);
+    // in chunks of 97 entities, so that edits sit on both sides of many chunk boundaries
+    const seen: number[] = [];
+    const audit = await verifyChains(db.pool, undefined, 5000, (done) => seen.push(done), 97);
+    expect(seen.length).toBeGreaterThan(10);
+    expect(seen[seen.length - 1]).toBe(audit.entities);
     expect(audit.ok).toBe(false);
     const found = new Map(audit.breaks.map((b) => [b.entity_id, b]));
     const wrong = edits.filter((e) => found.get(e.entity)?.seq !== e.seq).map((e) => ({ ...e, found: found.get(e.entity) }));

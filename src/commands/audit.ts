@@ -2,6 +2,8 @@
 // each entity; `canon audit attempts`: the register of refused edits and trigger bypasses.
 import { actorDefault, checkEntityId, intArg } from '../args.js';
 import { EXIT } from '../errors.js';
+import { Progress } from '../progress.js';
+import { inSnapshot } from '../proof/snapshot.js';
 import { acknowledgeTamper, tamperAlerts, verifyChains, type AuditResult, type TamperAlert } from '../audit.js';
 import { examples, type Register } from './types.js';
 
@@ -53,7 +55,15 @@ export const register: Register = (program, run) => {
       run(async (ctx, opts: { entity?: string; limit: number }) => {
         if (opts.entity !== undefined) checkEntityId(opts.entity);
         const db = await ctx.db();
-        const r = await verifyChains(db.pool, opts.entity, opts.limit);
+        let bar: Progress | undefined;
+        const r = await inSnapshot(db.pool, (c) =>
+          verifyChains(c, opts.entity, opts.limit, (done, total) => {
+            if (total < 50_000) return;
+            bar ??= new Progress('audit', total, ctx.stderr, 'entities');
+            bar.update(done);
+          }),
+        );
+        bar?.finish();
         ctx.print(r, auditHuman);
         return r.ok ? EXIT.OK : EXIT.FAILURE;
       }),

@@ -119,7 +119,7 @@ export async function restore(pool: pg.Pool, file: string, progress?: Progress):
     if (ledger.digest !== header.ledger.digest) {
       throw new CanonError(`restore refused: the restored ledger's digest ${ledger.digest} is not the backup's ${header.ledger.digest}; nothing was kept`, EXIT.FAILURE);
     }
-    const audit = await verifyChains(c, undefined, 10);
+    const audit = await verifyChains(c, undefined, 10, (d, t) => progress?.('audit', d, t));
     if (!audit.ok) {
       const b = audit.breaks[0];
       throw new CanonError(`restore refused: the restored ledger does not verify (${b.entity_id} seq ${b.seq}: ${b.problem}); nothing was kept`, EXIT.FAILURE);

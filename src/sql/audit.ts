@@ -6,6 +6,7 @@
 // value no longer matches the recomputation); an edited prev_hash shows as a prev_hash
 // mismatch; an edited seq as a gap in 1..n; an edited position as positions out of seq order.
 // The first broken link of each entity is reported: everything after it is suspect anyway.
+// $3 and $4 bound the entity ids (exclusive, inclusive) so a whole-ledger audit goes in chunks.
 export const AUDIT_SQL = {
   breaks: `
     with e as (
@@ -17,6 +18,7 @@ export const AUDIT_SQL = {
                               trace_id, actor, created_at) as recomputed
         from canon.events
        where ($1::text[] is null or entity_id = any ($1))
+         and ($3::text is null or entity_id > $3) and ($4::text is null or entity_id <= $4)
       window w as (partition by entity_id order by seq)
     ), bad as (
       select entity_id, rn::int as seq, seq as found_seq,
@@ -44,8 +46,12 @@ export const AUDIT_SQL = {
       from canon.entities en
       left join lateral (select seq, hash from canon.events ev where ev.entity_id = en.id order by seq desc limit 1) last on true
      where ($1::text[] is null or en.id = any ($1))
+       and ($3::text is null or en.id > $3) and ($4::text is null or en.id <= $4)
        and (en.head_seq is distinct from coalesce(last.seq, 0) or en.head_hash is distinct from last.hash)
      order by en.id limit $2`,
+  // the last entity id of the next chunk of $2 + 1 entities after $1 (null: the rest is the last chunk)
+  chunkEnd: `select id from canon.entities where ($1::text is null or id > $1) order by id offset $2 limit 1`,
+  entityCount: `select count(*)::bigint as n from canon.entities`,
   counts: `select count(*)::bigint as events, count(distinct entity_id)::bigint as entities from canon.events where ($1::text[] is null or entity_id = any ($1))`,
   register: `select * from canon.ledger_edit_register()`,
   acknowledged: `select key, value from canon.settings where key in ('ledger_refused_ack', 'ledger_bypass_ack')`,
