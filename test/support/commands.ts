@@ -1,0 +1,58 @@
+// Every command of the binary, read from `canon --help` recursively (so a command added later
+// is covered without touching the tests), with arguments that reach its real work.
+import { canon } from '../helpers.js';
+
+export interface CommandSpec {
+  path: string[];
+  usage: string;
+  /** placeholders of the usage line: <required> and [optional] */
+  required: string[];
+  hasSubcommands: boolean;
+}
+
+const names = (help: string) => {
+  const section = help.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
+  return [...section.matchAll(/^  ([a-z][\w:-]*)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
+};
+
+export async function listCommands(): Promise<CommandSpec[]> {
+  const out: CommandSpec[] = [];
+  const visit = async (path: string[]) => {
+    const h = (await canon([...path, '--help'])).stdout;
+    const usage = h.match(/^Usage: (.*)$/m)?.[1] ?? '';
+    const subs = names(h);
+    if (path.length > 0) {
+      const args = usage.replace(/^canon\s+/, '').replace(/\[options\]|\[command\]/g, '');
+      out.push({ path, usage, required: [...args.matchAll(/<([^>]+)>/g)].map((m) => m[1]), hasSubcommands: subs.length > 0 });
+    }
+    await Promise.all(subs.map((s) => visit([...path, s])));
+  };
+  await visit([]);
+  return out.sort((a, b) => a.path.join(' ').localeCompare(b.path.join(' ')));
+}
+
+/** Values that let each command do its real work (or fail on the database, not on its arguments). */
+export function argsFor(c: CommandSpec, o: { entity: string; file: () => string }): string[] {
+  const key = c.path.join(' ');
+  const positional = c.required.map((p) => {
+    if (/^entity_id|^id$/.test(p)) return o.entity;
+    if (p === 'kind') return 'document.created';
+    if (p === 'job_type') return 'tsa';
+    if (p === 'flag') return key === 'flags create' ? `SEC_${Date.now().toString(36)}` : 'D1_RUN_TSA_ENABLED';
+    if (p === 'file') return o.file();
+    return 'x';
+  });
+  const extra: Record<string, string[]> = {
+    work: ['--once'],
+    'work decide': ['--once'],
+    'work execute': ['--once'],
+    tick: ['--max-jobs', '2'],
+    demo: ['--documents', '2'],
+    load: ['--entities', '5', '--jobs', '10', '--runs', '10', '--events', '20'],
+    watch: ['--once'],
+    'flags rollout': ['50'],
+    'jobs retry': ['--dry-run'],
+    'jobs cancel': ['--dry-run'],
+  };
+  return [...c.path, ...positional, ...(extra[key] ?? [])];
+}
