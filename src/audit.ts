@@ -12,7 +12,7 @@ export interface ChainBreak {
   seq: number;
   /** the seq stored on the row found there (differs from seq for a seq_gap) */
   found_seq?: number;
-  problem: 'seq_gap' | 'prev_hash_mismatch' | 'hash_mismatch' | 'position_order' | 'head_mismatch';
+  problem: 'seq_gap' | 'prev_hash_mismatch' | 'hash_mismatch' | 'head_mismatch';
   expected_hash: string | null;
   actual_hash: string | null;
 }

@@ -11,7 +11,6 @@ const PROBLEM: Record<string, string> = {
   seq_gap: 'seq out of order (a row was removed, moved or renumbered)',
   prev_hash_mismatch: 'prev_hash does not name the previous event',
   hash_mismatch: 'the row does not hash to its stored hash (a field was edited)',
-  position_order: 'global position out of seq order',
   head_mismatch: 'the entity head does not name its last event',
 };
 

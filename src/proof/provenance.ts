@@ -101,7 +101,6 @@ const PROBLEM_TEXT: Record<ChainBreak['problem'], string> = {
   seq_gap: 'seq out of order (a row removed or renumbered)',
   prev_hash_mismatch: 'prev_hash does not name the previous event',
   hash_mismatch: 'the row does not hash to its stored hash',
-  position_order: 'position out of seq order',
   head_mismatch: 'the entity head does not name its last event',
 };
 

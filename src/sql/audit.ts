@@ -4,15 +4,16 @@
 // Each event's hash is recomputed from its own fields and its predecessor's *stored* hash, so
 // an edited field breaks its own link and an edited hash breaks its own link too (the stored
 // value no longer matches the recomputation); an edited prev_hash shows as a prev_hash
-// mismatch; an edited seq as a gap in 1..n; an edited position as positions out of seq order.
+// mismatch; an edited seq as a gap in 1..n. position is not checked: it is drawn before the
+// chain trigger takes the entity's lock, so under contention it can legitimately come out of
+// seq order, and it is not part of the hash.
 // The first broken link of each entity is reported: everything after it is suspect anyway.
 // $3 and $4 bound the entity ids (exclusive, inclusive) so a whole-ledger audit goes in chunks.
 export const AUDIT_SQL = {
   breaks: `
     with e as (
-      select entity_id, seq, position, hash, prev_hash,
+      select entity_id, seq, hash, prev_hash,
              lag(hash) over w as stored_prev,
-             lag(position) over w as prev_position,
              row_number() over w as rn,
              canon.event_hash(lag(hash) over w, entity_id, seq, kind, payload, correlation_id, causation_id,
                               trace_id, actor, created_at) as recomputed
@@ -24,8 +25,7 @@ export const AUDIT_SQL = {
       select entity_id, rn::int as seq, seq as found_seq,
              case when seq <> rn then 'seq_gap'
                   when prev_hash is distinct from stored_prev then 'prev_hash_mismatch'
-                  when hash is distinct from recomputed then 'hash_mismatch'
-                  else 'position_order' end as problem,
+                  else 'hash_mismatch' end as problem,
              case when seq <> rn then null
                   when prev_hash is distinct from stored_prev then encode(stored_prev, 'hex')
                   else encode(recomputed, 'hex') end as expected_hash,
@@ -35,7 +35,6 @@ export const AUDIT_SQL = {
              row_number() over (partition by entity_id order by seq) as k
         from e
        where seq <> rn or prev_hash is distinct from stored_prev or hash is distinct from recomputed
-          or position < prev_position
     )
     select entity_id, seq, found_seq, problem, expected_hash, actual_hash from bad where k = 1
      order by entity_id limit $2`,
