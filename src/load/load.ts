@@ -125,6 +125,8 @@ async function writeChunk(c: pg.ClientBase, chunk: Chunk, rows: ChunkRows, marke
 export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { resume?: boolean; progress?: LoadProgress } = {}): Promise<LoadSummary> {
   const started = Date.now();
   const c = new pg.Client({ connectionString: url, application_name: 'canon load' });
+  // a server that goes away mid-load must end in one line and a resumable marker, not a crash
+  c.on('error', () => {});
   await c.connect();
   try {
     if (!(await c.query(LOAD_SQL.isSuperuser)).rows[0]?.rolsuper) {
