@@ -31,16 +31,21 @@ type Progress = (phase: string, done: number, total: number) => void;
 
 function openLines(file: string): AsyncIterableIterator<string> {
   if (!fs.existsSync(file)) throw usageError(`backup file ${file} does not exist`);
+  if (fs.statSync(file).isDirectory()) throw usageError(`backup file ${file} is a directory`);
   const gunzip = zlib.createGunzip();
-  const input = fs.createReadStream(file).pipe(gunzip);
+  const source = fs.createReadStream(file);
+  const input = source.pipe(gunzip);
   const rl = readline.createInterface({ input, crlfDelay: Infinity });
   // readline does not forward errors of its input: make a corrupt or non-gzip file end the loop with an error
   const it = rl[Symbol.asyncIterator]();
   let failure: Error | undefined;
-  gunzip.on('error', (e) => {
-    failure = e;
-    rl.close();
-  });
+  // an unreadable file too: an unhandled read error used to crash the process with a stack trace
+  for (const stream of [source, gunzip]) {
+    stream.on('error', (e: Error) => {
+      failure ??= e;
+      rl.close();
+    });
+  }
   return {
     async next() {
       let r: IteratorResult<string>;
