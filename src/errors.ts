@@ -28,7 +28,9 @@ export function coerceError(value: unknown): Error {
   if (value instanceof Error) return value;
   if (typeof value === 'string') return new Error(value);
   try {
-    return new Error(JSON.stringify(value));
+    // undefined, a function or a symbol have no JSON: an empty message would leave a dead job without a reason
+    const json = JSON.stringify(value);
+    return new Error(json === undefined ? `a value that is not an Error was thrown: ${String(value)}` : json);
   } catch {
     return new Error(String(value));
   }
