@@ -1,11 +1,12 @@
 // Every command of the binary, read from `canon --help` recursively (so a command added later
 // is covered without touching the tests), with arguments that reach its real work.
-import { canon } from '../helpers.js';
+import { runBatch } from './batch.js';
 
 export interface CommandSpec {
   path: string[];
   usage: string;
-  /** placeholders of the usage line: <required> and [optional] */
+  help: string;
+  /** placeholders of the usage line: <required> */
   required: string[];
   hasSubcommands: boolean;
 }
@@ -15,19 +16,25 @@ const names = (help: string) => {
   return [...section.matchAll(/^  ([a-z][\w:-]*)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
 };
 
+/** Reads `--help` level by level (one batch per level). */
 export async function listCommands(): Promise<CommandSpec[]> {
   const out: CommandSpec[] = [];
-  const visit = async (path: string[]) => {
-    const h = (await canon([...path, '--help'])).stdout;
-    const usage = h.match(/^Usage: (.*)$/m)?.[1] ?? '';
-    const subs = names(h);
-    if (path.length > 0) {
-      const args = usage.replace(/^canon\s+/, '').replace(/\[options\]|\[command\]/g, '');
-      out.push({ path, usage, required: [...args.matchAll(/<([^>]+)>/g)].map((m) => m[1]), hasSubcommands: subs.length > 0 });
-    }
-    await Promise.all(subs.map((s) => visit([...path, s])));
-  };
-  await visit([]);
+  let level: string[][] = [[]];
+  while (level.length > 0) {
+    const helps = await runBatch(level.map((p) => ({ args: [...p, '--help'] })));
+    const next: string[][] = [];
+    level.forEach((p, i) => {
+      const h = helps[i].stdout;
+      const usage = h.match(/^Usage: (.*)$/m)?.[1] ?? '';
+      const subs = names(h);
+      if (p.length > 0) {
+        const args = usage.replace(/^canon\s+/, '').replace(/\[options\]|\[command\]/g, '');
+        out.push({ path: p, usage, help: h, required: [...args.matchAll(/<([^>]+)>/g)].map((m) => m[1]), hasSubcommands: subs.length > 0 });
+      }
+      for (const s of subs) next.push([...p, s]);
+    });
+    level = next;
+  }
   return out.sort((a, b) => a.path.join(' ').localeCompare(b.path.join(' ')));
 }
 

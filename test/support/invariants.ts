@@ -2,7 +2,7 @@
 // database (or the given entities): each one returns the rows that break it, so a failure
 // names the job, run or event at fault.
 import type pg from 'pg';
-import { AUDIT_SQL } from '../../src/sql/audit.js';
+import { verifyChains } from '../../src/audit.js';
 import { STATUS_SQL } from '../../src/sql/status.js';
 
 const scope = (col: string) => `($1::text[] is null or ${col} = any ($1))`;
@@ -75,10 +75,8 @@ export async function checkInvariants(db: pg.Pool | pg.ClientBase, entities: str
     const rows = (await db.query(sql, [entities])).rows;
     if (rows.length) violations[name] = rows.slice(0, 10);
   }
-  const breaks = (await db.query(AUDIT_SQL.breaks, [entities, 10])).rows;
-  if (breaks.length) violations.audit_chain = breaks;
-  const heads = (await db.query(AUDIT_SQL.heads, [entities, 10])).rows;
-  if (heads.length) violations.audit_heads = heads;
+  const audit = await verifyChains(db, entities ?? undefined, 10);
+  if (!audit.ok) violations.audit_chain = audit.breaks;
   if (entities === null) {
     const diff = (await db.query(STATUS_SQL.differences)).rows;
     if (diff.length) violations.status_derived = diff.slice(0, 10);

@@ -1,0 +1,1 @@
+export default { name: 'shapes', jobTypes: { protect: {} }, authority: 'decide everything', handlers: { protect: async () => ({}) } };

@@ -1,0 +1,1 @@
+export default { name: 'shapes', jobTypes: {}, authority: () => ({ done: true }), handlers: {} };

@@ -1,0 +1,2 @@
+// a module whose default export is not a pipeline at all
+export default 42;

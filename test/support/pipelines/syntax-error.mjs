@@ -1,0 +1,1 @@
+export default { name: 'broken', jobTypes: { protect: {} }, authority: () => ({ done: true }) handlers: {} };
