@@ -77,11 +77,16 @@ export const register: Register = (program, run: Run) => {
     )
     .action(run(async (ctx, o: WorkOpts) => work(ctx, parseLanes(o.lanes), 'work', o)));
 
-  addWorkOptions(w.command('decide').description('run only the DecisionAuthority (decision lane)'))
-    .addHelpText('after', examples('canon work decide', 'canon work decide --concurrency 8'))
-    .action(run(async (ctx, o: WorkOpts) => work(ctx, ['decision'], 'decide', o)));
+  // The lane subcommands take `work`'s options (commander hands options written after the
+  // subcommand to `work`, which declares them), so they are read from the parent.
+  const parentOpts = (cmd: Command) => cmd.parent!.opts() as WorkOpts;
+  w.command('decide')
+    .description('run only the DecisionAuthority (decision lane); takes the options of `canon work`')
+    .addHelpText('after', examples('canon work decide', 'canon work decide --concurrency 8 --once'))
+    .action(run(async (ctx, _o: unknown, cmd: Command) => work(ctx, ['decision'], 'decide', parentOpts(cmd))));
 
-  addWorkOptions(w.command('execute').description('run only the ExecutionEngine (execution lane)'))
+  w.command('execute')
+    .description('run only the ExecutionEngine (execution lane); takes the options of `canon work`')
     .addHelpText('after', examples('canon work execute', 'canon work execute --concurrency 32 --log json'))
-    .action(run(async (ctx, o: WorkOpts) => work(ctx, ['execution'], 'execute', o)));
+    .action(run(async (ctx, _o: unknown, cmd: Command) => work(ctx, ['execution'], 'execute', parentOpts(cmd))));
 };
