@@ -88,6 +88,10 @@ Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 database unavailable or not
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `canon … | head` closes the pipe early: that is the reader's choice, not an error
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  });
   const state = { code: EXIT.OK as number };
   const program = buildProgram(state);
   try {

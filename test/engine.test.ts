@@ -344,3 +344,29 @@ describe('graceful shutdown', () => {
     ]);
   });
 });
+
+describe('operator retry', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('engine-retry');
+  });
+  afterAll(async () => db.end());
+
+  it('a dead step retried by an operator puts the document back on its way to anchor', async () => {
+    const [id] = await newDocs(db, 1, 'outage');
+    const flag = path.join(keyDir, `outage-${Date.now()}`);
+    fs.writeFileSync(flag, '');
+    const penv = env({ FAIL_WHILE_FILE: flag });
+    await workUntil(db, ['--pipeline', FAST], penv, jobFinished(db, id, 'protect'));
+    const dead = (await db.pool.query(`select id, status from canon.jobs where entity_id = $1 and type = 'protect'`, [id])).rows[0];
+    expect(dead.status).toBe('failed');
+    fs.rmSync(flag);
+    const r = await canon(['jobs', 'retry', String(dead.id), '--yes', '-m', 'outage over'], { url: db.url, env: penv });
+    expect(r.exitCode, r.stderr).toBe(0);
+    await workUntil(db, ['--pipeline', FAST], penv, async () => (await kinds(db, id)).includes('anchor.succeeded'));
+    expect(await kinds(db, id)).toEqual([
+      'document.created', 'job.protect.required', 'protect.failed', 'job.protect.required', 'protect.succeeded',
+      'job.tsa.required', 'tsa.succeeded', 'job.anchor.required', 'anchor.succeeded',
+    ]);
+  });
+});

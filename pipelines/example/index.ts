@@ -17,6 +17,17 @@ export const TSA_FLAG = 'D1_RUN_TSA_ENABLED';
 export const ANCHOR_BATCH = 64;
 
 const has = (e: Entity, kind: string) => e.events.some((ev) => ev.kind === kind);
+
+/** A step failed for good when its newest event is `<type>.failed`: an operator's retry
+ *  appends a new `job.<type>.required`, which puts the step back in play. */
+function failedStep(e: Entity): string | undefined {
+  const latest = new Map<string, string>();
+  for (const ev of e.events) {
+    const m = /^(?:job\.([a-z_]+)\.required|([a-z_]+)\.(?:succeeded|failed))$/.exec(ev.kind);
+    if (m) latest.set(m[1] ?? m[2], ev.kind);
+  }
+  return [...latest.values()].find((k) => k.endsWith('.failed'));
+}
 const last = (e: Entity, kind: string) => [...e.events].reverse().find((ev) => ev.kind === kind);
 
 function content(entity: Entity): string {
@@ -51,7 +62,7 @@ export default definePipeline({
   // Pure: the history and the flags decide the next step; nothing else is read.
   authority(entity, flags) {
     if (!has(entity, 'document.created')) return { done: true };
-    if (entity.events.some((e) => e.kind.endsWith('.failed'))) return { done: true, outcome: 'failed' };
+    if (failedStep(entity)) return { done: true, outcome: 'failed' };
     if (!has(entity, 'protect.succeeded')) return { required: [{ type: 'protect' }] };
     if (flags.isOn(TSA_FLAG) && !has(entity, 'tsa.succeeded')) return { required: [{ type: 'tsa' }] };
     if (!has(entity, 'anchor.succeeded')) return { required: [{ type: 'anchor' }] };
