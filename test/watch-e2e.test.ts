@@ -64,7 +64,8 @@ describe.skipIf(!hasTmux)('canon watch in tmux', () => {
     );
     deadId = (await db.pool.query(`select id from canon.dead_jobs where entity_id = 'poison-1'`)).rows[0].id;
     tmux('new-session', '-d', '-s', 'e2e', '-x', '120', '-y', '40', '-e', `DATABASE_URL=${db.url}`, 'bash --norc --noprofile');
-    await keys(`cd ${root} && node bin/canon watch --interval 1 --actor e2e-oncall`, 'Enter');
+    // CI=true reaches the shell through tmux's environment; the dashboard would print one snapshot
+    await keys(`cd ${root} && env -u CI node bin/canon watch --interval 1 --actor e2e-oncall`, 'Enter');
   }, 90_000);
 
   afterAll(async () => {
