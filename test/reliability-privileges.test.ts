@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
 import { canon, createTestDb, oneLineError, type RunResult, type TestDb } from './helpers.js';
 import { checkInvariants } from './support/invariants.js';
+import { runBatch } from './support/batch.js';
 import { hasStackTrace, report } from './support/report.js';
 
 type Priv = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
@@ -180,6 +181,8 @@ describe('the privilege matrix', () => {
 
 describe('each role runs its commands, and only those', () => {
   const as = (role: Role, args: string[], env: Record<string, string> = {}) => canon(args, { url: users[role].url, env: { ...tsaEnv, ...env } });
+  // many commands of one role through the binary's main() in one process (sequentially, in order)
+  const asMany = (role: Role, argss: string[][]) => runBatch(argss.map((args) => ({ args, env: { ...tsaEnv, DATABASE_URL: users[role].url } })));
   const refused = (r: RunResult, what: string) => {
     expect(r.exitCode, `${what}: ${r.stdout}${r.stderr}`).not.toBe(0);
     expect(hasStackTrace(r.stderr), r.stderr).toBe(false);
@@ -187,8 +190,7 @@ describe('each role runs its commands, and only those', () => {
   };
 
   it('canon_worker: appends, runs `canon work` end to end and `canon tick`; cannot steer or touch the ledger directly', async () => {
-    for (let i = 0; i < 3; i++) {
-      const a = await as('canon_worker', ['events', 'append', `pw-${i}`, 'document.created', '--payload', JSON.stringify({ content: `doc ${i}` })]);
+    for (const a of await asMany('canon_worker', [0, 1, 2].map((i) => ['events', 'append', `pw-${i}`, 'document.created', '--payload', JSON.stringify({ content: `doc ${i}` })]))) {
       expect(a.exitCode, a.stderr).toBe(0);
     }
     const w = await as('canon_worker', ['work', '--once', '--json']);
@@ -197,11 +199,10 @@ describe('each role runs its commands, and only those', () => {
     expect(done).toBe(3);
     // the workers row was written as the worker: it registered itself
     expect((await db.pool.query(`select count(*)::int as n from canon.workers where id = $1`, [JSON.parse(w.stdout).worker_id])).rows[0].n).toBe(1);
-    const t = await as('canon_worker', ['tick', '--max-jobs', '5', '--json']);
+    const [t, f, g] = await asMany('canon_worker', [['tick', '--max-jobs', '5', '--json'], ['flags', 'disable', 'D1_RUN_TSA_ENABLED'], ['gateway', 'mode', 'strict']]);
     expect(t.exitCode, t.stderr).toBe(0);
-
-    expect(refused(await as('canon_worker', ['flags', 'disable', 'D1_RUN_TSA_ENABLED']), 'worker flags disable')).toMatch(/permission denied/);
-    expect(refused(await as('canon_worker', ['gateway', 'mode', 'strict']), 'worker gateway mode')).toMatch(/permission denied/);
+    expect(refused(f, 'worker flags disable')).toMatch(/permission denied/);
+    expect(refused(g, 'worker gateway mode')).toMatch(/permission denied/);
     const c = new pg.Client({ connectionString: users.canon_worker.url });
     await c.connect();
     try {
@@ -225,32 +226,33 @@ describe('each role runs its commands, and only those', () => {
   });
 
   it('canon_operator: flags, breakers, pause/resume, jobs retry/cancel and gateway mode; cannot run workers or append', async () => {
-    const ok = async (args: string[]) => {
-      const r = await as('canon_operator', [...args, '--json']);
-      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
-      return r.stdout ? JSON.parse(r.stdout) : undefined;
-    };
-    await ok(['flags', 'create', 'OP_FLAG', '--reason', 'test']);
-    await ok(['flags', 'enable', 'OP_FLAG', '--reason', 'on']);
-    await ok(['flags', 'rollout', 'OP_FLAG', '30', '--reason', 'some']);
-    await ok(['flags', 'rollback', 'OP_FLAG', '--reason', 'back']);
-    await ok(['flags', 'kill', 'OP_FLAG', '--reason', 'stop it']);
-    await ok(['flags', 'history', 'OP_FLAG']);
-    await ok(['breakers', 'open', 'tsa', '--reason', 'maintenance']);
-    await ok(['breakers', 'close', 'tsa', '--reason', 'done']);
-    await ok(['jobs', 'pause', 'anchor', '--reason', 'hold']);
-    await ok(['jobs', 'resume', 'anchor', '--reason', 'go']);
-    await ok(['gateway', 'mode', 'strict']);
-    await ok(['gateway', 'mode', 'compat']);
+    const steer = [
+      ['flags', 'create', 'OP_FLAG', '--reason', 'test'],
+      ['flags', 'enable', 'OP_FLAG', '--reason', 'on'],
+      ['flags', 'rollout', 'OP_FLAG', '30', '--reason', 'some'],
+      ['flags', 'rollback', 'OP_FLAG', '--reason', 'back'],
+      ['flags', 'kill', 'OP_FLAG', '--reason', 'stop it'],
+      ['flags', 'history', 'OP_FLAG'],
+      ['breakers', 'open', 'tsa', '--reason', 'maintenance'],
+      ['breakers', 'close', 'tsa', '--reason', 'done'],
+      ['jobs', 'pause', 'anchor', '--reason', 'hold'],
+      ['jobs', 'resume', 'anchor', '--reason', 'go'],
+      ['gateway', 'mode', 'strict'],
+      ['gateway', 'mode', 'compat'],
+    ].map((a) => [...a, '--json']);
+    (await asMany('canon_operator', steer)).forEach((r, i) => expect(r.exitCode, `${steer[i].join(' ')}: ${r.stderr}`).toBe(0));
     // a dead job to retry and a queued one to cancel
     await appendEvent(db.pool, { entityId: 'po-dead', kind: 'document.created', payload: { content: 'x #permanent' } });
     const w = await as('canon_worker', ['work', '--once']);
     expect(w.exitCode, w.stderr).toBe(0);
     const dead = (await db.pool.query(`select id from canon.jobs where entity_id = 'po-dead' and status = 'failed'`)).rows[0].id;
-    const retried = await ok(['jobs', 'retry', String(dead), '-m', 'fixed']);
+    const [r1] = await asMany('canon_operator', [['jobs', 'retry', String(dead), '-m', 'fixed', '--json']]);
+    expect(r1.exitCode, r1.stderr).toBe(0);
+    const retried = JSON.parse(r1.stdout);
     expect(retried.new_job_id ?? retried.results?.[0]?.new_job_id).toBeGreaterThan(dead);
     const queued = (await db.pool.query(`select id from canon.jobs where entity_id = 'po-dead' and status = 'queued'`)).rows[0].id;
-    await ok(['jobs', 'cancel', String(queued), '-m', 'not now']);
+    const [r2] = await asMany('canon_operator', [['jobs', 'cancel', String(queued), '-m', 'not now', '--json']]);
+    expect(r2.exitCode, r2.stderr).toBe(0);
     // the seed guide's statement through the compat view, recorded with the operator as actor
     const c = new pg.Client({ connectionString: users.canon_operator.url });
     await c.connect();
@@ -264,12 +266,13 @@ describe('each role runs its commands, and only those', () => {
     const last = (await db.pool.query(`select actor, source from canon.flag_changes where flag_name = 'OP_FLAG' order by id desc limit 1`)).rows[0];
     expect(last).toEqual({ actor: users.canon_operator.name, source: 'sql' });
 
-    expect(refused(await as('canon_operator', ['work', '--once']), 'operator work')).toMatch(/permission denied/);
-    expect(refused(await as('canon_operator', ['tick', '--max-jobs', '0']), 'operator tick')).toMatch(/permission denied/);
+    const [ow, ot] = await asMany('canon_operator', [['work', '--once'], ['tick', '--max-jobs', '0']]);
+    expect(refused(ow, 'operator work')).toMatch(/permission denied/);
+    expect(refused(ot, 'operator tick')).toMatch(/permission denied/);
   });
 
   it('canon_reader: health, dead-jobs, trace, status, audit, export, backup and flags list work; every write is refused', async () => {
-    for (const args of [
+    const reads = [
       ['health', '--json'],
       ['dead-jobs', '--json'],
       ['trace', 'pw-0', '--json'],
@@ -283,22 +286,18 @@ describe('each role runs its commands, and only those', () => {
       ['breakers', 'list', '--json'],
       ['events', 'list', 'pw-0', '--json'],
       ['migrate', 'status', '--json'],
-    ]) {
-      const r = await as('canon_reader', args);
-      expect([0, 1, 2].includes(r.exitCode) && !/permission denied/.test(r.stderr), `${args.join(' ')} → ${r.exitCode}: ${r.stderr}`).toBe(true);
-    }
-    const file = path.join(tsaDir, 'reader.backup.gz');
-    const b = await as('canon_reader', ['backup', file]);
-    expect(b.exitCode, b.stderr).toBe(0);
-    for (const args of [
+      ['backup', path.join(tsaDir, 'reader.backup.gz')],
+    ];
+    const writes = [
       ['events', 'append', 'pr-1', 'document.created'],
       ['flags', 'enable', 'OP_FLAG'],
       ['jobs', 'pause', 'tsa'],
       ['gateway', 'mode', 'strict'],
       ['work', '--once'],
-    ]) {
-      expect(refused(await as('canon_reader', args), args.join(' '))).toMatch(/permission denied/);
-    }
+    ];
+    const rs = await asMany('canon_reader', [...reads, ...writes]);
+    reads.forEach((args, i) => expect(rs[i].exitCode === 0 && !/permission denied/.test(rs[i].stderr), `${args.join(' ')} → ${rs[i].exitCode}: ${rs[i].stderr}`).toBe(true));
+    writes.forEach((args, i) => expect(refused(rs[reads.length + i], args.join(' '))).toMatch(/permission denied/));
   });
 
   it('a user in no canon role reaches nothing', async () => {

@@ -27,6 +27,8 @@ for (const c of cases) {
   process.env = { ...baseEnv, ...c.env };
   process.stdout.write = capture('stdout');
   process.stderr.write = capture('stderr');
+  // main() adds process-wide listeners meant for one command per process: take them off again
+  const before = new Map(['stdout', 'stderr'].map((k) => [k, new Set(process[k].listeners('error'))]));
   const t0 = Date.now();
   let timer;
   try {
@@ -41,6 +43,7 @@ for (const c of cases) {
     clearTimeout(timer);
   }
   current.ms = Date.now() - t0;
+  for (const [k, had] of before) for (const l of process[k].listeners('error')) if (!had.has(l)) process[k].removeListener('error', l);
   // let stray writes of this case land on it, not the next
   await new Promise((r) => setTimeout(r, 5));
   process.stdout.write = realOut;
