@@ -87,6 +87,9 @@ describe('example pipeline', () => {
     // the decision recorded the flag value it used
     const req = (await db.pool.query(`select payload from canon.events where entity_id = $1 and kind = 'job.anchor.required'`, [ids[0]])).rows[0];
     expect(req.payload.flags).toEqual({ D1_RUN_TSA_ENABLED: false });
+    // and trace shows the flag values each decision used
+    const tr = await canon(['trace', ids[0]], { url: db.url, env: env() });
+    expect(tr.stdout).toContain('decided: required anchor; flags D1_RUN_TSA_ENABLED=off');
     await db.pool.query(`update canon.flags set enabled = true where name = 'D1_RUN_TSA_ENABLED'`);
   });
 

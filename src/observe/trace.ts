@@ -110,8 +110,17 @@ export interface JobNode {
   via_gateway: boolean;
   children: TraceNode[];
 }
+/** What a decision run saw and chose (job_runs.detail, written by the decider). */
+export interface DecisionDetail {
+  required: string[];
+  skipped: string[];
+  done: boolean;
+  outcome: string | null;
+  flags: Record<string, boolean>;
+}
 export interface RunNode {
   node: 'run';
+  decision?: DecisionDetail;
   id: number;
   attempt: number;
   worker_id: string;
@@ -178,6 +187,7 @@ export function buildTree(ch: Chain): Trace {
     node: 'run', id: r.id, attempt: r.attempt, worker_id: r.worker_id, trace_id: r.trace_id, status: r.status, started_at: r.started_at, finished_at: r.finished_at,
     duration_seconds: r.finished_at ? (Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000 : null,
     reason: r.reason, error: r.error,
+    ...(r.detail ? { decision: r.detail as unknown as DecisionDetail } : {}),
     children: (eventsByTrace.get(r.trace_id) ?? []).map(eventNode),
   });
   const actionNode = (a: ChainAction): ActionNode => {
@@ -199,6 +209,13 @@ export function buildTree(ch: Chain): Trace {
     counts: { events: ch.events.length, jobs: ch.jobs.length, runs: ch.runs.length, dead_jobs: ch.jobs.filter((j) => j.status === 'failed' && !retried.has(j.id)).length },
     tree,
   };
+}
+
+/** "decided: required tsa; flags D1_RUN_TSA_ENABLED=on" — the flag values the decision used. */
+function decisionLabel(d: DecisionDetail): string {
+  const what = d.required.length ? `required ${d.required.join(', ')}` : d.done ? `done${d.outcome ? ` (${d.outcome})` : ''}` : d.skipped.length ? `waiting on ${d.skipped.join(', ')}` : 'nothing new';
+  const flags = Object.entries(d.flags ?? {}).map(([k, v]) => `${k}=${v ? 'on' : 'off'}`);
+  return `decided: ${what}${flags.length ? `; flags ${flags.join(' ')}` : ''}`;
 }
 
 function group<T, K>(xs: T[], key: (x: T) => K): Map<K, T[]> {
@@ -225,7 +242,7 @@ export function renderTrace(t: Trace, c: { red(s: string): string; yellow(s: str
       case 'job':
         return `job #${n.id} ${n.type} [${n.lane}] ${status(n.status, n.dead)}  attempts ${n.attempts}/${n.max_attempts}${n.via_gateway ? '' : c.yellow('  (bypassed the gateway)')}${n.dead ? `  ${n.reason ?? ''}: ${printable(n.error ?? '', 120)}` : ''}`;
       case 'run':
-        return `run ${n.attempt} ${status(n.status)} ${dur(n.duration_seconds)}  ${time(n.started_at)}  worker ${n.worker_id}  ${c.dim('trace ' + n.trace_id)}${n.reason ? `  ${n.reason}` : ''}${n.error ? `: ${printable(n.error, 120)}` : ''}`;
+        return `run ${n.attempt} ${status(n.status)} ${dur(n.duration_seconds)}  ${time(n.started_at)}  worker ${n.worker_id}  ${c.dim('trace ' + n.trace_id)}${n.reason ? `  ${n.reason}` : ''}${n.error ? `: ${printable(n.error, 120)}` : ''}${n.decision ? '  ' + c.dim(decisionLabel(n.decision)) : ''}`;
       case 'action':
         return `${n.action} by ${n.actor} at ${time(n.at)}${n.reason ? ` ("${printable(n.reason, 80)}")` : ''}${n.new_job_id ? ` → job #${n.new_job_id}` : ''}`;
     }
