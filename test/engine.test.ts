@@ -79,7 +79,7 @@ describe('example pipeline', () => {
   });
 
   it('goes straight to anchor when D1_RUN_TSA_ENABLED is off (legacy mode)', async () => {
-    await db.pool.query(`update canon.flags set enabled = false where name = 'D1_RUN_TSA_ENABLED'`);
+    await db.pool.query(`insert into canon.flags (name, enabled) values ('D1_RUN_TSA_ENABLED', false) on conflict (name) do update set enabled = false`);
     const ids = await newDocs(db, 5, 'off');
     const r = await canon(['work', '--once'], { url: db.url, env: env() });
     expect(r.exitCode, r.stderr).toBe(0);
