@@ -13,7 +13,7 @@ export const thresholdOption = () =>
 export const register: Register = (program, run) => {
   program
     .command('health')
-    .description('queued, running, stuck and dead jobs, lag, event_to_job_gap, throughput, workers, gateway')
+    .description('queued, running, stuck and dead jobs, lag, event_to_job_gap, throughput, workers, gateway, steering, ledger edits')
     .addOption(thresholdOption())
     .allowUnknownOption()
     .allowExcessArguments()
@@ -53,10 +53,27 @@ function renderHealth(ctx: Ctx, h: Health): string {
     `workers alive   ${h.workers.alive}${Object.keys(h.workers.by_role).length ? ` (${Object.entries(h.workers.by_role).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}${h.workers.stale ? `, ${h.workers.stale} stale` : ''}`,
     `gateway         ${h.gateway.mode}, ${h.gateway.bypass_count} bypass(es) (${h.gateway.bypass_last_24h} in 24 h)`,
     `core trigger    ${h.core_trigger_enabled ? 'enabled' : c.red('DISABLED')}`,
+    ...steeringLines(ctx, h),
     `runtime         ${h.runtime_version}`,
   ];
   for (const p of h.problems) lines.push(`${p.severity === 'critical' ? c.red('CRITICAL') : c.yellow('WARNING')} ${p.alert}: ${p.summary} → ${p.runbook}`);
   return lines.join('\n');
+}
+
+/** What steering holds back and the ledger's edit register, one line each. */
+function steeringLines(ctx: Ctx, h: Health): string[] {
+  const c = ctx.c;
+  const s = h.steering;
+  const list = (items: string[], none: string) => (items.length ? items.join(', ') : none);
+  const e = h.ledger_edits;
+  return [
+    `paused types    ${list(s.paused_types.map((p) => `${c.yellow(p.job_type)} (${p.queued} queued${p.paused_by ? `, by ${p.paused_by}` : ''}${p.reason ? `: ${p.reason}` : ''})`), 'none')}`,
+    `breakers        ${list(s.breakers_not_closed.map((b) => `${c.yellow(b.job_type)} ${b.state === 'half_open' ? 'half-open' : 'open'} (${b.failure_count} failures)`), 'all closed')}`,
+    `held jobs       ${s.held_jobs.total}${s.held_jobs.total ? ` (${Object.entries(s.held_jobs.by_flag).map(([f, n]) => `${f} ${n}`).join(', ')})` : ''}`,
+    `rollouts        ${list(s.rollouts_running.map((r) => `${r.flag} at ${r.current_percent}% → ${r.until_percent}% (step ${r.step_percent}%${r.guard ? `, guard ${r.guard}` : ''})`), 'none running')}`,
+    `auto rollbacks  ${list(s.auto_rollbacks_24h.map((r) => `${c.yellow(r.flag)} ${r.from_percent}% → ${r.to_percent}%`), 'none')} (24 h)`,
+    `ledger edits    ${e.refused_new ? c.yellow(`${e.refused_new} refused`) : '0 refused'}, ${e.bypass_new ? c.red(`${e.bypass_new} with triggers bypassed`) : '0 with triggers bypassed'} since the last ack (${e.refused_total} and ${e.bypass_total} in all)`,
+  ];
 }
 
 export function fmtAge(s: number): string {

@@ -1,6 +1,8 @@
 // The seeds' alerts plus the RFC's, as data: each has a name (the same alertname as in
 // deploy/prometheus/alerts.yml), a severity, a rule over the health snapshot and the runbook
 // that says what to do. `canon alerts` prints them; `canon health` reports the firing ones.
+// The last four read what steering holds back and the ledger's edit register (health's
+// `steering` and `ledger_edits`).
 import type { Health } from './health.js';
 import type { Thresholds } from './thresholds.js';
 
@@ -129,6 +131,72 @@ export const RULES: Rule[] = [
       threshold: `> ${t.bypass_max} in 24 h`,
       summary: `${plural(h.gateway.bypass_last_24h, 'job')} inserted without the gateway in the last 24 h (mode ${h.gateway.mode})`,
     }),
+  },
+  // ── steering and proof (issues 6 and 8) ──
+  {
+    name: 'CanonFlagAutoRollback',
+    runbook: 'runbooks/flag-auto-rollback.md',
+    eval: (h) => {
+      const rb = h.steering.auto_rollbacks_24h;
+      return {
+        firing: rb.length > 0,
+        severity: 'warning',
+        value: rb.length,
+        threshold: '> 0 in 24 h',
+        summary: rb.length
+          ? `${plural(rb.length, 'automatic rollback')} in the last 24 h: ${rb.map((r) => `${r.flag} ${r.from_percent}% → ${r.to_percent}% (${r.reason})`).join('; ')}`
+          : 'no automatic rollback in the last 24 h',
+      };
+    },
+  },
+  {
+    name: 'CanonLedgerEditAttempts',
+    runbook: 'runbooks/ledger-edit-attempts.md',
+    eval: (h) => {
+      const e = h.ledger_edits;
+      return {
+        firing: e.severity !== 'ok',
+        severity: e.severity === 'critical' ? 'critical' : 'warning',
+        value: e.refused_new + e.bypass_new,
+        threshold: '> 0 since the last `canon audit attempts --ack` (critical when triggers were bypassed)',
+        summary: e.severity === 'ok' ? e.message : `${e.message}; acknowledge with canon audit attempts --ack`,
+      };
+    },
+  },
+  {
+    name: 'CanonJobTypePaused',
+    runbook: 'runbooks/job-type-paused.md',
+    eval: (h) => {
+      const waiting = h.steering.paused_types.filter((p) => p.queued > 0);
+      const n = waiting.reduce((sum, p) => sum + p.queued, 0);
+      return {
+        firing: waiting.length > 0,
+        severity: 'warning',
+        value: n,
+        threshold: 'a paused type with queued jobs',
+        summary: waiting.length
+          ? waiting.map((p) => `job type ${p.job_type} is paused with ${plural(p.queued, 'queued job')}${p.paused_by ? ` (by ${p.paused_by}${p.reason ? `: ${p.reason}` : ''})` : ''}`).join('; ')
+          : `${plural(h.steering.paused_types.length, 'paused type')}, none with queued jobs`,
+      };
+    },
+  },
+  {
+    name: 'CanonBreakerOpen',
+    runbook: 'runbooks/breaker-open.md',
+    eval: (h) => {
+      const b = h.steering.breakers_not_closed;
+      return {
+        firing: b.length > 0,
+        severity: 'warning',
+        value: b.length,
+        threshold: 'a breaker open or half-open',
+        summary: b.length
+          ? b
+              .map((x) => `breaker of ${x.job_type} ${x.state === 'half_open' ? `half-open (probe job ${x.probe_job_id ?? '-'})` : `open${x.next_attempt_at ? ` until ${x.next_attempt_at}` : ''}`} after ${plural(x.failure_count, 'failure')}${x.reason ? `: ${x.reason}` : ''}`)
+              .join('; ')
+          : 'every breaker closed',
+      };
+    },
   },
 ];
 

@@ -37,6 +37,14 @@ export class CanonMetrics {
   private readonly authority = this.gauge('canon_decision_runs_recent', 'Decision runs started in the activity window (default 1 hour)');
   private readonly finished1h = this.gauge('canon_job_runs_finished_last_hour', 'Runs finished in the last hour, by status', ['status']);
   private readonly info = this.gauge('canon_runtime_info', 'The runtime_version setting', ['version']);
+  // steering and the ledger's edit register; job types and flags are few, so they may be labels
+  private readonly paused = this.gauge('canon_job_types_paused', 'Job types paused now (claims skip them)');
+  private readonly pausedQueued = this.gauge('canon_job_type_paused_queued_jobs', 'Queued jobs of each paused job type', ['type']);
+  private readonly breakers = this.gauge('canon_breaker_not_closed', 'Circuit breakers open or half-open (1), by job type and state', ['job_type', 'state']);
+  private readonly held = this.gauge('canon_jobs_held', "Queued jobs held by a flag's kill switch, by flag", ['flag']);
+  private readonly rollbacks = this.gauge('canon_flag_auto_rollbacks_last_24h', 'Automatic rollbacks of guarded rollouts in the last 24 hours, by flag', ['flag']);
+  private readonly editsRefused = this.gauge('canon_ledger_edits_refused_new', 'Refused UPDATE/DELETE/TRUNCATE attempts on the ledger since the last canon audit attempts --ack');
+  private readonly editsBypassed = this.gauge('canon_ledger_edits_bypassed_new', 'Ledger edits made with the triggers bypassed since the last canon audit attempts --ack');
   private readonly runs = new Counter({ name: 'canon_job_runs_total', help: 'Runs finished since this server first scraped the database, by job type and status', labelNames: ['type', 'status'], registers: [this.registry] });
   private readonly duration = new Histogram({
     name: 'canon_job_duration_seconds',
@@ -99,7 +107,22 @@ export class CanonMetrics {
     this.authority.set(h.decision_runs_in_activity_window);
     this.setByLabel(this.finished1h, 'status', { succeeded: h.throughput.last_1h.succeeded, failed: h.throughput.last_1h.failed });
     this.setByLabel(this.info, 'version', { [h.runtime_version]: 1 });
+    this.setSteering(h);
     return h;
+  }
+
+  private setSteering(h: Health) {
+    const s = h.steering;
+    this.paused.set(s.paused_types.length);
+    this.setByLabel(this.pausedQueued, 'type', Object.fromEntries(s.paused_types.map((p) => [p.job_type, p.queued])));
+    this.breakers.reset();
+    for (const b of s.breakers_not_closed) this.breakers.set({ job_type: b.job_type, state: b.state }, 1);
+    this.setByLabel(this.held, 'flag', s.held_jobs.by_flag);
+    const perFlag: Record<string, number> = {};
+    for (const r of s.auto_rollbacks_24h) perFlag[r.flag] = (perFlag[r.flag] ?? 0) + 1;
+    this.setByLabel(this.rollbacks, 'flag', perFlag);
+    this.editsRefused.set(h.ledger_edits.refused_new);
+    this.editsBypassed.set(h.ledger_edits.bypass_new);
   }
 
   private setByLabel(g: Gauge, label: string, values: Record<string, number>) {

@@ -2,6 +2,35 @@
 // number in a single round trip, each CTE answered from a partial index (see migration 0006).
 // Parameters: $1 gap window (s), $2 gap grace (s, the RFC's Delta), $3 worker alive (s),
 // $4 duplicate window (s), $5 authority activity window (s).
+import { AUDIT_SQL } from './audit.js';
+import { BREAKERS_SQL } from './breakers.js';
+import { FLAGS_SQL, ROLLOUT_SQL } from './flags.js';
+import { PAUSE_SQL } from './pause.js';
+
+/**
+ * The steering and ledger-register reads health shows, embedded in the snapshot by reference
+ * (their home stays in their own module): `steeringStatus()` and `tamperAlerts()` are run on
+ * these rows by computeHealth, so health stays one round trip and the dashboard, which embeds
+ * this snapshot in its own statement, gets them too. All small: paused types and breakers are
+ * tiny tables, held jobs read jobs_hold_idx, rollbacks flag_changes_auto_rollback_idx, the
+ * register is a handful of sequences. None takes a parameter.
+ */
+export const HEALTH_EMBEDDED_READS = [
+  PAUSE_SQL.paused,
+  BREAKERS_SQL.notClosed,
+  FLAGS_SQL.heldByFlag,
+  ROLLOUT_SQL.running,
+  ROLLOUT_SQL.autoRollbacks,
+  AUDIT_SQL.register,
+  AUDIT_SQL.acknowledged,
+] as const;
+
+// each read as a jsonb array of its rows, in its own order, keyed by its position above
+const embeddedReads = `jsonb_build_array(${HEALTH_EMBEDDED_READS.map(
+  (sql) => `
+         (select coalesce(jsonb_agg(to_jsonb(q)), '[]'::jsonb) from (${sql}) q)`,
+).join(',')})`;
+
 /** true when the core trigger fires on ordinary inserts ('O' origin, 'A' always; 'D' and 'R' do not) */
 export const CORE_TRIGGER_ENABLED = `(select coalesce(bool_or(t.tgenabled in ('O', 'A')), false)
     from pg_trigger t where t.tgrelid = 'canon.events'::regclass and t.tgname = 'canon_core_trigger')`;
@@ -95,6 +124,7 @@ select now() as checked_at,
        bypass.total as bypass_total, bypass.last_24h as bypass_24h,
        trig.enabled as core_trigger_enabled,
        gap_execution.n as gap_execution, gap_decision.n as gap_decision,
-       dup.n as duplicate_groups, untraced.n as untraced_succeeded
+       dup.n as duplicate_groups, untraced.n as untraced_succeeded,
+       ${embeddedReads} as embedded_reads
   from running, dead, runs, authority, workers, stale_workers, bypass, trig, gap_execution, gap_decision, dup, untraced`,
 } as const;
