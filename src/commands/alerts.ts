@@ -11,7 +11,7 @@ import { examples, type Register } from './types.js';
 export const register: Register = (program, run) => {
   program
     .command('alerts')
-    .description('evaluate the alerts (backlog, success rate, duplicates, gap, stuck, dead, trace policy, bypass, ...) now')
+    .description('evaluate the alerts (backlog, success rate, duplicates, gap, stuck, dead, trace policy, bypass, paused types, breakers, auto-rollbacks, ledger edits) now')
     .addOption(thresholdOption())
     .option('--firing', 'list only the alerts that fire')
     .allowUnknownOption()

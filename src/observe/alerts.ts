@@ -27,6 +27,27 @@ interface Rule {
 
 const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
 
+/** A warning that fires while a list in the snapshot is not empty; its summary names each item. */
+function listRule<T>(o: {
+  name: string;
+  runbook: string;
+  threshold: string;
+  items: (h: Health) => T[];
+  summary: (items: T[]) => string;
+  none: (h: Health) => string;
+  value?: (items: T[]) => number;
+}): Rule {
+  return {
+    name: o.name,
+    runbook: o.runbook,
+    eval: (h) => {
+      const items = o.items(h);
+      const firing = items.length > 0;
+      return { firing, severity: 'warning', value: o.value ? o.value(items) : items.length, threshold: o.threshold, summary: firing ? o.summary(items) : o.none(h) };
+    },
+  };
+}
+
 export const RULES: Rule[] = [
   {
     name: 'CanonCoreTriggerDisabled',
@@ -133,22 +154,14 @@ export const RULES: Rule[] = [
     }),
   },
   // ── steering and proof (issues 6 and 8) ──
-  {
+  listRule({
     name: 'CanonFlagAutoRollback',
     runbook: 'runbooks/flag-auto-rollback.md',
-    eval: (h) => {
-      const rb = h.steering.auto_rollbacks_24h;
-      return {
-        firing: rb.length > 0,
-        severity: 'warning',
-        value: rb.length,
-        threshold: '> 0 in 24 h',
-        summary: rb.length
-          ? `${plural(rb.length, 'automatic rollback')} in the last 24 h: ${rb.map((r) => `${r.flag} ${r.from_percent}% → ${r.to_percent}% (${r.reason})`).join('; ')}`
-          : 'no automatic rollback in the last 24 h',
-      };
-    },
-  },
+    threshold: '> 0 in 24 h',
+    items: (h) => h.steering.auto_rollbacks_24h,
+    summary: (rb) => `${plural(rb.length, 'automatic rollback')} in the last 24 h: ${rb.map((r) => `${r.flag} ${r.from_percent}% → ${r.to_percent}% (${r.reason})`).join('; ')}`,
+    none: () => 'no automatic rollback in the last 24 h',
+  }),
   {
     name: 'CanonLedgerEditAttempts',
     runbook: 'runbooks/ledger-edit-attempts.md',
@@ -163,41 +176,27 @@ export const RULES: Rule[] = [
       };
     },
   },
-  {
+  listRule({
     name: 'CanonJobTypePaused',
     runbook: 'runbooks/job-type-paused.md',
-    eval: (h) => {
-      const waiting = h.steering.paused_types.filter((p) => p.queued > 0);
-      const n = waiting.reduce((sum, p) => sum + p.queued, 0);
-      return {
-        firing: waiting.length > 0,
-        severity: 'warning',
-        value: n,
-        threshold: 'a paused type with queued jobs',
-        summary: waiting.length
-          ? waiting.map((p) => `job type ${p.job_type} is paused with ${plural(p.queued, 'queued job')}${p.paused_by ? ` (by ${p.paused_by}${p.reason ? `: ${p.reason}` : ''})` : ''}`).join('; ')
-          : `${plural(h.steering.paused_types.length, 'paused type')}, none with queued jobs`,
-      };
-    },
-  },
-  {
+    threshold: 'a paused type with queued jobs',
+    items: (h) => h.steering.paused_types.filter((p) => p.queued > 0),
+    value: (waiting) => waiting.reduce((sum, p) => sum + p.queued, 0),
+    summary: (waiting) =>
+      waiting.map((p) => `job type ${p.job_type} is paused with ${plural(p.queued, 'queued job')}${p.paused_by ? ` (by ${p.paused_by}${p.reason ? `: ${p.reason}` : ''})` : ''}`).join('; '),
+    none: (h) => `${plural(h.steering.paused_types.length, 'paused type')}, none with queued jobs`,
+  }),
+  listRule({
     name: 'CanonBreakerOpen',
     runbook: 'runbooks/breaker-open.md',
-    eval: (h) => {
-      const b = h.steering.breakers_not_closed;
-      return {
-        firing: b.length > 0,
-        severity: 'warning',
-        value: b.length,
-        threshold: 'a breaker open or half-open',
-        summary: b.length
-          ? b
-              .map((x) => `breaker of ${x.job_type} ${x.state === 'half_open' ? `half-open (probe job ${x.probe_job_id ?? '-'})` : `open${x.next_attempt_at ? ` until ${x.next_attempt_at}` : ''}`} after ${plural(x.failure_count, 'failure')}${x.reason ? `: ${x.reason}` : ''}`)
-              .join('; ')
-          : 'every breaker closed',
-      };
-    },
-  },
+    threshold: 'a breaker open or half-open',
+    items: (h) => h.steering.breakers_not_closed,
+    summary: (b) =>
+      b
+        .map((x) => `breaker of ${x.job_type} ${x.state === 'half_open' ? `half-open (probe job ${x.probe_job_id ?? '-'})` : `open${x.next_attempt_at ? ` until ${x.next_attempt_at}` : ''}`} after ${plural(x.failure_count, 'failure')}${x.reason ? `: ${x.reason}` : ''}`)
+        .join('; '),
+    none: () => 'every breaker closed',
+  }),
 ];
 
 export function evaluateAlerts(h: Health, t: Thresholds): AlertResult[] {
