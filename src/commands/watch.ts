@@ -8,8 +8,7 @@ import { parseThresholds } from '../observe/thresholds.js';
 import { who, withWho } from '../steering/options.js';
 import { readSnapshot } from '../tui/snapshot.js';
 import { dbSource } from '../tui/source.js';
-import { canRunLive, plainSnapshot, runLive } from '../tui/run.js';
-import { KEYS } from '../tui/components/Chrome.js';
+import { KEYS } from '../tui/keys.js';
 import type { Ctx } from '../context.js';
 import { thresholdOption } from './health.js';
 import { examples, type Register } from './types.js';
@@ -52,6 +51,11 @@ export const register: Register = (program, run) => {
         const every = interval(opts.interval);
         const t = parseThresholds(opts.threshold, EXIT.USAGE);
         const w = who(opts);
+        // React's development build keeps debugging records of every render (the heap of a
+        // dashboard left open grew by about 30 MB a minute); Ink and React are loaded only
+        // here, in production mode, which also spares every other command loading them.
+        process.env.NODE_ENV = 'production';
+        const { canRunLive, plainSnapshot, runLive } = await import('../tui/run.js');
         const db = await ctx.db({ max: 3 });
         const database = db.target.source === 'embedded' ? `embedded ${describeUrl(db.target.url)}` : describeUrl(db.target.url);
         if (!canRunLive(process.stdout, process.env, { once: opts.once, json: ctx.json })) {

@@ -75,7 +75,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
   const [stack, setStack, stackRef] = useLatest<View[]>([initial ?? { kind: 'overview', cursor: 0 }]);
   const [snap, setSnap, snapRef] = useLatest<WatchSnapshot | null>(null);
   const [conn, setConn] = useState<Connection>({ ok: true });
-  const [paused, setPaused] = useLatest(false);
+  const [paused, setPaused, pausedRef] = useLatest(false);
   const [help, setHelp, helpRef] = useLatest(false);
   const [prompt, setPrompt, promptRef] = useLatest<Prompt | null>(null);
   const [message, setMessage] = useState<{ text: string; error: boolean } | null>(null);
@@ -98,6 +98,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
 
   // One refresh at a time; a move to another view during a refresh asks for one more at once.
   const refresh = useCallback(async () => {
+    if (pausedRef.current) return; // a refresh asked for just before `p` does not run after it
     if (inflight.current) {
       again.current = true;
       return;
@@ -120,7 +121,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
         void refresh();
       }
     }
-  }, [source, setSnap]);
+  }, [source, setSnap, pausedRef]);
 
   useEffect(() => {
     if (paused) return;

@@ -4,6 +4,7 @@ import React from 'react';
 import { Box, Text } from 'ink';
 import { fmtAge, oneLine } from '../format.js';
 import type { WatchSnapshot } from '../snapshot.js';
+import { KEYS } from '../keys.js';
 import { Line, severityColor } from './common.js';
 
 export interface Connection {
@@ -65,20 +66,6 @@ export function BottomBar({ cols, prompt, message, hints }: { cols: number; prom
   );
 }
 
-export const KEYS: [string, string][] = [
-  ['↑/↓  k/j', 'move; PgUp/PgDn a page, g/G top and bottom'],
-  ['Enter', 'drill in: a job type → its jobs; a job or failure → the job and its trace'],
-  ['Esc', 'back'],
-  ['/', 'find an entity by id and show its trace'],
-  ['r', 'retry the selected dead job (through the gateway; recorded)'],
-  ['c', 'cancel the selected job (a dead one is acknowledged)'],
-  ['R', 'retry every dead job of the selected type (shows the count first)'],
-  ['P', 'pause or resume the selected job type'],
-  ['K', 'kill the selected flag (holds the queued jobs it allowed)'],
-  ['p', 'pause or resume refreshing'],
-  ['?', 'this help'],
-  ['q  Ctrl-C', 'quit'],
-];
 
 export function Help({ cols, rows, readonly, interval }: { cols: number; rows: number; readonly: boolean; interval: number }) {
   const lines = [
