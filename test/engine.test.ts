@@ -373,3 +373,21 @@ describe('operator retry', () => {
     ]);
   });
 });
+
+describe('--once', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('engine-once');
+  });
+  afterAll(async () => db.end());
+
+  it('exits when what is left waits on an operator (a paused type)', async () => {
+    await newDocs(db, 2, 'once');
+    await db.pool.query(`insert into canon.job_types (name, lane) values ('protect', 'execution') on conflict do nothing`);
+    await db.pool.query(`update canon.job_types set paused = true where name = 'protect'`);
+    const r = await canon(['work', '--once'], { url: db.url, env: env(), timeout: 30_000 });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const queued = (await db.pool.query(`select count(*)::int as n from canon.jobs where type = 'protect' and status = 'queued'`)).rows[0].n;
+    expect(queued).toBe(2);
+  });
+});

@@ -48,5 +48,12 @@ export const ENGINE_SQL = {
   rescue: `select job_id, run_id, outcome from canon.rescue_stuck($1)`,
   tickLock: `select pg_try_advisory_lock(7263511043) as locked`,
   tickUnlock: `select pg_advisory_unlock(7263511043)`,
-  queuedReady: `select lane, count(*)::int as n from canon.jobs where status = 'queued' and run_at <= now() group by lane`,
+  // what a claim could take now: --once stops when this is empty (paused types, held jobs and
+  // open breakers wait for an operator, not for this worker)
+  queuedReady: `select j.lane, count(*)::int as n
+                  from canon.jobs j join canon.job_types t on t.name = j.type
+                 where j.status = 'queued' and j.run_at <= now() and j.hold_reason is null and not t.paused
+                   and not exists (select 1 from canon.breakers b
+                                    where b.job_type = j.type and b.state = 'open' and b.next_attempt_at > now())
+                 group by j.lane`,
 } as const;
