@@ -78,11 +78,19 @@ async function stopWorkers(ws: ResultPromise[]) {
   };
 }
 
-async function verdict(prefix: string, n: number) {
+/** Stops the workers, prints the scenario's counts and asserts the guarantees. */
+async function stopAndCheck(scenario: string, prefix: string, n: number, ws: ResultPromise[], counts: Record<string, number>) {
+  const w = await stopWorkers(ws);
   const inv = await checkInvariants(pool);
   const out = await outcomes(pool, `${prefix}-`);
   const audit = await canon(['audit', 'verify', '--json'], { url });
-  return { inv, out, audit, lost: n - out.done, partial: Object.keys(inv.violations).length };
+  report(scenario, { runs: n, ...counts, lost: n - out.done, doubled: out.doubled, partial: Object.keys(inv.violations).length, stack_traces: w.stackTraces, reconnect_warnings: w.reconnects, workers_died: w.died });
+  expect(w.died).toBe(0);
+  expect(w.stackTraces, w.stderr.slice(0, 2000)).toBe(0);
+  expect(inv.violations).toEqual({});
+  expect(out).toMatchObject({ done: n, failed: 0, open: [], doubled: 0 });
+  expect(audit.exitCode, audit.stdout + audit.stderr).toBe(0);
+  return w;
 }
 
 describe('Postgres stopped hard and restarted in the middle of a run', () => {
@@ -99,21 +107,14 @@ describe('Postgres stopped hard and restarted in the middle of a run', () => {
       await srv.restart();
     }
     await settle('crash', N);
-    const w = await stopWorkers(ws);
-    const v = await verdict('crash', N);
-    report('postgres crash+restart', { runs: N, faults: crashes, lost: v.lost, doubled: v.out.doubled, partial: v.partial, stack_traces: w.stackTraces, reconnect_warnings: w.reconnects, workers_died: w.died });
-    expect(w.died).toBe(0);
-    expect(w.reconnects).toBeGreaterThan(0);
-    expect(w.stackTraces, w.stderr.slice(0, 2000)).toBe(0);
-    expect(v.inv.violations).toEqual({});
-    expect(v.out).toMatchObject({ done: N, failed: 0, open: [], doubled: 0 });
-    expect(v.audit.exitCode, v.audit.stdout + v.audit.stderr).toBe(0);
+    const w = await stopAndCheck('postgres crash+restart', 'crash', N, ws, { faults: crashes });
+    expect(w.reconnects).toBeGreaterThan(0); // they saw the outage and came back on their own
   }, 300_000);
 });
 
 describe('worker backends killed with pg_terminate_backend', () => {
   it('during claims and completions leaves no partial state: no result event without its succeeded job, or the reverse', async () => {
-    const N = soak(100);
+    const N = soak(150);
     await docs('term', N);
     const ws = startWorkers(2, url);
     const kills: Record<string, number> = { claim: 0, complete: 0, fail: 0, decide: 0, other: 0 };
@@ -124,7 +125,7 @@ describe('worker backends killed with pg_terminate_backend', () => {
     try {
       // a bounded number of kills, so the workers always make progress between them
       const budget = soak(30);
-      while ((await anchored('term')) < N * 0.8 && Object.values(kills).reduce((a, b) => a + b, 0) < budget) {
+      while ((await anchored('term')) < N && Object.values(kills).reduce((a, b) => a + b, 0) < budget) {
         // Holding entity_status exclusively stops every claim, completion and decision at its
         // status trigger: after it wrote its rows, before it commits. Those backends are then
         // killed mid-transaction. Now and then a random worker backend is killed instead.
@@ -138,7 +139,9 @@ describe('worker backends killed with pg_terminate_backend', () => {
                from (select pid, query from pg_stat_activity
                       where datname = current_database() and pid <> pg_backend_pid() and application_name like 'canon %'
                         and ${targeted ? `wait_event_type = 'Lock'` : `state <> 'idle'`}
-                      order by random() limit 2) v`,
+                      -- a waiting completion first, then a claim: both must be hit
+                      order by query ~ 'complete_runs?\\(' desc, query ~ 'claim_(jobs|runs)' desc, random()
+                      limit 2) v`,
           )
         ).rows as { query: string; killed: boolean }[];
         await killer.query('commit');
@@ -152,47 +155,44 @@ describe('worker backends killed with pg_terminate_backend', () => {
       await killer.end().catch(() => {});
     }
     await settle('term', N);
-    const w = await stopWorkers(ws);
-    const v = await verdict('term', N);
     const total = Object.values(kills).reduce((a, b) => a + b, 0);
-    report('pg_terminate_backend', { runs: N, faults: total, during_claim: kills.claim, during_complete: kills.complete, during_decide: kills.decide, lost: v.lost, doubled: v.out.doubled, partial: v.partial, stack_traces: w.stackTraces, workers_died: w.died });
+    await stopAndCheck('pg_terminate_backend', 'term', N, ws, { faults: total, during_claim: kills.claim, during_complete: kills.complete, during_decide: kills.decide });
     expect(kills.claim).toBeGreaterThan(0);
     expect(kills.complete).toBeGreaterThan(0);
-    expect(w.died).toBe(0);
-    expect(w.stackTraces, w.stderr.slice(0, 2000)).toBe(0);
-    expect(v.inv.violations).toEqual({});
-    expect(v.out).toMatchObject({ done: N, failed: 0, open: [], doubled: 0 });
-    expect(v.audit.exitCode, v.audit.stdout + v.audit.stderr).toBe(0);
   }, 300_000);
 });
 
 describe('a TCP proxy that drops and stalls the workers\' connections at random', () => {
   it('keeps the same invariants', async () => {
-    const N = soak(100);
+    const N = soak(200);
     await docs('proxy', N);
     const proxy = new FaultProxy({ host: '127.0.0.1', port: srv.cfg.port });
     const port = await proxy.listen();
     const proxied = new URL(url);
     proxied.port = String(port);
     const ws = startWorkers(2, proxied.toString());
-    proxy.chaos({ everyMs: 150, dropShare: 0.5, maxStallMs: 1500, stallThenDropShare: 0.3 }, seeded(Number(process.env.CANON_FAULT_SEED ?? 20260102)));
+    // a worker that cannot reach the database at start exits 3 for its supervisor to restart:
+    // the chaos begins once both are up and registered
+    await waitFor(async () => (await pool.query(`select count(*)::int as n from canon.workers where pid = any($1) and stopped_at is null`, [ws.map((w) => w.pid)])).rows[0].n === 2, { what: 'workers registered' });
+    proxy.chaos({ everyMs: 100, dropShare: 0.5, maxStallMs: 1500, stallThenDropShare: 0.3 }, seeded(Number(process.env.CANON_FAULT_SEED ?? 20260102)));
     try {
-      await waitFor(async () => (await anchored('proxy')) >= N * 0.8, { timeout: 120_000, interval: 250, what: '80% anchored through the proxy' });
+      await waitFor(
+        async () => {
+          const gone = ws.find((w) => w.exitCode !== null && w.exitCode !== undefined);
+          if (gone) throw new Error(`a worker exited during the chaos (${gone.exitCode}): ${String((await gone).stderr).slice(-1500)}`);
+          return (await anchored('proxy')) >= N * 0.8;
+        },
+        { timeout: 120_000, interval: 250, what: '80% anchored through the proxy' },
+      );
       proxy.calm();
       await settle('proxy', N);
     } finally {
       proxy.calm();
     }
-    const w = await stopWorkers(ws);
+    const st = proxy.stats;
+    await stopAndCheck('tcp proxy drop/stall', 'proxy', N, ws, { faults: st.drops + st.stalls, drops: st.drops, stalls: st.stalls, connections: st.connections });
     await proxy.close();
-    const v = await verdict('proxy', N);
-    report('tcp proxy drop/stall', { runs: N, faults: proxy.stats.drops + proxy.stats.stalls, drops: proxy.stats.drops, stalls: proxy.stats.stalls, connections: proxy.stats.connections, lost: v.lost, doubled: v.out.doubled, partial: v.partial, stack_traces: w.stackTraces, workers_died: w.died });
-    expect(proxy.stats.drops).toBeGreaterThan(0);
-    expect(proxy.stats.stalls).toBeGreaterThan(0);
-    expect(w.died).toBe(0);
-    expect(w.stackTraces, w.stderr.slice(0, 2000)).toBe(0);
-    expect(v.inv.violations).toEqual({});
-    expect(v.out).toMatchObject({ done: N, failed: 0, open: [], doubled: 0 });
-    expect(v.audit.exitCode, v.audit.stdout + v.audit.stderr).toBe(0);
+    expect(st.drops).toBeGreaterThan(5);
+    expect(st.stalls).toBeGreaterThan(5);
   }, 300_000);
 });
