@@ -60,6 +60,8 @@ export interface ExecuteArgs {
   events?: LedgerEvent[];
   /** batches completions with other in-flight runs (else one transaction per run) */
   complete?: Completer;
+  /** called when the handler has succeeded and only the completion is left to write */
+  handlerDone?: () => void;
 }
 
 export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
@@ -98,6 +100,7 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
     return fail(a, e);
   }
   clearTimeout(timer);
+  a.handlerDone?.();
   const done = a.complete
     ? await a.complete.complete({ run_id: runId, worker_id: workerId, result: resultText, event_kind: `${job.type}.succeeded` })
     : (await withReconnect(() => pool.query(ENGINE_SQL.complete, [runId, workerId, resultText, `${job.type}.succeeded`]), log)).rows[0];

@@ -53,6 +53,8 @@ interface InFlight {
   runId: number;
   controller: AbortController;
   done: Promise<void>;
+  /** the handler has returned; only its (group-committed) completion is outstanding */
+  handlerDone?: boolean;
 }
 
 export class Worker {
@@ -134,7 +136,13 @@ export class Worker {
       let claimed = 0;
       try {
         for (const lane of this.o.lanes) {
-          const busy = [...this.inflight.values()].filter((f) => f.job.lane === lane).length;
+          // A slot is busy while its handler runs. A run whose handler has returned waits only
+          // for its completion's group commit: the next batch is claimed meanwhile (claim and
+          // completion overlap), up to `concurrency` such runs, so a slow database holds the
+          // worker back instead of piling completions up in memory.
+          const mine = [...this.inflight.values()].filter((f) => f.job.lane === lane);
+          const finishing = mine.filter((f) => f.handlerDone).length;
+          const busy = mine.length - finishing + Math.max(0, finishing - this.o.concurrency);
           const free = Math.min(this.o.concurrency - busy, this.o.batchSize, remaining - claimed);
           if (free <= 0) continue;
           const jobs = await this.claim(lane, free);
@@ -197,7 +205,12 @@ export class Worker {
       else {
         if (!this.timeouts.has(job.type)) await this.register();
         this.completer ??= new Completer(this.o.pool, this.log);
-        outcome = await execute({ pool: this.o.pool, job, runId, workerId: this.id, pipeline: this.o.pipeline, timeoutSeconds: this.timeouts.get(job.type) ?? 300, controller, log, events, complete: this.completer });
+        const handlerDone = () => {
+          const f = this.inflight.get(runId);
+          if (f) f.handlerDone = true;
+          this.wake();
+        };
+        outcome = await execute({ pool: this.o.pool, job, runId, workerId: this.id, pipeline: this.o.pipeline, timeoutSeconds: this.timeouts.get(job.type) ?? 300, controller, log, events, complete: this.completer, handlerDone });
         if (outcome === 'succeeded') this.stats.succeeded++;
         else if (outcome === 'retry') this.stats.retried++;
         else if (outcome === 'dead') this.stats.dead++;
