@@ -247,8 +247,10 @@ class Rescue implements Cmd {
     const got = (await r.c.query(`select job_id, run_id, outcome from canon.rescue_stuck(1000)`)).rows as { job_id: number; run_id: number; outcome: string }[];
     const want = [...m.jobs.values()].filter((j) => j.status === 'running' && j.stale);
     expect(got.map((g) => g.job_id).sort()).toEqual(want.map((j) => j.id).sort());
-    for (const j of want) {
-      const g = got.find((x) => x.job_id === j.id)!;
+    // in the order rescue took them (oldest heartbeat first): a requeued decision and the
+    // decision a burial asks for depend on what was queued just before
+    for (const g of got) {
+      const j = m.jobs.get(g.job_id)!;
       expect(g.run_id).toBe(j.run);
       m.runs.get(j.run!)!.status = 'failed';
       totals.rescued++;
