@@ -11,7 +11,6 @@ export const ENGINE_SQL = {
            declared_by = excluded.declared_by, updated_at = now()
      where canon.job_types.lane = 'execution'
     returning name`,
-  jobTypeLane: `select lane from canon.job_types where name = $1`,
   ensureFlag: `
     insert into canon.flags (name, description, enabled) values ($1, $2, $3)
     on conflict (name) do nothing`,
@@ -22,9 +21,6 @@ export const ENGINE_SQL = {
     on conflict (id) do update set heartbeat_at = now(), stopped_at = null`,
   workerHeartbeat: `update canon.workers set heartbeat_at = now(), in_flight = $2 where id = $1`,
   workerStopped: `update canon.workers set stopped_at = now(), in_flight = 0 where id = $1`,
-  claim: `select id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
-            from canon.claim_jobs($1, $2, $3)`,
-  runIds: `select id, trace_id from canon.job_runs where trace_id = any($1)`,
   // the claim with each job's run id in one round trip (migration 0008)
   claimRuns: `select run_id, id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
                 from canon.claim_runs($1, $2, $3)`,
