@@ -25,6 +25,14 @@ export const INVARIANTS: Record<string, string> = {
       left join canon.jobs j on j.id = (e.payload->>'job_id')::bigint
      where (e.kind like '%.succeeded' or e.kind like '%.failed') and e.payload ? 'job_id' and ${scope('e.entity_id')}
        and (j.id is null or j.status <> case when e.kind like '%.succeeded' then 'succeeded' else 'failed' end)`,
+  // every result event carries the trace id and correlation id of the run that wrote it
+  result_event_untraced: `
+    select e.position, e.kind, e.trace_id, e.correlation_id
+      from canon.events e
+     where (e.kind like '%.succeeded' or e.kind like '%.failed') and e.payload ? 'job_id' and ${scope('e.entity_id')}
+       and not exists (select 1 from canon.job_runs r
+                        where r.job_id = (e.payload->>'job_id')::bigint and r.trace_id = e.trace_id
+                          and r.correlation_id = e.correlation_id)`,
   // event_to_job_gap: a required event and its job commit together
   required_event_without_job: `
     select e.position, e.kind from canon.events e
