@@ -1,7 +1,7 @@
 // The canon binary: commander wiring, one module per command under src/commands/, and the
 // single place where errors become one line on stderr and an exit code.
 import { Command, CommanderError } from 'commander';
-import { CanonError, EXIT, coerceError } from './errors.js';
+import { CanonError, EXIT, PG, coerceError, pgCode } from './errors.js';
 import { redact } from './db/url.js';
 import { Ctx, type GlobalOptions } from './context.js';
 import { version } from './paths.js';
@@ -33,6 +33,11 @@ export function reportError(e: unknown, debug: boolean): number {
     process.stderr.write(`canon: ${redact(err.message, url)}\n`);
     if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
     return err.exitCode;
+  }
+  if (pgCode(e) === PG.INSUFFICIENT_PRIVILEGE) {
+    // a least-privilege role (0010) ran a command beyond its grants: say so, not "unexpected"
+    process.stderr.write(`canon: ${redact(err.message, url).split('\n')[0]}: this database user lacks the privilege; run it as a member of the role it needs (canon_operator for steering and retries, the owner for migrations)\n`);
+    return EXIT.FAILURE;
   }
   process.stderr.write(`canon: unexpected error: ${redact(err.message, url).split('\n')[0]} (run with --debug for details)\n`);
   if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');

@@ -2,6 +2,7 @@
 import { Option } from 'commander';
 import { actorDefault, checkEntityId, checkKind, intArg, parsePayload } from '../args.js';
 import { appendEvent, history } from '../ledger.js';
+import { CanonError, EXIT } from '../errors.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
@@ -52,10 +53,10 @@ export const register: Register = (program, run) => {
         checkEntityId(entityId);
         const db = await ctx.db();
         const rows = await history(db.pool, entityId);
+        if (rows.length === 0) throw new CanonError(`entity ${entityId} has no events (check the id)`, EXIT.FAILURE);
         ctx.print(rows, (rs) =>
-          rs.length === 0 ? `no events for ${entityId}` : rs.map((r) => `${String(r.seq).padStart(4)}  ${new Date(r.created_at).toISOString()}  ${r.kind.padEnd(28)} ${r.actor}${r.trace_id ? `  trace ${r.trace_id}` : ''}`).join('\n'),
+          rs.map((r) => `${String(r.seq).padStart(4)}  ${new Date(r.created_at).toISOString()}  ${r.kind.padEnd(28)} ${r.actor}${r.trace_id ? `  trace ${r.trace_id}` : ''}`).join('\n'),
         );
-        return rows.length ? 0 : 1;
       }),
     );
 };
