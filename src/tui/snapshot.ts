@@ -3,7 +3,7 @@
 // snapshot already fetched, so the tiles and `canon health --json` are the same numbers from
 // the same SQL, the same mapping and the same alert rules.
 import type pg from 'pg';
-import { computeHealth, type Health } from '../observe/health.js';
+import { computeHealth, type Health, type SteeringHealth } from '../observe/health.js';
 import type { Thresholds } from '../observe/thresholds.js';
 import { buildTree, type Chain, type Trace } from '../observe/trace.js';
 import { WATCH_SQL } from '../sql/watch.js';
@@ -82,15 +82,8 @@ export interface FlagRow {
   rollout: { current_percent: number; until_percent: number; step_percent: number; every_seconds: number; next_step_at: string; guard: string | null } | null;
 }
 
-export interface BreakerRow {
-  job_type: string;
-  state: 'open' | 'half_open';
-  failure_count: number;
-  opened_at: string | null;
-  next_attempt_at: string | null;
-  probe_job_id: number | null;
-  reason: string | null;
-}
+/** A breaker that is not closed: the same shape health reports. */
+export type BreakerRow = SteeringHealth['breakers_not_closed'][number];
 
 export interface FocusJob {
   state: 'dead' | 'running' | 'queued';
