@@ -305,11 +305,14 @@ export class Worker {
   private async listenLoop(): Promise<void> {
     let backoff = 250;
     while (!this.stopping) {
-      const client = new pg.Client({ connectionString: this.o.url, application_name: `canon-listen ${this.id}` });
+      const client = new pg.Client({ connectionString: this.o.url, application_name: `canon-listen ${this.id}`, connectionTimeoutMillis: 10_000 });
       client.on('error', () => {});
       try {
         await client.connect();
         await client.query('listen canon_jobs');
+        // the worker may have finished (--once) while this connection was being made: its
+        // drain found no listener to close, so close it here or the process never exits
+        if (this.stopping) break;
         this.listener = client;
         backoff = 250;
         client.on('notification', (n) => {
