@@ -44,7 +44,20 @@ export async function freshDb(label) {
   const name = `canon_bench_${label}_${randomBytes(3).toString('hex')}`;
   await adminQuery(`create database ${name}`);
   const url = await serverUrl(name);
-  return { name, url, drop: () => adminQuery(`drop database if exists ${name} with (force)`).catch(() => {}) };
+  return { name, url, drop: () => dropDb(name) };
+}
+
+// No FORCE: a peer library's pool that is still closing would get a FATAL on an idle client
+// and, without an error listener, crash the benchmark. Wait for it instead; give up quietly.
+async function dropDb(name) {
+  for (let i = 0; i < 10; i++) {
+    try {
+      await adminQuery(`drop database if exists ${name}`);
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }
 
 export async function migrateDb(url) {
