@@ -134,6 +134,9 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   return row.outcome as ExecOutcome;
 }
 
+/** The most successful runs one group commit (canon.complete_runs) ends. */
+export const COMPLETION_BATCH = 100;
+
 interface Done {
   ok: boolean;
   event_position: number | null;
@@ -161,7 +164,7 @@ export class Completer {
   constructor(
     private readonly pool: pg.Pool,
     private readonly log: Logger,
-    private readonly maxBatch = 100,
+    private readonly maxBatch = COMPLETION_BATCH,
   ) {}
 
   complete(c: Completion): Promise<Done> {

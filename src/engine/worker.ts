@@ -10,7 +10,7 @@ import type { Logger, Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import { version } from '../paths.js';
-import { AbortError, Completer, execute, withReconnect } from './execute.js';
+import { AbortError, COMPLETION_BATCH, Completer, execute, withReconnect } from './execute.js';
 import { AuthorityError, decide } from './decide.js';
 import type { ClaimedJob, Lane } from './types.js';
 
@@ -138,11 +138,13 @@ export class Worker {
         for (const lane of this.o.lanes) {
           // A slot is busy while its handler runs. A run whose handler has returned waits only
           // for its completion's group commit: the next batch is claimed meanwhile (claim and
-          // completion overlap), up to `concurrency` such runs, so a slow database holds the
-          // worker back instead of piling completions up in memory.
+          // completion overlap), up to two full group commits of such runs (or `concurrency`,
+          // if larger), so a slow database holds the worker back instead of piling
+          // completions up in memory. Letting them gather is what makes the group commits
+          // big enough to be cheap: a commit of 10 runs costs ~0.4 ms a run, of 100 ~0.25 ms.
           const mine = [...this.inflight.values()].filter((f) => f.job.lane === lane);
           const finishing = mine.filter((f) => f.handlerDone).length;
-          const busy = mine.length - finishing + Math.max(0, finishing - this.o.concurrency);
+          const busy = mine.length - finishing + Math.max(0, finishing - Math.max(this.o.concurrency, 2 * COMPLETION_BATCH));
           const free = Math.min(this.o.concurrency - busy, this.o.batchSize, remaining - claimed);
           if (free <= 0) continue;
           const jobs = await this.claim(lane, free);
