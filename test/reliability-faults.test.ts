@@ -147,7 +147,7 @@ describe('worker backends killed with pg_terminate_backend', () => {
         await killer.query('commit');
         for (const v of victims.filter((x) => x.killed)) {
           const q = v.query;
-          kills[/claim_(jobs|runs)/.test(q) ? 'claim' : /complete_runs?\(/.test(q) ? 'complete' : /fail_run/.test(q) ? 'fail' : /append_event|enqueue_job|lock_entity|lock_run/.test(q) ? 'decide' : 'other']++;
+          kills[/claim_(jobs|runs)/.test(q) ? 'claim' : /complete_runs?\(/.test(q) ? 'complete' : /fail_run/.test(q) ? 'fail' : /append_event|enqueue_job|lock_entity|lock_run|begin_decision|finish_decision/.test(q) ? 'decide' : 'other']++;
         }
         await new Promise((r) => setTimeout(r, 100 + random() * 400));
       }

@@ -2,13 +2,13 @@
 // the flags as they apply to it, run the pipeline's pure authority, and for each job it
 // requires append `job.<type>.required` and enqueue the job through the gateway — all in
 // one transaction with the run's completion, so a required event never exists without its
-// job (event_to_job_gap is zero by construction) and a rescued decider cannot commit.
+// job (event_to_job_gap is zero by construction) and a rescued decider cannot commit. The
+// locks and the writes are one SQL call each (canon.begin_decision, canon.finish_decision).
 import type pg from 'pg';
 import { coerceError } from '../errors.js';
-import { appendEvent, history } from '../ledger.js';
+import { history, ledgerError } from '../ledger.js';
 import { decisionSchema, doneDecision, requiredDecision, type Decision, type Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
-import { GATEWAY_SQL } from '../sql/gateway.js';
 import type { ClaimedJob } from './types.js';
 
 export interface DecisionOutcome {
@@ -37,15 +37,15 @@ export function requirementCounts(kinds: string[]): Map<string, { required: numb
 export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: number, workerId: string, pipeline: Pipeline): Promise<DecisionOutcome> {
   await client.query('begin');
   try {
-    const lock = (await client.query(ENGINE_SQL.lockRun, [runId, workerId])).rows[0];
+    // the run's fence and, when it is ours, the entity's row: decisions about one entity are
+    // serialised on it, so two deciders never both see "protect not yet required" and both
+    // require it (canon.begin_decision, migration 0019)
+    const lock = (await client.query({ name: 'canon_begin_decision', text: ENGINE_SQL.beginDecision, values: [runId, workerId] })).rows[0];
     if (!lock.owned) {
       await client.query('rollback');
       await client.query(ENGINE_SQL.rejectDecision, [runId, workerId, `decision run no longer owned (job is ${lock.job_status})`]);
       return { ok: false, required: [], skipped: [], done: false };
     }
-    // Decisions about one entity are serialised on its row, so two deciders never both
-    // see "protect not yet required" and both require it.
-    await client.query(ENGINE_SQL.lockEntity, [job.entity_id]);
     const events = await history(client, job.entity_id);
     const declaredFlags = Object.keys(pipeline.flags ?? {});
     const flagRows = declaredFlags.length ? (await client.query(ENGINE_SQL.flagsFor, [job.entity_id, declaredFlags])).rows : [];
@@ -72,6 +72,7 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
     const counts = requirementCounts(events.map((e) => e.kind));
     const required: string[] = [];
     const skipped: string[] = [];
+    const writes: { type: string; event_payload: unknown; job_payload: unknown; dedupe_key: string; priority: number }[] = [];
     if ('required' in parsed.data) {
       for (const req of parsed.data.required) {
         if (!(req.type in pipeline.jobTypes)) throw new AuthorityError(`authority required unknown job type "${req.type}"`);
@@ -84,24 +85,27 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
         }
         const ordinal = c.required + 1;
         const dedupeKey = `${job.entity_id}:${req.type}:${ordinal}`;
-        const payload = { ...(req.payload ?? {}), flags: used };
-        const ev = await appendEvent(client, {
-          entityId: job.entity_id,
-          kind: `job.${req.type}.required`,
-          payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
-          correlationId: job.correlation_id,
-          causationId: job.source_event_position ?? undefined,
-          traceId: job.trace_id,
-          actor: workerId,
+        writes.push({
+          type: req.type,
+          event_payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
+          job_payload: { ...(req.payload ?? {}), flags: used },
+          dedupe_key: dedupeKey,
+          priority: req.priority ?? 0,
         });
-        await client.query(GATEWAY_SQL.enqueue, [req.type, job.entity_id, JSON.stringify(payload), dedupeKey, ev.position, job.correlation_id, null, req.priority ?? 0, 'execution']);
         required.push(req.type);
       }
     }
     const done = 'done' in parsed.data;
-    await client.query(ENGINE_SQL.recordDecision, [runId, JSON.stringify({ required, skipped, done, outcome: 'done' in parsed.data ? parsed.data.outcome ?? null : null, flags: used, history_seq: events.length })]);
-    const c = (await client.query(ENGINE_SQL.complete, [runId, workerId, null, null])).rows[0];
-    if (!c.ok) {
+    const detail = { required, skipped, done, outcome: 'done' in parsed.data ? parsed.data.outcome ?? null : null, flags: used, history_seq: events.length };
+    // every write of the decision in one call: the required events and their jobs (through
+    // the gateway), what the decision saw, and the run's completion
+    let finished: { ok: boolean };
+    try {
+      finished = (await client.query({ name: 'canon_finish_decision', text: ENGINE_SQL.finishDecision, values: [runId, workerId, JSON.stringify(writes), JSON.stringify(detail)] })).rows[0];
+    } catch (e) {
+      throw ledgerError(e);
+    }
+    if (!finished.ok) {
       await client.query('rollback');
       return { ok: false, required: [], skipped: [], done: false };
     }

@@ -180,10 +180,12 @@ export class Worker {
     const claimed = (await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number })[];
     if (claimed.length === 0) return claimed;
     this.stats.claimed += claimed.length;
-    // an execution batch's histories in one more: handlers start without a query each
+    // an execution batch's histories in one more: handlers start without a query each. Not a
+    // named (prepared) statement on purpose: a prepared plan made while the ledger was small
+    // would keep scanning it once it is large; planning this query each time costs microseconds
     const histories = new Map<string, LedgerEvent[]>();
     if (lane === 'execution') {
-      const rows = (await withReconnect(() => this.o.pool.query({ name: 'canon_histories', text: ENGINE_SQL.histories, values: [[...new Set(claimed.map((j) => j.entity_id))]] }), this.log)).rows as LedgerEvent[];
+      const rows = (await withReconnect(() => this.o.pool.query({ text: ENGINE_SQL.histories, values: [[...new Set(claimed.map((j) => j.entity_id))]] }), this.log)).rows as LedgerEvent[];
       for (const j of claimed) histories.set(j.entity_id, []);
       for (const e of rows) histories.get(e.entity_id)!.push(e);
     }

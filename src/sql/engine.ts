@@ -29,13 +29,14 @@ export const ENGINE_SQL = {
                 from canon.events where entity_id = any($1) order by entity_id, seq`,
   typeTimeouts: `select name, timeout_seconds from canon.job_types`,
   heartbeat: `select canon.heartbeat_runs($1, $2) as id`,
-  lockRun: `select (j).status as job_status, owned from canon.lock_run($1, $2)`,
   rejectDecision: `insert into canon.run_rejections (run_id, job_id, worker_id, trace_id, action, detail)
                    select r.id, r.job_id, $2, r.trace_id, 'decide', $3 from canon.job_runs r where r.id = $1`,
-  // a function (migration 0010): FOR UPDATE needs UPDATE privilege, which workers do not have on the ledger
-  lockEntity: `select canon.lock_entity($1) as head_seq`,
   flagsFor: `select f.name, canon.flag_is_on(f.name, $1) as on from canon.flags f where f.name = any($2)`,
-  recordDecision: `update canon.job_runs set detail = $2 where id = $1`,
+  // the decider's two calls (migration 0019): the run's fence and the entity's lock; then every
+  // write of the decision ($3 = [{type, event_payload, job_payload, dedupe_key, priority}],
+  // $4 = the run's detail) and the run's completion
+  beginDecision: `select owned, job_status, head_seq from canon.begin_decision($1, $2)`,
+  finishDecision: `select ok, event_positions from canon.finish_decision($1, $2, $3::jsonb, $4::jsonb)`,
   complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
   // many completions in one transaction: $1 = [{run_id, worker_id, result, event_kind}] (migration 0008)
   completeMany: `select run_id, ok, event_position from canon.complete_runs($1::jsonb)`,
