@@ -26,6 +26,39 @@ export interface AuditResult {
 
 const CHUNK_ENTITIES = 20_000;
 
+/** A row of AUDIT_SQL.breaks */
+export interface BreakRow {
+  entity_id: string;
+  seq: number;
+  found_seq: number;
+  problem: ChainBreak['problem'];
+  expected_hash: string | null;
+  actual_hash: string | null;
+}
+
+/** A row of AUDIT_SQL.heads */
+export interface HeadRow {
+  entity_id: string;
+  head_seq: number;
+  head_hash: string | null;
+  last_seq: number | null;
+  last_hash: string | null;
+}
+
+/** Adds the first broken link of each entity, and a head mismatch for an entity whose chain verifies but whose head does not name its last event. */
+export function addBreaks(breaks: ChainBreak[], found: BreakRow[], heads: HeadRow[]): ChainBreak[] {
+  for (const b of found) {
+    const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
+    if (b.found_seq !== b.seq) out.found_seq = b.found_seq;
+    breaks.push(out);
+  }
+  const broken = new Set(breaks.map((b) => b.entity_id));
+  for (const h of heads) {
+    if (!broken.has(h.entity_id)) breaks.push({ entity_id: h.entity_id, seq: h.head_seq, problem: 'head_mismatch', expected_hash: h.last_hash, actual_hash: h.head_hash });
+  }
+  return breaks;
+}
+
 /**
  * All entities, one (the foundation tests' form), or a list (the provenance debugger's). The
  * whole ledger is checked in chunks of entities, reporting progress; run it inside one
@@ -41,15 +74,8 @@ export async function verifyChains(
   const id = entities === undefined ? null : Array.isArray(entities) ? entities : [entities];
   const breaks: ChainBreak[] = [];
   const check = async (lo: string | null, hi: string | null) => {
-    for (const b of (await db.query(AUDIT_SQL.breaks, [id, limit, lo, hi])).rows) {
-      const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
-      if (b.found_seq !== b.seq) out.found_seq = b.found_seq;
-      breaks.push(out);
-    }
-    const broken = new Set(breaks.map((b) => b.entity_id));
-    for (const h of (await db.query(AUDIT_SQL.heads, [id, limit, lo, hi])).rows) {
-      if (!broken.has(h.entity_id)) breaks.push({ entity_id: h.entity_id, seq: h.head_seq, problem: 'head_mismatch', expected_hash: h.last_hash, actual_hash: h.head_hash });
-    }
+    const found = (await db.query(AUDIT_SQL.breaks, [id, limit, lo, hi])).rows as BreakRow[];
+    addBreaks(breaks, found, (await db.query(AUDIT_SQL.heads, [id, limit, lo, hi])).rows as HeadRow[]);
   };
   if (id) await check(null, null);
   else {

@@ -7,7 +7,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkToken } from '../pipelines/example/verify.js';
+import { stamp } from '../pipelines/example/tsa.js';
+import { verifyChains } from '../src/audit.js';
 import { appendEvent } from '../src/ledger.js';
+import { verifyTimestamp } from '../src/proof/claims.js';
+import { checkProvenance, takeProvenance } from '../src/proof/provenance.js';
+import { inSnapshot } from '../src/proof/snapshot.js';
 import { canon, createTestDb, oneLineError, waitFor, type TestDb } from './helpers.js';
 
 const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-tsa-'));
@@ -160,5 +166,106 @@ describe('report:provenance and report:debug-provenance', () => {
     const unknown = await canon(['report:provenance', 'no-such-document'], { url: db.url });
     expect(unknown.exitCode).toBe(2);
     expect(oneLineError(unknown)).toMatch(/entity no-such-document does not exist/);
+  });
+});
+
+describe('checkProvenance of a batch (one statement for all the entities)', () => {
+  it('finds a tampered row in each touched entity of the batch at its seq, with its problem, and a moved or removed run, and passes the rest', async () => {
+    const ids = Array.from({ length: 7 }, (_, i) => `prov-batch-${tag}-${i}`);
+    for (let s = 1; s <= 5; s++) for (const id of ids) await appendEvent(db.pool, { entityId: id, kind: 'note.added', payload: { s, id } });
+    // their decision jobs run (claimed and completed with the lifecycle functions), so each entity has runs to claim
+    const w = `test-${randomUUID()}`;
+    for (let claimed = 1; claimed > 0; ) {
+      claimed = (await db.pool.query(`select id from canon.claim_jobs('decision', $1, 100)`, [w])).rowCount ?? 0;
+      await db.pool.query(`select canon.complete_run(id, $1) from canon.job_runs where worker_id = $1 and status = 'running'`, [w]);
+    }
+    const prov = await inSnapshot(db.pool, (c) => takeProvenance(c, ids));
+    for (const cl of prov.claims_validated) expect(cl.runs.length, cl.entity_id).toBeGreaterThan(0);
+    const moved = prov.claims_validated[3].runs[0];
+    const gone = prov.claims_validated[2].runs[0];
+    const c = await db.pool.connect();
+    try {
+      await c.query('begin');
+      await c.query('set local session_replication_role = replica');
+      const edit = (set: string, id: string, seq: number) => c.query(`update canon.events set ${set} where entity_id = $1 and seq = $2`, [id, seq]);
+      await edit(`payload = payload || '{"tampered": true}'`, ids[1], 3);
+      await edit(`prev_hash = sha256(prev_hash)`, ids[2], 2);
+      await edit(`hash = sha256(hash)`, ids[4], 2);
+      await edit(`seq = 40`, ids[5], 4);
+      await c.query(`update canon.entities set head_hash = sha256(head_hash) where id = $1`, [ids[6]]);
+      // a run moved to an entity outside the batch (found by its trace id), and a run removed
+      await c.query(`update canon.job_runs set entity_id = $1 where trace_id = $2`, [`prov-elsewhere-${tag}`, moved.trace_id]);
+      await c.query(`delete from canon.job_runs where trace_id = $1`, [gone.trace_id]);
+      await c.query('commit');
+    } finally {
+      c.release();
+    }
+    const results = await inSnapshot(db.pool, (c) => checkProvenance(c, prov));
+    const heads = new Map(results.filter((r) => r.claim === 'ledger_head').map((r) => [r.entity_id, r]));
+    expect(heads.size).toBe(ids.length);
+    for (const id of [ids[0], ids[3]]) expect(heads.get(id)).toMatchObject({ ok: true, summary: 'hash matches and the chain verifies' });
+    const broken = (id: string, seq: number, problem: RegExp) => {
+      const r = heads.get(id)!;
+      expect(r, id).toMatchObject({ ok: false, summary: `hash chain broken at seq ${seq}`, mismatch: 'ledger row edited after snapshot, inside the history the snapshot attested' });
+      expect(r.actual, id).toMatch(problem);
+    };
+    broken(ids[1], 3, /^seq 3: the row does not hash to its stored hash \(recomputed [0-9a-f]{16}…, stored [0-9a-f]{16}…\)$/);
+    broken(ids[2], 2, /^seq 2: prev_hash does not name the previous event \(recomputed/);
+    broken(ids[4], 2, /^seq 2: the row does not hash to its stored hash/);
+    broken(ids[5], 4, /^seq 4: seq out of order \(a row removed or renumbered\)$/);
+    broken(ids[6], 5, /^seq 5: the entity head does not name its last event/);
+    // the same breaks as the ledger audit of those entities
+    const audit = await verifyChains(db.pool, ids);
+    expect(audit.breaks.map((b) => `${b.entity_id} ${b.seq} ${b.problem}`)).toEqual([
+      `${ids[1]} 3 hash_mismatch`,
+      `${ids[2]} 2 prev_hash_mismatch`,
+      `${ids[4]} 2 hash_mismatch`,
+      `${ids[5]} 4 seq_gap`,
+      `${ids[6]} 5 head_mismatch`,
+    ]);
+    const runs = results.filter((r) => r.claim === 'run_id');
+    expect(runs.length).toBe(prov.claims_validated.reduce((n, cl) => n + cl.runs.length, 0));
+    expect(runs.filter((r) => !r.ok)).toEqual([
+      expect.objectContaining({ entity_id: ids[2], subject: gone.trace_id, summary: 'run not found in database', mismatch: 'run deleted after snapshot' }),
+      expect.objectContaining({ entity_id: ids[3], subject: moved.trace_id, summary: 'run belongs elsewhere', actual: `run ${moved.run_id} of job ${moved.job_id} on prov-elsewhere-${tag}` }),
+    ]);
+    // nothing else fails: statuses and the (absent) proofs are unchanged
+    expect(results.filter((r) => !r.ok && r.claim !== 'ledger_head' && r.claim !== 'run_id')).toEqual([]);
+  });
+});
+
+describe('timestamp token check', () => {
+  it('gives the verdict and the wording of the pipeline\'s checkToken for valid and broken tokens, on first use of a key and after', () => {
+    const before = process.env.CANON_TSA_KEY_DIR;
+    process.env.CANON_TSA_KEY_DIR = keyDir;
+    try {
+      const hash = 'ab'.repeat(32);
+      const good = stamp(hash, 'doc-1', keyDir);
+      const stranger = stamp(hash, 'doc-1', fs.mkdtempSync(path.join(os.tmpdir(), 'canon-tsa-other-')));
+      const flip = (s: string) => (s[0] === 'A' ? 'B' : 'A') + s.slice(1);
+      const cases: [string, typeof good, string, RegExp][] = [
+        ['valid', good, hash, /^ed25519 signature by key [0-9a-f]+ over the artifact hash at /],
+        ['other hash', good, 'cd'.repeat(32), /^token covers abababab/],
+        ['signature', { ...good, signature: flip(good.signature) }, hash, /^signature does not verify$/],
+        ['timestamp', { ...good, timestamp: new Date(Date.parse(good.timestamp) + 1).toISOString() }, hash, /^signature does not verify$/],
+        ['entity', { ...good, entity_id: 'doc-2' }, hash, /^signature does not verify$/],
+        ['key id', { ...good, key_id: stranger.key_id }, hash, /does not name the embedded key$/],
+        ['swapped key', { ...good, public_key: stranger.public_key, key_id: stranger.key_id }, hash, /^signature does not verify$/],
+        ['not a key', { ...good, public_key: 'not a pem' }, hash, /does not name the embedded key$/],
+        ['untrusted key', stranger, hash, /is not in the local keyring/],
+      ];
+      for (let round = 0; round < 2; round++) {
+        for (const [name, t, h, re] of cases) {
+          const v = verifyTimestamp(t, h);
+          const failed = checkToken(t, h).find((x) => !x.ok);
+          expect(v.ok, name).toBe(name === 'valid');
+          expect(v.detail, name).toMatch(re);
+          if (failed) expect(v.detail, name).toBe(failed.detail);
+        }
+      }
+    } finally {
+      if (before === undefined) delete process.env.CANON_TSA_KEY_DIR;
+      else process.env.CANON_TSA_KEY_DIR = before;
+    }
   });
 });

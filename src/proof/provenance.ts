@@ -2,11 +2,11 @@
 // and checking one against the database now. Both read through `Queryable` so that the report
 // can check its own claims inside the snapshot it took them from before writing them.
 import type pg from 'pg';
-import { verifyChains, type ChainBreak } from '../audit.js';
+import { addBreaks, type BreakRow, type ChainBreak, type HeadRow } from '../audit.js';
 import { usageError } from '../errors.js';
 import { version } from '../paths.js';
 import { PROVENANCE_SQL } from '../sql/provenance.js';
-import { PROOF_KINDS, contentHash, verifyAnchor, verifyTimestamp } from './claims.js';
+import { PROOF_KINDS, contentHash, verifyAnchor, verifyTimestamp, type ProofCheck } from './claims.js';
 import { PROVENANCE_FORMAT, provenanceSchema, type EntityClaim, type Provenance, type RunClaim } from './provenance-format.js';
 
 type Queryable = pg.Pool | pg.ClientBase;
@@ -49,14 +49,25 @@ async function entityRows(db: Queryable, ids: string[]): Promise<Map<string, Ent
   return new Map(((await db.query(PROVENANCE_SQL.entities, [ids])).rows as EntityRow[]).map((r) => [r.entity_id, r]));
 }
 
+interface ProofRow {
+  entity_id: string;
+  kind: string;
+  seq: number;
+  payload: Json;
+}
+
 /** entity → kind → {seq, result payload} of the latest proof event of each kind */
-async function proofEvents(db: Queryable, ids: string[]): Promise<Map<string, Map<string, { seq: number; payload: Json }>>> {
+function byEntityAndKind(rows: ProofRow[]): Map<string, Map<string, { seq: number; payload: Json }>> {
   const out = new Map<string, Map<string, { seq: number; payload: Json }>>();
-  for (const r of (await db.query(PROVENANCE_SQL.proofEvents, [ids, Object.values(PROOF_KINDS)])).rows) {
+  for (const r of rows) {
     if (!out.has(r.entity_id)) out.set(r.entity_id, new Map());
     out.get(r.entity_id)!.set(r.kind, { seq: r.seq, payload: r.payload });
   }
   return out;
+}
+
+async function proofEvents(db: Queryable, ids: string[]): Promise<Map<string, Map<string, { seq: number; payload: Json }>>> {
+  return byEntityAndKind((await db.query(PROVENANCE_SQL.proofEvents, [ids, Object.values(PROOF_KINDS)])).rows);
 }
 
 const resultOf = (ev: { payload: Json } | undefined) => (ev?.payload?.result ?? undefined) as Json | undefined;
@@ -104,26 +115,38 @@ const PROBLEM_TEXT: Record<ChainBreak['problem'], string> = {
   head_mismatch: 'the entity head does not name its last event',
 };
 
-/** Checks every claim against the database now (in the caller's snapshot). */
+/** Checks every claim against the database now (in the caller's snapshot), with one statement. */
 export async function checkProvenance(db: Queryable, prov: Provenance): Promise<ClaimResult[]> {
   const claims = prov.claims_validated;
   const ids = [...new Set(claims.map((c) => c.entity_id))];
-  const entities = await entityRows(db, ids);
+  const traces = claims.flatMap((c) => c.runs.map((r) => r.trace_id));
+  const pending = db.query(PROVENANCE_SQL.check, [ids, ids.length + 1, null, null, claims.map((c) => c.entity_id), claims.map((c) => c.ledger_head.seq), traces, Object.values(PROOF_KINDS)]);
+  // The token and inclusion proof checks need only the file: on a client the statement is
+  // already sent, so they run while Postgres works.
+  let offline: OfflineChecks[];
+  try {
+    offline = claims.map(checkOffline);
+  } catch (e) {
+    await pending.catch(() => undefined);
+    throw e;
+  }
+  const read = (await pending).rows[0] as { entities: EntityRow[]; hashes_at: { entity_id: string; seq: number; hash: string }[]; runs: RunRow[]; proofs: ProofRow[]; breaks: BreakRow[]; heads: HeadRow[] };
+  const entities = new Map(read.entities.map((r) => [r.entity_id, r]));
   const unknown = claims.findIndex((c) => !entities.has(c.entity_id));
   if (unknown >= 0) throw usageError(`claims_validated[${unknown}].entity_id: entity ${claims[unknown].entity_id} does not exist in this database`);
-  const heads = (await db.query(PROVENANCE_SQL.hashesAt, [claims.map((c) => c.entity_id), claims.map((c) => c.ledger_head.seq)])).rows as { entity_id: string; seq: number; hash: string }[];
-  const traces = claims.flatMap((c) => c.runs.map((r) => r.trace_id));
-  const runs = new Map(((await db.query(PROVENANCE_SQL.runsByTrace, [traces])).rows as RunRow[]).map((r) => [r.trace_id, r]));
-  const proofs = await proofEvents(db, ids);
-  const audit = await verifyChains(db, ids, ids.length + 1);
+  const heads = new Map(read.hashes_at.map((h) => [`${h.seq} ${h.entity_id}`, h.hash]));
+  const runs = new Map(read.runs.map((r) => [r.trace_id, r]));
+  const proofs = byEntityAndKind(read.proofs);
+  const breaks = new Map<string, ChainBreak>();
+  for (const b of addBreaks([], read.breaks, read.heads)) if (!breaks.has(b.entity_id)) breaks.set(b.entity_id, b);
   const snap = `(from snapshot ${prov.verification_snapshot_ts})`;
   const out: ClaimResult[] = [];
-  for (const c of claims) {
+  for (const [i, c] of claims.entries()) {
     const e = entities.get(c.entity_id)!;
     out.push(checkStatus(c, e, snap));
-    out.push(checkHead(c, e, heads.find((h) => h.entity_id === c.entity_id && h.seq === c.ledger_head.seq)?.hash, audit.breaks.find((b) => b.entity_id === c.entity_id), snap));
+    out.push(checkHead(c, e, heads.get(`${c.ledger_head.seq} ${c.entity_id}`), breaks.get(c.entity_id), snap));
     for (const r of c.runs) out.push(checkRun(c.entity_id, r, runs.get(r.trace_id), snap));
-    out.push(...checkProofs(c, proofs.get(c.entity_id), snap));
+    out.push(...checkProofs(c, proofs.get(c.entity_id), offline[i], snap));
   }
   return out;
 }
@@ -171,7 +194,21 @@ function checkRun(entityId: string, r: RunClaim, now: RunRow | undefined, snap: 
   return { ...base, ok: true, summary: `run exists (${r.type} attempt ${r.attempt}, ${r.status})` };
 }
 
-function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload: Json }> | undefined, snap: string): ClaimResult[] {
+interface OfflineChecks {
+  timestamp?: ProofCheck;
+  anchor?: ProofCheck;
+}
+
+/** The checks of a claim that need no database: its token and its inclusion proof against the claimed artifact hash. */
+function checkOffline(c: EntityClaim): OfflineChecks {
+  const claimed = c.artifact_hash?.slice('sha256:'.length);
+  const out: OfflineChecks = {};
+  if (c.timestamp_signature) out.timestamp = claimed ? verifyTimestamp(c.timestamp_signature, claimed) : { ok: false, detail: 'no artifact hash claimed to check the token against' };
+  if (c.anchor) out.anchor = claimed ? verifyAnchor(c.anchor, claimed) : { ok: false, detail: 'no artifact hash claimed to anchor' };
+  return out;
+}
+
+function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload: Json }> | undefined, offline: OfflineChecks, snap: string): ClaimResult[] {
   const out: ClaimResult[] = [];
   const artifactEv = events?.get(PROOF_KINDS.artifact);
   const claimed = c.artifact_hash?.slice('sha256:'.length);
@@ -188,7 +225,7 @@ function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload:
     const t = c.timestamp_signature;
     const base = { claim: 'timestamp_signature' as const, entity_id: c.entity_id, subject: `key ${short(t.key_id, 12)}` };
     const current = resultOf(events?.get(PROOF_KINDS.timestamp));
-    const v = claimed ? verifyTimestamp(t, claimed) : { ok: false, detail: 'no artifact hash claimed to check the token against' };
+    const v = offline.timestamp!;
     if (!v.ok) out.push({ ...base, ok: false, summary: 'signature invalid', expected: `a valid ${t.algorithm} token over the artifact hash ${snap}`, actual: v.detail, mismatch: 'token does not verify' });
     else if (!current || current.signature !== t.signature || current.timestamp !== t.timestamp) out.push({ ...base, ok: false, summary: 'token differs from the ledger', expected: `signature ${short(t.signature)} at ${t.timestamp} ${snap}`, actual: current ? `signature ${short(String(current.signature))} at ${String(current.timestamp)}` : `no ${PROOF_KINDS.timestamp} in the ledger`, mismatch: 'timestamp replaced after snapshot' });
     else out.push({ ...base, ok: true, summary: v.detail });
@@ -197,7 +234,7 @@ function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload:
     const a = c.anchor;
     const base = { claim: 'anchor' as const, entity_id: c.entity_id, subject: `root ${short(a.root)}` };
     const current = resultOf(events?.get(PROOF_KINDS.anchor));
-    const v = claimed ? verifyAnchor(a, claimed) : { ok: false, detail: 'no artifact hash claimed to anchor' };
+    const v = offline.anchor!;
     const same = current && current.root === a.root && current.leaf_hash === a.leaf_hash && current.leaf_index === a.leaf_index && current.tree_size === a.tree_size && JSON.stringify(current.proof) === JSON.stringify(a.proof);
     if (!v.ok) out.push({ ...base, ok: false, summary: 'proof invalid', expected: `leaf ${a.leaf_index} of ${a.tree_size} under root ${short(a.root)} ${snap}`, actual: v.detail, mismatch: 'inclusion proof does not verify' });
     else if (!same) out.push({ ...base, ok: false, summary: 'anchor differs from the ledger', expected: `root ${short(a.root)} leaf ${a.leaf_index} of ${a.tree_size} ${snap}`, actual: current ? `root ${short(String(current.root))} leaf ${String(current.leaf_index)} of ${String(current.tree_size)}` : `no ${PROOF_KINDS.anchor} in the ledger`, mismatch: 'anchor replaced after snapshot' });
