@@ -4,7 +4,7 @@
 // for two runs of one entity in the same batch), one queued decision per entity, the status
 // rows, refusals recorded, and nothing written when the batch names a run that does not exist.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvent } from '../src/ledger.js';
+import { appendEvent, history } from '../src/ledger.js';
 import { verifyChains } from '../src/audit.js';
 import { verifyStatus } from '../src/proof/status.js';
 import { readMigrationFiles } from '../src/migrate.js';
@@ -103,6 +103,30 @@ describe('canon.complete_runs, set-based', () => {
     const still = (await db.pool.query(`select status from canon.job_runs where id = any ($1)`, [runs.map((r) => r.run_id)])).rows;
     expect(still.map((r) => r.status)).toEqual(['running', 'running']);
     expect((await db.pool.query(`select count(*)::int as n from canon.events where entity_id like 'mr-%'`)).rows[0].n).toBe(0);
+  });
+});
+
+describe('canon.claim_runs_with_history', () => {
+  let db: TestDb;
+  beforeAll(async () => {
+    db = await createTestDb('claimhistory');
+    await declareNoop(db);
+  });
+  afterAll(async () => db.end());
+
+  it("claims like claim_runs and gives each job its entity's history, as a row read gives it", async () => {
+    await appendEvent(db.pool, { entityId: 'ch-1', kind: 'thing.created', payload: { n: 1, nested: { a: [1, 'x'] } }, correlationId: 'corr-1' });
+    await appendEvent(db.pool, { entityId: 'ch-1', kind: 'thing.changed', payload: {}, causationId: 1 });
+    for (const e of ['ch-1', 'ch-2']) await db.pool.query(`select canon.enqueue_job('noop', $1)`, [e]);
+    const rows = (await db.pool.query(ENGINE_SQL.claimRunsWithHistory, ['execution', WORKER, 10])).rows;
+    expect(rows.map((r) => r.entity_id).sort()).toEqual(['ch-1', 'ch-2']);
+    const runs = (await db.pool.query(`select id, job_id, trace_id from canon.job_runs where worker_id = $1 order by id`, [WORKER])).rows;
+    for (const r of rows) {
+      expect(runs.some((x) => Number(x.id) === Number(r.run_id) && Number(x.job_id) === Number(r.id) && x.trace_id === r.trace_id)).toBe(true);
+      const expected = await history(db.pool, r.entity_id);
+      expect(r.events.map((e: { created_at: string }) => ({ ...e, created_at: new Date(e.created_at) }))).toEqual(expected);
+    }
+    expect(rows.find((r) => r.entity_id === 'ch-2').events).toEqual([]);
   });
 });
 

@@ -176,19 +176,22 @@ export class Worker {
   }
 
   private async claim(lane: Lane, n: number): Promise<ClaimedJob[]> {
-    // one round trip for the claim and its run ids (prepared: the same text every time)
-    const claimed = (await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number })[];
-    if (claimed.length === 0) return claimed;
-    this.stats.claimed += claimed.length;
-    // an execution batch's histories in one more: handlers start without a query each. Not a
-    // named (prepared) statement on purpose: a prepared plan made while the ledger was small
-    // would keep scanning it once it is large; planning this query each time costs microseconds
+    // One round trip for the claim and its run ids (prepared: the same text every time). An
+    // execution batch comes with its entities' histories (migration 0021), so handlers start
+    // without a query each; the decider reads its history itself, under the entity's lock.
     const histories = new Map<string, LedgerEvent[]>();
+    let claimed: (ClaimedJob & { run_id: number })[];
     if (lane === 'execution') {
-      const rows = (await withReconnect(() => this.o.pool.query({ text: ENGINE_SQL.histories, values: [[...new Set(claimed.map((j) => j.entity_id))]] }), this.log)).rows as LedgerEvent[];
-      for (const j of claimed) histories.set(j.entity_id, []);
-      for (const e of rows) histories.get(e.entity_id)!.push(e);
+      const rows = (await this.o.pool.query({ name: 'canon_claim_runs_with_history', text: ENGINE_SQL.claimRunsWithHistory, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number; events: LedgerEvent[] })[];
+      claimed = rows.map(({ events, ...job }) => {
+        // created_at arrives as JSON text; handlers get the Date a row read would give
+        histories.set(job.entity_id, events.map((e) => ({ ...e, created_at: new Date(e.created_at) })));
+        return job;
+      });
+    } else {
+      claimed = (await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number })[];
     }
+    this.stats.claimed += claimed.length;
     for (const { run_id: runId, ...job } of claimed) {
       const controller = new AbortController();
       const entry: InFlight = { job, runId, controller, done: Promise.resolve() };

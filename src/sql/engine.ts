@@ -24,9 +24,11 @@ export const ENGINE_SQL = {
   // the claim with each job's run id in one round trip (migration 0008)
   claimRuns: `select run_id, id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
                 from canon.claim_runs($1, $2, $3)`,
-  // the histories of a claimed batch, read in one round trip (the handlers' ctx.entity.events)
-  histories: `select position, entity_id, seq, kind, payload, correlation_id, causation_id, trace_id, actor, created_at
-                from canon.events where entity_id = any($1) order by entity_id, seq`,
+  // the same claim with each job's entity history as a JSON array (migration 0021): the
+  // execution lane's claim, so handlers start without a query each
+  claimRunsWithHistory: `select run_id, id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id,
+                                source_event_position, events
+                           from canon.claim_runs_with_history($1, $2, $3)`,
   typeTimeouts: `select name, timeout_seconds from canon.job_types`,
   heartbeat: `select canon.heartbeat_runs($1, $2) as id`,
   rejectDecision: `insert into canon.run_rejections (run_id, job_id, worker_id, trace_id, action, detail)
