@@ -35,6 +35,25 @@ const embeddedReads = `jsonb_build_array(${HEALTH_EMBEDDED_READS.map(
 export const CORE_TRIGGER_ENABLED = `(select coalesce(bool_or(t.tgenabled in ('O', 'A')), false)
     from pg_trigger t where t.tgrelid = 'canon.events'::regclass and t.tgname = 'canon_core_trigger')`;
 
+/**
+ * The gap rule's coverage test for one event (given as SQL expressions): `c.covered` is true
+ * when a decision job of its entity covers it (docs/ARCHITECTURE.md, "event_to_job_gap,
+ * exactly"). One probe, newest decision job first; "offset 0" keeps the runs check a probe by
+ * job id (see gap_open below). Used for an entity's newest event and, where that one is
+ * uncovered, for each of its events.
+ */
+const decisionCovers = (entity: string, position: string, seq: string, createdAt: string) => `left join lateral (
+      select true as covered from canon.jobs d
+       where d.entity_id = ${entity} and d.lane = 'decision'
+         and (d.status in ('queued', 'running')
+              or d.source_event_position >= ${position}
+              or exists (select 1 from canon.job_runs r
+                          where r.job_id = d.id
+                            and case when r.detail ? 'history_seq' then (r.detail->>'history_seq')::int >= ${seq}
+                                     else r.started_at >= ${createdAt} end
+                          offset 0))
+       order by d.id desc limit 1) c on true`;
+
 export const HEALTH_SQL = {
   snapshot: `
 with queued as (
@@ -118,17 +137,7 @@ with queued as (
             from gap_entities) a
    cross join unnest(a.ids, a.first_seqs, a.last_seqs, a.positions, a.created)
               as g(entity_id, first_seq, last_seq, last_position, last_created_at)
-    left join lateral (
-      select true as covered from canon.jobs d
-       where d.entity_id = g.entity_id and d.lane = 'decision'
-         and (d.status in ('queued', 'running')
-              or d.source_event_position >= g.last_position
-              or exists (select 1 from canon.job_runs r
-                          where r.job_id = d.id
-                            and case when r.detail ? 'history_seq' then (r.detail->>'history_seq')::int >= g.last_seq
-                                     else r.started_at >= g.last_created_at end
-                          offset 0))
-       order by d.id desc limit 1) c on true
+    ${decisionCovers('g.entity_id', 'g.last_position', 'g.last_seq', 'g.last_created_at')}
    where c.covered is null
 ), gap_decision as (
   -- stage 2: for those entities only, every event of the window that no decision job covers,
@@ -139,17 +148,7 @@ with queued as (
   select count(*)::int as n
     from gap_open o
     join canon.events e on e.entity_id = o.entity_id and e.seq between o.first_seq and o.last_seq
-    left join lateral (
-      select true as covered from canon.jobs d
-       where d.entity_id = e.entity_id and d.lane = 'decision'
-         and (d.status in ('queued', 'running')
-              or d.source_event_position >= e.position
-              or exists (select 1 from canon.job_runs r
-                          where r.job_id = d.id
-                            and case when r.detail ? 'history_seq' then (r.detail->>'history_seq')::int >= e.seq
-                                     else r.started_at >= e.created_at end
-                          offset 0))
-       order by d.id desc limit 1) c on true
+    ${decisionCovers('e.entity_id', 'e.position', 'e.seq', 'e.created_at')}
    where e.kind not like 'job.%.required'
      and e.created_at > now() - make_interval(secs => $1::float8)
      and e.created_at <= now() - make_interval(secs => $2::float8)
