@@ -65,6 +65,12 @@ export class Worker {
   private stopping = false;
   private wakeUp: (() => void) | undefined;
   private wokenEarly = false;
+  // Per lane: notifications received, and how many had been received when a claim last found
+  // the lane empty. A lane is claimed only while it may have work (a notification since, a
+  // full claim, a poll, no LISTEN connection): an empty claim costs a round trip and server
+  // CPU on the path of every job, and a one-process worker made one per lane per loop.
+  private notes = new Map<Lane, number>();
+  private drainedAt = new Map<Lane, number>();
   private completer?: Completer;
   private listener?: pg.Client;
   private timeouts = new Map<string, number>();
@@ -101,6 +107,22 @@ export class Worker {
     else this.wokenEarly = true;
   }
 
+  /** A notification for `lane` (or, without one, for every lane). */
+  private noted(lane?: Lane): void {
+    for (const l of lane ? [lane] : this.o.lanes) this.notes.set(l, (this.notes.get(l) ?? 0) + 1);
+  }
+
+  /** Every lane may have work again: a poll, a reconnected listener, the start. */
+  private pollAll(): void {
+    this.drainedAt.clear();
+  }
+
+  private mayHaveWork(lane: Lane): boolean {
+    if (!this.listener) return true; // without LISTEN, every loop is a poll
+    const drained = this.drainedAt.get(lane);
+    return drained === undefined || (this.notes.get(lane) ?? 0) > drained;
+  }
+
   private sleep(ms: number): Promise<void> {
     if (this.wokenEarly) {
       this.wokenEarly = false;
@@ -109,6 +131,7 @@ export class Worker {
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.wakeUp = undefined;
+        this.pollAll(); // the fallback for lost notifications: look at every lane
         resolve();
       }, ms);
       this.wakeUp = () => {
@@ -134,6 +157,7 @@ export class Worker {
       const remaining = this.o.maxJobs !== undefined ? this.o.maxJobs - this.stats.claimed : Infinity;
       if (remaining <= 0) break;
       let claimed = 0;
+      let skipped = false;
       try {
         for (const lane of this.o.lanes) {
           // A slot is busy while its handler runs. A run whose handler has returned waits only
@@ -147,8 +171,15 @@ export class Worker {
           const busy = mine.length - finishing + Math.max(0, finishing - Math.max(this.o.concurrency, 2 * COMPLETION_BATCH));
           const free = Math.min(this.o.concurrency - busy, this.o.batchSize, remaining - claimed);
           if (free <= 0) continue;
+          if (!this.mayHaveWork(lane)) {
+            skipped = true;
+            continue;
+          }
+          const notesBefore = this.notes.get(lane) ?? 0;
           const jobs = await this.claim(lane, free);
           claimed += jobs.length;
+          // fewer than asked: the lane is empty as of the notifications seen before the claim
+          if (jobs.length < free) this.drainedAt.set(lane, notesBefore);
         }
         dbBackoff = 0;
       } catch (e) {
@@ -162,6 +193,10 @@ export class Worker {
       if (this.o.once && this.inflight.size === 0) {
         const ready = await withReconnect(() => this.o.pool.query(ENGINE_SQL.queuedReady), this.log).catch(() => ({ rows: [] as { lane: string; n: number }[] }));
         if (!ready.rows.some((r) => this.o.lanes.includes(r.lane as Lane) && r.n > 0)) break;
+        if (skipped) {
+          this.pollAll(); // work is ready in a lane this loop did not look at: look now
+          continue;
+        }
       }
       await this.sleep(this.inflight.size > 0 ? Math.min(this.jitteredPoll(), 250) : this.jitteredPoll());
     }
@@ -321,9 +356,15 @@ export class Worker {
         // drain found no listener to close, so close it here or the process never exits
         if (this.stopping) break;
         this.listener = client;
+        // anything enqueued before LISTEN took effect sent no notification this worker saw
+        this.pollAll();
+        this.wake();
         backoff = 250;
         client.on('notification', (n) => {
-          if (!n.payload || this.o.lanes.includes(n.payload as Lane)) this.wake();
+          if (!n.payload || this.o.lanes.includes(n.payload as Lane)) {
+            this.noted(n.payload ? (n.payload as Lane) : undefined);
+            this.wake();
+          }
         });
         await new Promise<void>((resolve) => {
           client.once('end', resolve);
@@ -338,7 +379,8 @@ export class Worker {
       if (this.stopping) break;
       await new Promise((r) => setTimeout(r, backoff));
       backoff = Math.min(10_000, backoff * 2);
-      this.wake(); // notifications may have been missed while disconnected
+      this.pollAll(); // notifications may have been missed while disconnected
+      this.wake();
     }
   }
 
