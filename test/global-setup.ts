@@ -1,6 +1,8 @@
 // Starts one real Postgres for the whole run (TEST_DATABASE_URL, or an embedded server under
 // .canon-test/), migrates a template database once, and hands its address to the test files,
 // each of which clones the template into a database of its own.
+import fs from 'node:fs';
+import os from 'node:os';
 import pg from 'pg';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -17,6 +19,11 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject) {
   const home = path.resolve('.canon-test');
+  // The test files' scratch folders (keys, backups, homes, inputs) go under one folder of this
+  // run, removed at the end: os.tmpdir() follows TMPDIR, which the workers and the canon
+  // processes they start inherit.
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-test-run-'));
+  process.env.TMPDIR = scratch;
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
     const cfg = await startEmbedded({ port: 54339 }, embeddedPaths(home));
@@ -46,4 +53,5 @@ export default async function setup(project: TestProject) {
   project.provide('adminUrl', adminUrl);
   project.provide('templateDb', template);
   project.provide('canonHome', home);
+  return () => fs.rmSync(scratch, { recursive: true, force: true });
 }
