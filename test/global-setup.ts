@@ -22,7 +22,10 @@ export default async function setup(project: TestProject) {
   // The test files' scratch folders (keys, backups, homes, inputs) go under one folder of this
   // run, removed at the end: os.tmpdir() follows TMPDIR, which the workers and the canon
   // processes they start inherit.
+  // Like /tmp itself it is open to every user (sticky): as root, embedded Postgres runs initdb
+  // as the postgres user, which must read the password file written there.
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-test-run-'));
+  fs.chmodSync(scratch, 0o1777);
   process.env.TMPDIR = scratch;
   let adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
