@@ -20,9 +20,25 @@ export function keyDir(): string {
   return path.resolve(process.env.CANON_TSA_KEY_DIR ?? path.join(process.env.CANON_HOME ?? '.canon', 'tsa'));
 }
 
+// Public keys parsed, with their ids, by PEM. Parsing a PEM key cost more than the Ed25519
+// check itself, and verifying a token needs the key twice (its id, then the signature); a
+// keyring holds a few keys, so a provenance check of many tokens parses each once.
+const parsedKeys = new Map<string, { key: KeyObject; id: string }>();
+
+/** The key and its id (sha256 of the SPKI DER, 32 hex); throws on a key that does not parse. */
+function publicKey(publicKeyPem: string): { key: KeyObject; id: string } {
+  let k = parsedKeys.get(publicKeyPem);
+  if (!k) {
+    const key = createPublicKey(publicKeyPem);
+    k = { key, id: createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 32) };
+    if (parsedKeys.size >= 64) parsedKeys.clear();
+    parsedKeys.set(publicKeyPem, k);
+  }
+  return k;
+}
+
 export function keyId(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('hex').slice(0, 32);
+  return publicKey(publicKeyPem).id;
 }
 
 /** Loads the key, creating it once; concurrent workers agree because the first writer wins. */
@@ -69,8 +85,9 @@ export function verifyToken(t: TimestampToken, dir = keyDir()): TokenCheck {
   let signature_valid = false;
   let key_id_matches = false;
   try {
-    key_id_matches = keyId(t.public_key) === t.key_id;
-    signature_valid = verify(null, message(t), createPublicKey(t.public_key), Buffer.from(t.signature, 'base64'));
+    const k = publicKey(t.public_key);
+    key_id_matches = k.id === t.key_id;
+    signature_valid = verify(null, message(t), k.key, Buffer.from(t.signature, 'base64'));
   } catch {
     signature_valid = false;
   }

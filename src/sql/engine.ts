@@ -37,7 +37,7 @@ export const ENGINE_SQL = {
   // the decider's two calls (migration 0019): the run's fence and the entity's lock; then every
   // write of the decision ($3 = [{type, event_payload, job_payload, dedupe_key, priority}],
   // $4 = the run's detail) and the run's completion
-  beginDecision: `select owned, job_status, head_seq from canon.begin_decision($1, $2)`,
+  beginDecision: `select owned, job_status from canon.begin_decision($1, $2)`,
   finishDecision: `select ok, event_positions from canon.finish_decision($1, $2, $3::jsonb, $4::jsonb)`,
   complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
   // many completions in one transaction: $1 = [{run_id, worker_id, result, event_kind}] (migration 0008)
