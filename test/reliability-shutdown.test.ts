@@ -30,6 +30,7 @@ const anchored = async (prefix: string) => (await db.pool.query(`select count(*)
 const start = (grace: string) => spawnCanon(['work', '--pipeline', FAST, '--concurrency', '8', '--grace', grace, '--log', 'json', '--log-level', 'info'], { url: db.url, env });
 const workerIdOf = async (pid: number) => waitFor(async () => (await db.pool.query(`select id from canon.workers where pid = $1 and stopped_at is null order by started_at desc limit 1`, [pid])).rows[0]?.id as string | undefined, { what: `worker ${pid} registered` });
 const runningOf = async (ids: string[]) => (await db.pool.query(`select count(*)::int as n from canon.jobs where status = 'running' and locked_by = any($1)`, [ids])).rows[0].n as number;
+const protectsOf = async (id: string) => (await db.pool.query(`select count(*)::int as n from canon.jobs where status = 'running' and type = 'protect' and locked_by = $1`, [id])).rows[0].n as number;
 const pastTtl = async () =>
   (await db.pool.query(`select count(*)::int as n from canon.jobs j join canon.job_types t on t.name = j.type where j.status = 'running' and j.heartbeat_at < now() - make_interval(secs => t.timeout_seconds)`)).rows[0].n as number;
 
@@ -53,7 +54,9 @@ describe('graceful shutdown', () => {
     const short = start('0');
     const long = start('30');
     const ids = [await workerIdOf(short.pid!), await workerIdOf(long.pid!)];
-    await waitFor(async () => (await anchored('sd')) >= N * 0.2 && (await runningOf(ids)) >= 4, { timeout: 60_000, what: 'heavy work in flight' });
+    // slow protect runs (300 ms each) in flight in the short-grace worker, so the signal finds
+    // handlers to abort; a wait on overall progress alone could catch it between fast jobs only
+    await waitFor(async () => (await protectsOf(ids[0])) >= 3 && (await runningOf(ids)) >= 4, { timeout: 60_000, what: 'heavy work in flight' });
     const inFlight = await runningOf(ids);
     short.kill('SIGTERM');
     long.kill('SIGTERM');
@@ -84,7 +87,7 @@ describe('graceful shutdown', () => {
     const w = start('30');
     const id = await workerIdOf(w.pid!);
     // slow protect runs (300 ms each) in flight, so the second signal abandons some
-    await waitFor(async () => (await db.pool.query(`select count(*)::int as n from canon.jobs where status = 'running' and type = 'protect' and locked_by = $1`, [id])).rows[0].n >= 3, { timeout: 60_000, what: 'protect jobs in flight' });
+    await waitFor(async () => (await protectsOf(id)) >= 3, { timeout: 60_000, what: 'protect jobs in flight' });
     w.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 20));
     w.kill('SIGTERM');
