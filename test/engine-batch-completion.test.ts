@@ -129,15 +129,16 @@ describe('canon.claim_runs_with_history', () => {
     expect(rows.find((r) => r.entity_id === 'ch-2').events).toEqual([]);
   });
 
-  it('leaves the claim durable: the transaction still commits with synchronous_commit on (0022)', async () => {
+  it('commits the claim without waiting for its flush (0023), and only the claim', async () => {
     await db.pool.query(`select canon.enqueue_job('noop', 'ch-3')`);
     const c = await db.pool.connect();
     try {
       await c.query('begin');
       const claimed = (await c.query(ENGINE_SQL.claimRunsWithHistory, ['execution', WORKER, 1])).rows;
       expect(claimed).toHaveLength(1);
-      expect((await c.query(`select current_setting('synchronous_commit') as v`)).rows[0].v).toBe('on');
+      expect((await c.query(`select current_setting('synchronous_commit') as v`)).rows[0].v).toBe('off');
       await c.query('rollback');
+      expect((await c.query(`select current_setting('synchronous_commit') as v`)).rows[0].v).toBe('on');
     } finally {
       c.release();
     }

@@ -17,9 +17,11 @@ const env = { CANON_TSA_KEY_DIR: keyDir };
 let src: TestDb;
 const others: TestDb[] = [];
 
+// every logged canon table: unlogged ones (status_dirty, run_id_guard) are the server's state
 const tables = async (db: TestDb) =>
   (await db.pool.query(`select c.oid::regclass::text as name from pg_class c
-                         where c.relnamespace = 'canon'::regnamespace and c.relkind = 'r' and c.relname <> 'schema_migrations' order by 1`)).rows.map((r) => r.name as string);
+                         where c.relnamespace = 'canon'::regnamespace and c.relkind = 'r' and c.relname <> 'schema_migrations'
+                           and c.relpersistence = 'p' order by 1`)).rows.map((r) => r.name as string);
 /** Every row of every canon table, as text, in a stable order: two databases hold the same data when these are equal. */
 async function contents(db: TestDb): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};

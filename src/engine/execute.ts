@@ -2,7 +2,7 @@
 // timeout, shutdown, lost lease), then end the run through the fenced SQL functions. The
 // result event and the job's success commit together in canon.complete_run.
 import type pg from 'pg';
-import { coerceError, isConnectionError } from '../errors.js';
+import { coerceError, isConnectionError, isRunGone } from '../errors.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import { PermanentError, PreconditionError, type Logger, type Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
@@ -103,7 +103,7 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
   a.handlerDone?.();
   const done = a.complete
     ? await a.complete.complete({ run_id: runId, worker_id: workerId, result: resultText, event_kind: `${job.type}.succeeded` })
-    : (await withReconnect(() => pool.query(ENGINE_SQL.complete, [runId, workerId, resultText, `${job.type}.succeeded`]), log)).rows[0];
+    : await completeOne(pool, log, { run_id: runId, worker_id: workerId, result: resultText, event_kind: `${job.type}.succeeded` });
   if (!done.ok) {
     log.warn('completion refused: the run was taken away (rescued or cancelled); nothing recorded twice');
     return 'fenced';
@@ -116,7 +116,7 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   const { pool, runId, workerId, log } = a;
   const err = coerceError(e);
   if (err instanceof AbortError && err.cause_ === 'shutdown') {
-    const r = await withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log);
+    const r = await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log));
     log.info('released on shutdown', {});
     return r.rows[0].ok ? 'released' : 'fenced';
   }
@@ -124,7 +124,7 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   const permanent = precondition || err instanceof PermanentError || err.name === 'PermanentError' || (err as { permanent?: unknown }).permanent === true;
   const reason = precondition ? 'precondition_failed' : err instanceof AbortError && err.cause_ === 'timeout' ? 'timeout' : 'handler_error';
   const msg = `${err.name === 'Error' ? '' : err.name + ': '}${err.message}`.slice(0, 4000);
-  const r = await withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log);
+  const r = await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log));
   const row = r.rows[0];
   if (!row.ok) {
     log.warn('failure report refused: the run was taken away (rescued or cancelled)', { error: msg });
@@ -148,6 +148,21 @@ interface Completion {
   /** the handler's result as JSON text (serialiseResult) */
   result: string;
   event_kind: string;
+}
+
+/** A run lost with its claim in a crash answers like a run taken away: refused, nothing written. */
+export async function goneIsRefused(q: Promise<pg.QueryResult>): Promise<pg.QueryResult> {
+  try {
+    return await q;
+  } catch (e) {
+    if (!isRunGone(e)) throw e;
+    return { rows: [{ ok: false }] } as unknown as pg.QueryResult;
+  }
+}
+
+async function completeOne(pool: pg.Pool, log: Logger, c: Completion): Promise<Done> {
+  const r = (await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), log))).rows[0];
+  return { ok: r.ok, event_position: r.event_position ?? null };
 }
 
 /**
@@ -210,8 +225,7 @@ export class Completer {
     const out: (Done | Error)[] = [];
     for (const c of batch) {
       try {
-        const r = (await withReconnect(() => this.pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), this.log)).rows[0];
-        out.push({ ok: r.ok, event_position: r.event_position });
+        out.push(await completeOne(this.pool, this.log, c));
       } catch (e) {
         out.push(coerceError(e));
       }

@@ -5,12 +5,12 @@
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { coerceError, isConnectionError } from '../errors.js';
+import { coerceError, isConnectionError, isRunGone } from '../errors.js';
 import type { Logger, Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import { version } from '../paths.js';
-import { AbortError, COMPLETION_BATCH, Completer, execute, withReconnect } from './execute.js';
+import { AbortError, COMPLETION_BATCH, Completer, execute, goneIsRefused, withReconnect } from './execute.js';
 import { AuthorityError, decide } from './decide.js';
 import type { ClaimedJob, Lane } from './types.js';
 
@@ -290,8 +290,13 @@ export class Worker {
       return 'succeeded';
     } catch (e) {
       if (!(e instanceof AuthorityError) && isConnectionError(e)) throw e;
+      if (isRunGone(e)) {
+        this.stats.fenced++;
+        log.warn('decision refused: the run was lost with its claim in a server crash; the job runs again');
+        return 'fenced';
+      }
       const msg = coerceError(e).message.slice(0, 4000);
-      const r = await withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, msg, false, 'handler_error']), log);
+      const r = await goneIsRefused(withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, msg, false, 'handler_error']), log));
       const outcome = r.rows[0].ok ? (r.rows[0].outcome as string) : 'fenced';
       if (outcome === 'dead') this.stats.dead++;
       else if (outcome === 'retry') this.stats.retried++;

@@ -29,6 +29,8 @@ export interface OwnServer {
   createDb(name: string): Promise<string>;
   crash(): Promise<void>;
   restart(): Promise<void>;
+  /** A clean shutdown (every WAL record flushed) and a start. */
+  cleanRestart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -55,6 +57,10 @@ export async function ownServer(label: string): Promise<OwnServer> {
     },
     crash: () => crashEmbedded(paths),
     restart: async () => {
+      await startEmbedded({}, paths);
+    },
+    async cleanRestart() {
+      await stopEmbedded(paths);
       await startEmbedded({}, paths);
     },
     async stop() {
