@@ -52,6 +52,8 @@ begin
   return null;
 end $$;
 
+revoke execute on function canon.job_runs_past_restart() from public;
+
 create trigger canon_job_runs_past_restart before insert on canon.job_runs
   for each statement execute function canon.job_runs_past_restart();
 
