@@ -70,7 +70,6 @@ export function pgCode(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
-/** True when an error means "the connection or server went away": retry after reconnecting. */
 /**
  * The run a worker holds no longer exists: its claim committed without waiting for the disk
  * (migration 0023) and a server crash lost it. Run ids are never reissued, so this is the
@@ -80,6 +79,7 @@ export function isRunGone(err: unknown): boolean {
   return pgCode(err) === PG.CANON_NOT_FOUND && /^run \d+ does not exist$/.test(coerceError(err).message);
 }
 
+/** True when an error means "the connection or server went away": retry after reconnecting. */
 export function isConnectionError(err: unknown): boolean {
   const code = pgCode(err);
   if (code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'].includes(code)) return true;
