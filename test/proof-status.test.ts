@@ -108,6 +108,44 @@ describe('status_derived', () => {
     expect((await verifyStatus(db.pool)).ok).toBe(true);
   });
 
+  it('refreshes once per transaction, at commit, for every entity it touched; also with constraints immediate and after a rolled-back savepoint', async () => {
+    const ids = ['tx-a', 'tx-b', 'tx-c', 'tx-d'].map((x) => `${x}-${randomUUID()}`);
+    const queued = async (e: string) => (await db.pool.query(`select jobs_queued from canon.entity_status where entity_id = $1`, [e])).rows[0]?.jobs_queued as number | undefined;
+    const c = await db.pool.connect();
+    try {
+      // deferred (the default): nothing before commit, everything at it, one flush queued
+      await c.query('begin');
+      for (const e of ids.slice(0, 2)) await c.query(`select canon.enqueue_job('st_alpha', $1)`, [e]);
+      await c.query(`select canon.enqueue_job('st_beta', $1)`, [ids[0]]);
+      expect((await c.query(`select count(*)::int as n from canon.status_flush_due`)).rows[0].n).toBe(1);
+      await c.query('commit');
+      expect([await queued(ids[0]), await queued(ids[1])]).toEqual([2, 1]);
+      expect((await db.pool.query(`select count(*)::int as n from canon.status_dirty`)).rows[0].n).toBe(0);
+      expect((await db.pool.query(`select count(*)::int as n from canon.status_flush_due`)).rows[0].n).toBe(0);
+      // immediate: each statement's entities are refreshed at its end, and the next statement queues again
+      await c.query('begin');
+      await c.query('set constraints all immediate');
+      await c.query(`select canon.enqueue_job('st_alpha', $1)`, [ids[2]]);
+      expect(await queued(ids[2])).toBeUndefined(); // another session sees nothing before commit
+      expect((await c.query(`select jobs_queued from canon.entity_status where entity_id = $1`, [ids[2]])).rows[0].jobs_queued).toBe(1);
+      await c.query(`select canon.enqueue_job('st_beta', $1)`, [ids[2]]);
+      expect((await c.query(`select jobs_queued from canon.entity_status where entity_id = $1`, [ids[2]])).rows[0].jobs_queued).toBe(2);
+      await c.query('commit');
+      expect(await queued(ids[2])).toBe(2);
+      // a savepoint rolled back takes its marks with it; what the transaction kept is refreshed
+      await c.query('begin');
+      await c.query('savepoint s');
+      await c.query(`select canon.enqueue_job('st_alpha', $1)`, [ids[3]]);
+      await c.query('rollback to savepoint s');
+      await c.query(`select canon.enqueue_job('st_beta', $1)`, [ids[1]]);
+      await c.query('commit');
+      expect([await queued(ids[1]), await queued(ids[3])]).toEqual([2, undefined]); // ids[3] was never created
+    } finally {
+      c.release();
+    }
+    expect((await verifyStatus(db.pool)).differences).toEqual([]);
+  });
+
   it('canon status reads one entity; status verify finds and fixes a drifted row', async () => {
     const e = `cli-${randomUUID()}`;
     await appendEvent(db.pool, { entityId: e, kind: 'document.created' });

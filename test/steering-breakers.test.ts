@@ -155,3 +155,47 @@ describe('pausing a job type', () => {
     expect(e.exitCode).toBe(2);
   });
 });
+
+describe('lock order of a burial (0028)', () => {
+  // A completion locks its entity (the result event) before its type's breaker (the run's
+  // end); a run that fails for good must take them in the same order, or a failing and a
+  // succeeding run of one type on one entity can deadlock. With the entity's row held by
+  // another session, fail_run must wait for it before touching the breaker.
+  const held = async (type: string, entity: string, act: (worker: string, runId: number) => Promise<unknown>) => {
+    const t = await jobType(db.pool, uniq(type), { maxAttempts: 1 });
+    // the type has a breaker row already (it has run before), so its trigger locks that row
+    await db.pool.query(`insert into canon.breakers (job_type) values ($1) on conflict do nothing`, [t]);
+    await enqueue(db.pool, t, {}, entity);
+    const [c] = await claim(db.pool, 1);
+    const holder = await db.pool.connect();
+    const probe = await db.pool.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select 1 from canon.entities where id = $1 for update`, [entity]);
+      const pending = act(c.worker, c.run_id);
+      // wait until the burial is blocked on the entity's row
+      for (let i = 0; i < 200; i++) {
+        const waiting = (await db.pool.query(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and pid <> pg_backend_pid()`)).rows[0].n;
+        if (waiting > 0) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      // the breaker is still free: the burial has not reached it
+      await probe.query('begin');
+      const b = await probe.query(`select job_type from canon.breakers where job_type = $1 for update nowait`, [t]).then(() => 'free', (e: Error) => e.message);
+      await probe.query('rollback');
+      await holder.query('commit');
+      await pending;
+      return b;
+    } finally {
+      holder.release();
+      probe.release();
+    }
+  };
+
+  it('fail_run takes the entity before the breaker when it buries the job', async () => {
+    const entity = `bury-${uniq('e')}`;
+    const b = await held('fail', entity, (w, runId) => db.pool.query(`select canon.fail_run($1, $2, 'boom', true)`, [runId, w]));
+    expect(b).toBe('free');
+    expect((await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = $1 and status = 'failed'`, [entity])).rows[0].n).toBe(1);
+  });
+});
