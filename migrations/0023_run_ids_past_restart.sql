@@ -1,6 +1,6 @@
 -- canon migration | class: core | breaking: no
--- Claims commit without waiting for their WAL flush again (0017, taken back by 0022), now
--- that a run id can never be handed out twice.
+-- A run id can never be handed out twice, so that claims may commit without waiting for their
+-- WAL flush again (0017, taken back by 0022; the claim of 0024 turns it off for itself).
 --
 -- Why 0017 was unsafe: a server crash can lose a claim whose commit had not reached the disk,
 -- together with the WAL record that advanced the run id sequence; after recovery the sequence
@@ -56,24 +56,3 @@ revoke execute on function canon.job_runs_past_restart() from public;
 
 create trigger canon_job_runs_past_restart before insert on canon.job_runs
   for each statement execute function canon.job_runs_past_restart();
-
-create or replace function canon.claim_runs(p_lane text, p_worker_id text, p_limit integer default 1)
-returns table (run_id bigint, id bigint, lane text, type text, entity_id text, payload jsonb, attempts integer,
-               max_attempts integer, correlation_id text, trace_id text, source_event_position bigint)
-language plpgsql
-set search_path = pg_catalog, canon, pg_temp
-set plan_cache_mode = force_custom_plan as $$
-declare
-  v_jobs canon.jobs[];
-begin
-  -- local to this transaction (the caller's later transactions commit as configured); the
-  -- runs trigger turns it back on for the one claim after a restart that moves the ids
-  perform set_config('synchronous_commit', 'off', true);
-  select coalesce(array_agg(j), '{}') into v_jobs from canon.claim_jobs(p_lane, p_worker_id, p_limit) j;
-  return query
-  select r.id, j.id, j.lane, j.type, j.entity_id, j.payload, j.attempts, j.max_attempts, j.correlation_id, j.trace_id,
-         j.source_event_position
-    from unnest(v_jobs) with ordinality as j
-    join canon.job_runs r on r.trace_id = j.trace_id
-   order by j.ordinality;
-end $$;

@@ -1,18 +1,25 @@
 -- canon migration | class: core | breaking: no
--- The claim keeps its plans. Since 0020 every claim planned its one big statement afresh
--- (force_custom_plan), because plpgsql's cached generic plan sized the parameter LIMIT at a
--- tenth of the queue and joined the claimed rows back to the whole jobs table by hash. That
--- planning cost ~1.2 ms per claim (EXPLAIN's planning time, warm, 20,000 queued jobs): on
--- the critical path of every batch, and most of a claim's CPU.
--- Now the claim is three statements whose cached plans are right for any queue size and any
--- statistics: pick and lock the ids (in the claim index's order, LIMIT at the front), update
--- exactly those rows by primary key, record their runs. Sequential scans and sorts are
--- priced out inside these functions (as in refresh_entity_status), so a plan made when the
--- tables were nearly empty still walks the indexes when they are large. Same signature, same
--- rules as 0005: lane purity, paused types, held jobs, one probe per open breaker past its
--- cooldown, trace id `<worker id>-<job id>-<attempt>`.
-create or replace function canon.claim_jobs(p_lane text, p_worker_id text, p_limit integer default 1)
-returns setof canon.jobs
+-- One claim function that keeps its plans. Since 0020 every claim planned its one big statement
+-- afresh (force_custom_plan), because plpgsql's cached generic plan sized the parameter LIMIT at
+-- a tenth of the queue and joined the claimed rows back to the whole jobs table by hash. That
+-- planning cost ~1.2 ms per claim (EXPLAIN's planning time, warm, 20,000 queued jobs): on the
+-- critical path of every batch, and most of a claim's CPU. And canon.claim_runs called
+-- canon.claim_jobs, gathered its rows into an array and joined them back to the runs table by
+-- trace id to learn each run's id: a third statement planned on every call.
+-- Now the claim lives in canon.claim_runs as three statements whose cached plans are right for
+-- any queue size and any statistics: pick and lock the ids (in the claim index's order, LIMIT
+-- at the front), update exactly those rows by primary key, record their runs and return their
+-- ids from the insert. Sequential scans and sorts are priced out inside these functions (as in
+-- refresh_entity_status), so a plan made when the tables were nearly empty still walks the
+-- indexes when they are large. canon.claim_jobs, the older API, wraps it and returns the
+-- claimed jobs' rows. Same rules as 0005: lane purity, paused types, held jobs, one probe per
+-- open breaker past its cooldown, trace id `<worker id>-<job id>-<attempt>`. claim_runs runs
+-- as its owner, like claim_jobs always has, and gets claim_jobs's grant. A claim through either
+-- commits without waiting for the disk (safe since 0023), and claim_runs_with_history keeps its
+-- plan too: its one lookup is the events of an entity by the (entity_id, seq) key.
+create or replace function canon.claim_runs(p_lane text, p_worker_id text, p_limit integer default 1)
+returns table (run_id bigint, id bigint, lane text, type text, entity_id text, payload jsonb, attempts integer,
+               max_attempts integer, correlation_id text, trace_id text, source_event_position bigint)
 language plpgsql
 security definer
 set search_path = pg_catalog, canon, pg_temp
@@ -35,6 +42,9 @@ begin
   if p_limit <= 0 then
     return;
   end if;
+  -- local to this transaction (the caller's later transactions commit as configured); the
+  -- runs trigger turns it back on for the one claim after a crash that moves the ids (0023)
+  perform set_config('synchronous_commit', 'off', true);
   for v_type in
     select b.job_type from canon.breakers b join canon.job_types t on t.name = b.job_type
      where b.state = 'open' and b.next_attempt_at <= now() and t.lane = p_lane and not t.paused
@@ -84,6 +94,29 @@ begin
     select c.id, c.attempts, c.lane, c.type, c.entity_id, p_worker_id, c.trace_id, c.correlation_id,
            c.lease_expires_at
       from claimed c
+    returning job_runs.id, job_runs.job_id
   )
-  select * from claimed;
+  select r.id, c.id, c.lane, c.type, c.entity_id, c.payload, c.attempts, c.max_attempts, c.correlation_id, c.trace_id,
+         c.source_event_position
+    from claimed c join runs r on r.job_id = c.id;
 end $$;
+revoke execute on function canon.claim_runs(text, text, integer) from public;
+grant execute on function canon.claim_runs(text, text, integer) to canon_worker;
+
+create or replace function canon.claim_jobs(p_lane text, p_worker_id text, p_limit integer default 1)
+returns setof canon.jobs
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off as $$
+declare
+  v_ids bigint[];
+begin
+  select array_agg(c.id) into v_ids from canon.claim_runs(p_lane, p_worker_id, p_limit) c;
+  -- a statement of its own: it sees the rows as the claim left them
+  return query select j.* from canon.jobs j where j.id = any (v_ids);
+end $$;
+
+alter function canon.claim_runs_with_history(text, text, integer) set plan_cache_mode = force_generic_plan;
+alter function canon.claim_runs_with_history(text, text, integer) set enable_seqscan = off;

@@ -129,7 +129,7 @@ describe('canon.claim_runs_with_history', () => {
     expect(rows.find((r) => r.entity_id === 'ch-2').events).toEqual([]);
   });
 
-  it('commits the claim without waiting for its flush (0023), and only the claim', async () => {
+  it('commits the claim without waiting for its flush (0023, 0024), and only the claim', async () => {
     await db.pool.query(`select canon.enqueue_job('noop', 'ch-3')`);
     const c = await db.pool.connect();
     try {
