@@ -6,8 +6,7 @@ import { redact } from './db/url.js';
 import { Ctx, type GlobalOptions } from './context.js';
 import { version } from './paths.js';
 import { commands } from './commands/index.js';
-
-export type Action = (ctx: Ctx, ...args: any[]) => Promise<number | void>;
+import type { Action } from './commands/types.js';
 
 /** Wraps a command body: builds its context, maps errors, always closes the database. */
 export function runner(program: Command, state: { code: number }) {

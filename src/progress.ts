@@ -1,6 +1,7 @@
 // A progress bar with rate and ETA on stderr. On a terminal it redraws one line; otherwise
 // (CI, pipes) it prints a plain line at most every few seconds so logs stay readable.
 import type { Writable } from 'node:stream';
+import { fmtSecs } from './format.js';
 
 export class Progress {
   private start = Date.now();
@@ -34,9 +35,19 @@ export class Progress {
   }
 }
 
-export function fmtSecs(s: number): string {
-  if (!Number.isFinite(s)) return '--';
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.round((s % 3600) / 60)).padStart(2, '0')}m`;
+/**
+ * Progress of a long command with phases (backup, restore): one bar per phase, drawn only for
+ * phases big enough to be worth watching.
+ */
+export function phaseProgress(stderr: NodeJS.WritableStream, label: string) {
+  let current: { phase: string; bar: Progress } | undefined;
+  const progress = (phase: string, done: number, total: number) => {
+    if (total < 20_000) return;
+    if (current?.phase !== phase) {
+      current?.bar.finish();
+      current = { phase, bar: new Progress(`${label}: ${phase}`, total, stderr as never, phase === 'rows' ? 'rows' : 'events') };
+    }
+    current.bar.update(done);
+  };
+  return { progress, finish: () => current?.bar.finish() };
 }

@@ -6,7 +6,7 @@
 // the alternate screen gone). Under CI a missing tmux fails the test: .ci/run installs it.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fmtAge } from '../src/commands/health.js';
+import { fmtAge } from '../src/format.js';
 import { pct } from '../src/tui/format.js';
 import { canon, createTestDb, root, spawnCanon, waitFor, type TestDb } from './helpers.js';
 import { FAST, doc, env, workOnce } from './seeing-common.js';

@@ -5,7 +5,7 @@ import { evaluateAlerts, worstSeverity } from '../observe/alerts.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Ctx } from '../context.js';
-import { thresholdOption } from './health.js';
+import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {

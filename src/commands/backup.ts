@@ -1,23 +1,9 @@
 // `canon backup <file>`: a consistent logical backup of everything canon owns.
 import { EXIT } from '../errors.js';
-import { Progress } from '../progress.js';
+import { phaseProgress } from '../progress.js';
 import { backup } from '../proof/backup.js';
 import { checkWritableTarget } from '../proof/files.js';
 import { examples, type Register } from './types.js';
-
-/** Progress bars on stderr, one per phase, only for work big enough to wait for. */
-export function phaseProgress(stderr: NodeJS.WritableStream, label: string) {
-  let current: { phase: string; bar: Progress } | undefined;
-  const progress = (phase: string, done: number, total: number) => {
-    if (total < 20_000) return;
-    if (current?.phase !== phase) {
-      current?.bar.finish();
-      current = { phase, bar: new Progress(`${label}: ${phase}`, total, stderr as never, phase === 'rows' ? 'rows' : 'events') };
-    }
-    current.bar.update(done);
-  };
-  return { progress, finish: () => current?.bar.finish() };
-}
 
 export const register: Register = (program, run) => {
   program

@@ -2,17 +2,8 @@
 // reason, and the newest dead jobs with their last error, attempts and trace id.
 import { CLI_NAMES, listDeadJobs, parseDeadFilters, type DeadReport } from '../observe/deadjobs.js';
 import type { Ctx } from '../context.js';
+import { deadRaw, type DeadOpts } from './shared/options.js';
 import { examples, type Register } from './types.js';
-
-export interface DeadOpts {
-  limit?: string;
-  sinceHours?: string;
-  type?: string;
-  correlationId?: string;
-  reason?: string;
-}
-
-export const deadRaw = (o: DeadOpts) => ({ limit: o.limit, since_hours: o.sinceHours, type: o.type, correlation_id: o.correlationId, reason: o.reason });
 
 export const register: Register = (program, run) => {
   program

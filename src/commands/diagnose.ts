@@ -4,7 +4,7 @@ import { EXIT } from '../errors.js';
 import { diagnose } from '../observe/diagnose.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Ctx } from '../context.js';
-import { thresholdOption } from './health.js';
+import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {

@@ -1,14 +1,12 @@
 // `canon health`: the seed's health endpoint as a command, with monitoring-plugin exit codes.
 import { EXIT } from '../errors.js';
-import { Option } from 'commander';
+import { fmtAge } from '../format.js';
 import { computeHealth, healthStatusLine, type Health } from '../observe/health.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
-import { THRESHOLD_NAMES, parseThresholds } from '../observe/thresholds.js';
+import { parseThresholds } from '../observe/thresholds.js';
 import type { Ctx } from '../context.js';
+import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
-
-export const thresholdOption = () =>
-  new Option('--threshold <name=value...>', `override a threshold (${THRESHOLD_NAMES.join(', ')})`);
 
 export const register: Register = (program, run) => {
   program
@@ -74,11 +72,4 @@ function steeringLines(ctx: Ctx, h: Health): string[] {
     `auto rollbacks  ${list(s.auto_rollbacks_24h.map((r) => `${c.yellow(r.flag)} ${r.from_percent}% → ${r.to_percent}%`), 'none')} (24 h)`,
     `ledger edits    ${e.refused_new ? c.yellow(`${e.refused_new} refused`) : '0 refused'}, ${e.bypass_new ? c.red(`${e.bypass_new} with triggers bypassed`) : '0 with triggers bypassed'} since the last ack (${e.refused_total} and ${e.bypass_total} in all)`,
   ];
-}
-
-export function fmtAge(s: number): string {
-  if (s < 1) return `${Math.round(s * 1000)}ms`;
-  if (s < 120) return `${Math.round(s * 10) / 10}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  return `${Math.round(s / 360) / 10}h`;
 }

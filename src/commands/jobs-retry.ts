@@ -7,7 +7,7 @@ import { coerceError, usageError } from '../errors.js';
 import { actOnJob, type ActionResult, type JobAction } from '../observe/actions.js';
 import { CLI_NAMES, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
 import type { Ctx } from '../context.js';
-import { deadRaw, type DeadOpts } from './dead-jobs.js';
+import { deadRaw, type DeadOpts } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
 
 interface ActOpts extends DeadOpts {

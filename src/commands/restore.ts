@@ -2,7 +2,7 @@
 import { EXIT } from '../errors.js';
 import { describeUrl } from '../db/url.js';
 import { restore } from '../proof/restore.js';
-import { phaseProgress } from './backup.js';
+import { phaseProgress } from '../progress.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {

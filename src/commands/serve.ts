@@ -8,7 +8,7 @@ import { loadToken } from '../serve/auth.js';
 import { createServer, listen } from '../serve/server.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Ctx } from '../context.js';
-import { thresholdOption } from './health.js';
+import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 interface ServeOpts {

@@ -2,6 +2,7 @@
 import { intArg, numberArg } from '../args.js';
 import { createLogger } from '../engine/log.js';
 import { tick } from '../engine/tick.js';
+import { pipelineOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
@@ -11,7 +12,7 @@ export const register: Register = (program, run) => {
     .option('--max-jobs <n>', 'jobs to run inline at most', intArg('--max-jobs', 0, 1_000_000), 200)
     .option('--max-seconds <s>', 'seconds to spend on inline work at most', numberArg('--max-seconds', 0, 3600), 20)
     .option('--concurrency <n>', 'jobs run at once', intArg('--concurrency', 1, 256), 4)
-    .option('--pipeline <path>', 'pipeline module (default: CANON_PIPELINE, else the example pipeline)')
+    .addOption(pipelineOption())
     .addHelpText(
       'after',
       examples('canon tick', '* * * * * cd /srv/app && canon tick --json >> /var/log/canon-tick.log', 'canon tick --max-jobs 0   # only rescue and rollouts') +

@@ -1,6 +1,10 @@
+// The shape of a command module: `register` adds its commands to the program, and wraps each
+// body with `run` (src/cli.ts), which builds its context and turns errors into exit codes.
 import type { Command } from 'commander';
-import type { Action } from '../cli.js';
+import type { Ctx } from '../context.js';
 
+/** A command body: the context, then commander's arguments; returns the exit code (0 when void). */
+export type Action = (ctx: Ctx, ...args: any[]) => Promise<number | void>;
 export type Run = (fn: Action) => (...args: any[]) => Promise<void>;
 export type Register = (program: Command, run: Run) => void;
 

@@ -10,7 +10,7 @@ import { readSnapshot } from '../tui/snapshot.js';
 import { dbSource } from '../tui/source.js';
 import { KEYS } from '../tui/keys.js';
 import type { Ctx } from '../context.js';
-import { thresholdOption } from './health.js';
+import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 interface WatchOpts {

@@ -6,6 +6,7 @@ import { createLogger, type LogFormat, type LogLevel } from '../engine/log.js';
 import { startWorker } from '../engine/run.js';
 import type { Lane } from '../engine/types.js';
 import type { Ctx } from '../context.js';
+import { pipelineOption } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
 
 interface WorkOpts {
@@ -28,7 +29,7 @@ function addWorkOptions(cmd: Command): Command {
     .option('--once', 'process what is ready, then exit (batch use)')
     .option('--max-jobs <n>', 'exit after claiming this many jobs', intArg('--max-jobs', 1, Number.MAX_SAFE_INTEGER))
     .option('--max-seconds <s>', 'exit after this many seconds', numberArg('--max-seconds', 0.1, 1e9))
-    .option('--pipeline <path>', 'pipeline module (default: CANON_PIPELINE, else the example pipeline)')
+    .addOption(pipelineOption())
     .addOption(new Option('--log <format>', 'log format on stderr').choices(['text', 'json']).default('text'))
     .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .option('--poll-interval <ms>', 'fallback poll when no notification arrives', intArg('--poll-interval', 10, 600_000), 1000)

@@ -1,7 +1,7 @@
 // Small text helpers for the dashboard: sparklines, ages, percentages and identifiers short
 // enough for an 80-column row. Pure functions, so the component tests pin them down.
-import { fmtAge } from '../commands/health.js';
 import { printable } from '../args.js';
+import { fmtAge } from '../format.js';
 
 export { fmtAge };
 
