@@ -7,11 +7,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { proofs } from '../pipelines/example/proofs.js';
 import { checkToken } from '../pipelines/example/verify.js';
 import { stamp } from '../pipelines/example/tsa.js';
 import { verifyChains } from '../src/audit.js';
 import { appendEvent } from '../src/ledger.js';
-import { verifyTimestamp } from '../src/proof/claims.js';
 import { checkProvenance, takeProvenance } from '../src/proof/provenance.js';
 import { inSnapshot } from '../src/proof/snapshot.js';
 import { canon, createTestDb, oneLineError, waitFor, type TestDb } from './helpers.js';
@@ -179,7 +179,7 @@ describe('checkProvenance of a batch (one statement for all the entities)', () =
       claimed = (await db.pool.query(`select id from canon.claim_jobs('decision', $1, 100)`, [w])).rowCount ?? 0;
       await db.pool.query(`select canon.complete_run(id, $1) from canon.job_runs where worker_id = $1 and status = 'running'`, [w]);
     }
-    const prov = await inSnapshot(db.pool, (c) => takeProvenance(c, ids));
+    const prov = await inSnapshot(db.pool, (c) => takeProvenance(c, ids, proofs));
     for (const cl of prov.claims_validated) expect(cl.runs.length, cl.entity_id).toBeGreaterThan(0);
     const moved = prov.claims_validated[3].runs[0];
     const gone = prov.claims_validated[2].runs[0];
@@ -200,7 +200,7 @@ describe('checkProvenance of a batch (one statement for all the entities)', () =
     } finally {
       c.release();
     }
-    const results = await inSnapshot(db.pool, (c) => checkProvenance(c, prov));
+    const results = await inSnapshot(db.pool, (c) => checkProvenance(c, prov, proofs));
     const heads = new Map(results.filter((r) => r.claim === 'ledger_head').map((r) => [r.entity_id, r]));
     expect(heads.size).toBe(ids.length);
     for (const id of [ids[0], ids[3]]) expect(heads.get(id)).toMatchObject({ ok: true, summary: 'hash matches and the chain verifies' });
@@ -256,7 +256,7 @@ describe('timestamp token check', () => {
       ];
       for (let round = 0; round < 2; round++) {
         for (const [name, t, h, re] of cases) {
-          const v = verifyTimestamp(t, h);
+          const v = proofs.verifyTimestamp(t, h);
           const failed = checkToken(t, h).find((x) => !x.ok);
           expect(v.ok, name).toBe(name === 'valid');
           expect(v.detail, name).toMatch(re);

@@ -11,9 +11,9 @@ import { verifyChains } from '../src/audit.js';
 import { appendEvent } from '../src/ledger.js';
 import { jsonbText, type Json } from '../src/load/jsonb.js';
 import { load } from '../src/load/load.js';
-import { merkleBatch } from '../src/load/proofs.js';
 import { verifyStatus } from '../src/proof/status.js';
 import { inclusionProof, treeHash } from '../pipelines/example/merkle.js';
+import { merkleBatch } from '../pipelines/example/synthetic.js';
 import { canon, createTestDb, oneLineError, type TestDb } from './helpers.js';
 
 // 60 entities, 10 jobs and 50 events each: small, and every rare outcome still appears once

@@ -8,10 +8,11 @@
 // can ask for a failure: "#poison" always fails (retryable), "#permanent" fails permanently,
 // "#hang" never returns (aborted at the timeout), "#flaky" fails its first attempt.
 // CANON_EXAMPLE_FLAKY_RATE (0..1) makes tsa fail at random, to show retries.
-import { createHash } from 'node:crypto';
 import { definePipeline, PermanentError, PreconditionError, RetryableError, type Entity, type HandlerContext } from '../../src/pipeline/define.js';
 import { inclusionProof, leafHash, treeHash } from './merkle.js';
+import { proofs } from './proofs.js';
 import { stamp } from './tsa.js';
+import { contentHash } from './verify.js';
 
 export const TSA_FLAG = 'D1_RUN_TSA_ENABLED';
 export const ANCHOR_BATCH = 64;
@@ -73,7 +74,7 @@ export default definePipeline({
     async protect(ctx: HandlerContext) {
       await failureMode(ctx.entity, ctx.attempt, ctx.signal);
       const c = content(ctx.entity);
-      return { sha256: createHash('sha256').update(c, 'utf8').digest('hex'), bytes: Buffer.byteLength(c) };
+      return { sha256: contentHash(c), bytes: Buffer.byteLength(c) };
     },
 
     async tsa(ctx: HandlerContext) {
@@ -110,4 +111,7 @@ export default definePipeline({
       };
     },
   },
+
+  // what the provenance report and `canon anchor verify` read and check
+  proofs,
 });

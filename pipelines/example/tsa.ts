@@ -64,8 +64,8 @@ export function loadKey(dir = keyDir()): { privateKey: KeyObject; publicPem: str
   return { privateKey, publicPem, keyId: id };
 }
 
-
-const message = (t: Pick<TimestampToken, 'hash' | 'timestamp' | 'entity_id'>) => Buffer.from(`canon-tsa-v1|${t.hash}|${t.timestamp}|${t.entity_id}`);
+/** What a token's signature covers. */
+export const message = (t: Pick<TimestampToken, 'hash' | 'timestamp' | 'entity_id'>) => Buffer.from(`canon-tsa-v1|${t.hash}|${t.timestamp}|${t.entity_id}`);
 
 export function stamp(hash: string, entityId: string, dir = keyDir()): TimestampToken {
   const k = loadKey(dir);

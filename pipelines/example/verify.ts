@@ -4,13 +4,15 @@
 // the provenance debugger.
 import { createHash } from 'node:crypto';
 import type { LedgerEvent } from '../../src/ledger.js';
+import type { EntityCheck as Check } from '../../src/pipeline/define.js';
 import { leafHash, verifyInclusion } from './merkle.js';
 import { verifyToken, type TimestampToken } from './tsa.js';
 
-export interface Check {
-  name: string;
-  ok: boolean;
-  detail: string;
+export type { Check };
+
+/** What protect records: the SHA-256 of the document's content (undefined when it has no string content). */
+export function contentHash(content: unknown): string | undefined {
+  return typeof content === 'string' ? createHash('sha256').update(content, 'utf8').digest('hex') : undefined;
 }
 
 export interface AnchorResult {
@@ -49,8 +51,7 @@ export function verifyEntity(events: LedgerEvent[], opts: { tsaRequired?: boolea
   const created = find('document.created');
   const prot = find('protect.succeeded')?.payload?.result as { sha256?: string } | undefined;
   if (!created || !prot?.sha256) return [{ name: 'protected', ok: false, detail: 'no document.created and protect.succeeded events' }];
-  const content = created.payload?.content;
-  const actual = typeof content === 'string' ? createHash('sha256').update(content, 'utf8').digest('hex') : '';
+  const actual = contentHash(created.payload?.content) ?? '';
   checks.push({ name: 'content_hash', ok: actual === prot.sha256, detail: actual === prot.sha256 ? `sha256 ${prot.sha256.slice(0, 16)}…` : `content hashes to ${actual.slice(0, 16)}…, protect recorded ${prot.sha256.slice(0, 16)}…` });
   const tsa = find('tsa.succeeded')?.payload?.result as TimestampToken | undefined;
   if (tsa) checks.push(...checkToken(tsa, prot.sha256));

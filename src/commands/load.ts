@@ -3,7 +3,9 @@
 import { intArg, numberArg } from '../args.js';
 import { DEFAULTS, checkOptions, scaledOptions, type LoadOptions } from '../load/plan.js';
 import { load, type LoadSummary } from '../load/load.js';
-import { Progress, fmtSecs } from '../progress.js';
+import { fmtSecs } from '../format.js';
+import { Progress } from '../progress.js';
+import { pipelineOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 interface LoadFlags {
@@ -17,6 +19,7 @@ interface LoadFlags {
   prefix: string;
   chunk?: number;
   resume?: boolean;
+  pipeline?: string;
 }
 
 const fmt = (x: number) => x.toLocaleString('en-US');
@@ -46,6 +49,7 @@ export const register: Register = (program, run) => {
     .option('--prefix <text>', 'entity ids are <prefix>-000001, …', 'doc')
     .option('--chunk <n>', 'entities per transaction (default: about 100,000 events\' worth)', intArg('--chunk', 1, 1_000_000))
     .option('--resume', 'finish an interrupted load started with the same options')
+    .addOption(pipelineOption())
     .addHelpText(
       'after',
       examples('createdb canon_bench && DATABASE_URL=postgres://me@localhost/canon_bench canon load', 'canon load --scale 0.01', 'canon load --entities 5000 --jobs 50000 --runs 52000 --events 500000 --json', 'canon load --resume') +
@@ -64,6 +68,7 @@ export const register: Register = (program, run) => {
         const bar = new Progress('loading', o.events, ctx.stderr, 'events');
         const summary = await load(db.pool, db.target.url, o, {
           resume: f.resume,
+          pipeline: f.pipeline,
           progress: {
             chunk: (done, total, events) => bar.update(events, `chunk ${done}/${total}`),
             phase: (what) => {

@@ -4,8 +4,10 @@ import fs from 'node:fs';
 import { checkEntityId } from '../args.js';
 import { CanonError, EXIT, usageError } from '../errors.js';
 import { atomicFile, checkWritableTarget } from '../proof/files.js';
+import { loadPipeline } from '../pipeline/load.js';
 import { checkProvenance, renderResults, takeProvenance } from '../proof/provenance.js';
 import { inSnapshot } from '../proof/snapshot.js';
+import { pipelineOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 const MAX_ENTITIES = 10_000;
@@ -16,22 +18,25 @@ export const register: Register = (program, run) => {
     .description('write a provenance file: status, ledger head, runs, artifact hash, timestamp and anchor proof per entity')
     .argument('<entity_id...>', 'the entities to attest')
     .option('-o, --out <file>', 'write the file here (default: stdout)')
+    .addOption(pipelineOption())
     .addHelpText(
       'after',
       examples('canon report:provenance doc-1 doc-2 -o prov.json', 'canon report:provenance doc-1 > prov.json', 'canon report:debug-provenance prov.json --verbose') +
         '\n\nEvery claim is read in one snapshot (verification_snapshot_ts) and checked in that same snapshot' +
         '\nbefore the file is written; a claim that does not verify (a tampered ledger) writes nothing.' +
+        "\nThe proof claims are the pipeline module's (--pipeline; the example pipeline by default)." +
         '\nFormat: docs/PROVENANCE.md. Exit 0 written, 1 a claim does not verify, 2 bad or unknown entity.',
     )
     .action(
-      run(async (ctx, ids: string[], opts: { out?: string }) => {
+      run(async (ctx, ids: string[], opts: { out?: string; pipeline?: string }) => {
         if (ids.length > MAX_ENTITIES) throw usageError(`at most ${MAX_ENTITIES} entities per report, got ${ids.length}`);
         ids.forEach(checkEntityId);
         const target = opts.out ? checkWritableTarget(opts.out, '--out') : undefined;
+        const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
         const db = await ctx.db();
         const { prov, results } = await inSnapshot(db.pool, async (c) => {
-          const p = await takeProvenance(c, ids);
-          return { prov: p, results: await checkProvenance(c, p) };
+          const p = await takeProvenance(c, ids, proofs);
+          return { prov: p, results: await checkProvenance(c, p, proofs) };
         });
         const bad = results.filter((r) => !r.ok);
         if (bad.length) {

@@ -4,11 +4,12 @@ import { intArg } from '../args.js';
 import { EXIT } from '../errors.js';
 import { resolveTarget, survivesLostConnections } from '../db/connect.js';
 import { describeUrl } from '../db/url.js';
+import { loadPipeline } from '../pipeline/load.js';
 import { loadToken } from '../serve/auth.js';
 import { createServer, listen } from '../serve/server.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Ctx } from '../context.js';
-import { thresholdOption } from './shared/options.js';
+import { pipelineOption, thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 interface ServeOpts {
@@ -16,6 +17,7 @@ interface ServeOpts {
   host: string;
   tokenFile?: string;
   threshold?: string[];
+  pipeline?: string;
 }
 
 export const register: Register = (program, run) => {
@@ -26,6 +28,7 @@ export const register: Register = (program, run) => {
     .option('--host <address>', 'address to bind; keep loopback unless a proxy adds TLS', '127.0.0.1')
     .option('--token-file <path>', 'file holding the bearer token (default: the CANON_SERVE_TOKEN variable)')
     .addOption(thresholdOption())
+    .addOption(pipelineOption())
     .addHelpText(
       'after',
       examples(
@@ -43,11 +46,13 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
       run(async (ctx: Ctx, opts: ServeOpts) => {
         const thresholds = parseThresholds(opts.threshold, EXIT.USAGE);
         const token = loadToken(opts.tokenFile);
+        // the /metrics provenance probe checks proofs with the pipeline module's own checks
+        const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
         const target = await resolveTarget();
         // no connection check at start: the server must come up, and say "critical", while the database is down
         const pool = new pg.Pool({ connectionString: target.url, max: 4, connectionTimeoutMillis: 5000, application_name: 'canon-serve' });
         survivesLostConnections(pool);
-        const server = createServer({ pool, host: opts.host, port: opts.port, token, thresholds });
+        const server = createServer({ pool, host: opts.host, port: opts.port, token, thresholds, proofs });
         try {
           const addr = await listen(server, opts.host, opts.port);
           const url = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;

@@ -5,6 +5,8 @@
 // status rows (through canon.entity_status_compute, the function the status triggers call).
 // Each chunk of entities is one transaction that also advances a progress marker, so an
 // interrupted load resumes where it stopped (--resume) and a non-empty database is refused.
+// The story is the example pipeline's (protect → tsa → anchor); its proofs are made by the
+// configured pipeline module (`proofs.synthetic`), so they verify with that module's checks.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -12,15 +14,15 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
 import { CanonError, EXIT, databaseError, usageError } from '../errors.js';
-import { EXAMPLE_PIPELINE, loadPipeline } from '../pipeline/load.js';
+import type { Pipeline, SyntheticProofs } from '../pipeline/define.js';
+import { loadPipeline } from '../pipeline/load.js';
 import { syncPipeline } from '../pipeline/sync.js';
 import { LOAD_SQL } from '../sql/load.js';
 import type { Json } from './jsonb.js';
 import { chunkPlan, type LoadOptions } from './plan.js';
 import { Rng } from './rng.js';
-import { merkleBatch, tokenSigner } from './proofs.js';
 import { chunkRows, isoMicros, type ChunkRows } from './rows.js';
-import { ACTIVE_DAYS, buildChunk, planChunk, type Chunk, type StoryContext } from './story.js';
+import { ACTIVE_DAYS, STEPS, buildChunk, planChunk, type Chunk, type StoryContext } from './story.js';
 
 const markerSchema = z.object({
   format: z.literal('canon.load/1'),
@@ -70,29 +72,27 @@ async function startingPoint(c: pg.ClientBase, o: LoadOptions, resume: boolean):
   return { marker, from: marker.chunks_done };
 }
 
-function storyContext(o: LoadOptions, nowUs: number, creator: string): StoryContext {
+/** The pipeline's maker of proofs in bulk; refuses a pipeline the story does not fit, before anything is written. */
+function storyProofs(p: Pipeline, file: string): () => SyntheticProofs {
+  const missing = STEPS.filter((s) => !(s in p.jobTypes));
+  if (missing.length) throw usageError(`canon load writes the example pipeline's story (${STEPS.join(' → ')}); pipeline ${p.name} (${file}) has no job type ${missing.join(', ')}`);
+  const proofs = p.proofs;
+  if (!proofs?.synthetic) throw usageError(`canon load needs the pipeline's proofs made in bulk; pipeline ${p.name} (${file}) declares no proofs.synthetic`);
+  return () => proofs.synthetic!();
+}
+
+function storyContext(o: LoadOptions, nowUs: number, creator: string, proofs: SyntheticProofs): StoryContext {
   const wr = new Rng(o.seed, 'workers');
-  const sign = tokenSigner();
   return {
     o,
     nowUs,
     workers: Array.from({ length: 8 }, () => `work-${wr.uuid()}`),
     creator,
     sha256: (text) => createHash('sha256').update(text, 'utf8').digest('hex'),
-    // a real token from the local time-stamp authority key, signed at the tsa run's time
-    stamp: (hash, id, atUs) => sign(hash, id, isoMicros(atUs).slice(0, 23) + 'Z') as unknown as Json,
-    // the anchor handler's tree: leaves in entity id order, RFC 6962 hashing, one proof per leaf
-    anchor: (batch) => {
-      const sorted = [...batch].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      const t = merkleBatch(sorted.map((b) => Buffer.from(b.sha256, 'hex')));
-      const root = t.root.toString('hex');
-      return new Map(
-        sorted.map((b, i) => [
-          b.id,
-          { sha256: b.sha256, root, leaf_hash: t.leafHashes[i].toString('hex'), leaf_index: i, tree_size: sorted.length, proof: t.paths[i].map((p) => p.toString('hex')), algorithm: 'rfc6962-sha256' },
-        ]),
-      );
-    },
+    // a token as the tsa step would have issued it, at the time of its run
+    stamp: (hash, id, atUs) => proofs.stamp(hash, id, isoMicros(atUs).slice(0, 23) + 'Z') as Json,
+    // the anchor step's result for each document of a batch
+    anchor: (batch) => proofs.anchor(batch) as Map<string, Json>,
   };
 }
 
@@ -122,8 +122,10 @@ async function writeChunk(c: pg.ClientBase, chunk: Chunk, rows: ChunkRows, marke
   }
 }
 
-export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { resume?: boolean; progress?: LoadProgress } = {}): Promise<LoadSummary> {
+export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { resume?: boolean; progress?: LoadProgress; pipeline?: string } = {}): Promise<LoadSummary> {
   const started = Date.now();
+  const { pipeline, file } = await loadPipeline(opts.pipeline);
+  const makeProofs = storyProofs(pipeline, file);
   const c = new pg.Client({ connectionString: url, application_name: 'canon load' });
   // a server that goes away mid-load must end in one line and a resumable marker, not a crash
   c.on('error', () => {});
@@ -133,11 +135,11 @@ export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { r
       throw databaseError('canon load needs a superuser connection: it bulk-loads with the ledger triggers bypassed (session_replication_role = replica) and writes the hash chains itself');
     }
     const { marker, from } = await startingPoint(c, o, !!opts.resume);
-    await syncPipeline(pool, (await loadPipeline(EXAMPLE_PIPELINE)).pipeline);
+    await syncPipeline(pool, pipeline);
     const creator = (await c.query(LOAD_SQL.currentUser)).rows[0].name as string;
     await c.query(LOAD_SQL.bypassTriggers);
     const plan = chunkPlan(o);
-    const cx = storyContext(o, marker.now_us, creator);
+    const cx = storyContext(o, marker.now_us, creator, makeProofs());
     const mix: Record<string, number> = {};
     const earlier = marker.seconds; // spent by the runs this one resumes
     let offsets = (await c.query(LOAD_SQL.maxima)).rows[0] as { position: number; job: number; run: number };

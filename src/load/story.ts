@@ -12,7 +12,8 @@ import type { Json } from './jsonb.js';
 
 const MS = 1000;
 const SEC = 1_000_000;
-const STEPS = ['protect', 'tsa', 'anchor'] as const;
+/** The example pipeline's steps, in order: the job types a loaded pipeline must declare. */
+export const STEPS = ['protect', 'tsa', 'anchor'] as const;
 type Step = (typeof STEPS)[number];
 export const TSA_FLAG = 'D1_RUN_TSA_ENABLED';
 const EXEC_MAX_ATTEMPTS = 5;

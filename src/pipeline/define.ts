@@ -3,6 +3,7 @@
 // is reported as one line naming the file and the field, before any job runs.
 import { z } from 'zod';
 import type { LedgerEvent } from '../ledger.js';
+import type { AnchorClaim, TimestampClaim } from '../proof/provenance-format.js';
 
 /** The handler failed but may succeed later: retried with backoff until attempts run out. */
 export class RetryableError extends Error {
@@ -73,6 +74,50 @@ export interface JobTypeSpec {
   breaker?: { threshold?: number; cooldownSeconds?: number };
 }
 
+/** One offline check of a proof: whether it holds, and what was found (a line of a report). */
+export interface ProofCheck {
+  ok: boolean;
+  detail: string;
+}
+
+/** A named check of one entity's proofs: a line of `canon anchor verify`. */
+export interface EntityCheck extends ProofCheck {
+  name: string;
+}
+
+/**
+ * What canon's proof reports need from a pipeline whose results carry proofs: the provenance
+ * report (`canon report:provenance`, `report:debug-provenance`, the /metrics probe) and
+ * `canon anchor verify`. The provenance format fixes the shape of the claims
+ * (docs/PROVENANCE.md); the pipeline says which events hold them and how to check them.
+ */
+export interface PipelineProofs {
+  /**
+   * The events whose payloads a provenance report attests, by role: `content` carries
+   * `payload.content`; `artifact`, `timestamp` and `anchor` carry their claim in
+   * `payload.result` (a `sha256`, a timestamp token, an inclusion proof).
+   */
+  kinds: { content: string; artifact: string; timestamp: string; anchor: string };
+  /** The artifact hash (64 hex) that the content should have; undefined when it has none. */
+  contentHash(content: unknown): string | undefined;
+  /** A timestamp token checked offline: its signature and key, and that it covers `artifactSha256`. */
+  verifyTimestamp(token: TimestampClaim, artifactSha256: string): ProofCheck;
+  /** An inclusion proof checked offline: it places `artifactSha256` under its root. */
+  verifyAnchor(anchor: AnchorClaim, artifactSha256: string): ProofCheck;
+  /** Every check of one entity, from its events alone (`canon anchor verify`). */
+  verifyEntity(events: LedgerEvent[]): EntityCheck[];
+  /** Proofs made in bulk for `canon load`'s synthetic history; a pipeline without it cannot be loaded. */
+  synthetic?(): SyntheticProofs;
+}
+
+/** The proof results `canon load` writes, made as the pipeline's handlers would have made them. */
+export interface SyntheticProofs {
+  /** The timestamp step's result for `hash`, as issued at `timestamp` (ISO 8601). */
+  stamp(hash: string, entityId: string, timestamp: string): Record<string, unknown>;
+  /** The anchor step's result for each document of one batch, by entity id. */
+  anchor(batch: { id: string; sha256: string }[]): Map<string, Record<string, unknown>>;
+}
+
 export interface Pipeline {
   name: string;
   flags?: Record<string, { default?: boolean; description?: string }>;
@@ -81,6 +126,8 @@ export interface Pipeline {
   handlers: Record<string, (ctx: HandlerContext) => Promise<unknown>>;
   /** Best-effort read models, called with the entity after each committed decision; failures are logged, never block. */
   projections?: Record<string, (entity: Entity, ctx: { log: Logger }) => Promise<void> | void>;
+  /** How the pipeline's proofs are read and checked; without it reports attest the ledger and runs only. */
+  proofs?: PipelineProofs;
 }
 
 const fn = z.custom<(...args: any[]) => any>((v) => typeof v === 'function', { message: 'expected a function' });
@@ -102,6 +149,17 @@ export const pipelineSchema = z
     authority: fn,
     handlers: z.record(z.string(), fn),
     projections: z.record(z.string(), fn).optional(),
+    proofs: z
+      .object({
+        kinds: z.object({ content: z.string().min(1), artifact: z.string().min(1), timestamp: z.string().min(1), anchor: z.string().min(1) }).strict(),
+        contentHash: fn,
+        verifyTimestamp: fn,
+        verifyAnchor: fn,
+        verifyEntity: fn,
+        synthetic: fn.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -1,12 +1,14 @@
 // Taking a provenance report (what the ledger attests about some entities, in one snapshot)
 // and checking one against the database now. Both read through `Queryable` so that the report
-// can check its own claims inside the snapshot it took them from before writing them.
+// can check its own claims inside the snapshot it took them from before writing them. Which
+// events hold the proofs, and how a token or an inclusion proof is checked, is the pipeline's
+// (its module's `proofs`): without them a report attests the ledger heads and runs only.
 import type pg from 'pg';
 import { addBreaks, type BreakRow, type ChainBreak, type HeadRow } from '../audit.js';
 import { usageError } from '../errors.js';
 import { version } from '../paths.js';
+import type { PipelineProofs, ProofCheck } from '../pipeline/define.js';
 import { PROVENANCE_SQL } from '../sql/provenance.js';
-import { PROOF_KINDS, contentHash, verifyAnchor, verifyTimestamp, type ProofCheck } from './claims.js';
 import { PROVENANCE_FORMAT, provenanceSchema, type EntityClaim, type Provenance, type RunClaim } from './provenance-format.js';
 
 type Queryable = pg.Pool | pg.ClientBase;
@@ -66,8 +68,12 @@ function byEntityAndKind(rows: ProofRow[]): Map<string, Map<string, { seq: numbe
   return out;
 }
 
-async function proofEvents(db: Queryable, ids: string[]): Promise<Map<string, Map<string, { seq: number; payload: Json }>>> {
-  return byEntityAndKind((await db.query(PROVENANCE_SQL.proofEvents, [ids, Object.values(PROOF_KINDS)])).rows);
+/** The kinds of the proof events to read: none when the pipeline declares no proofs. */
+const proofKinds = (proofs: PipelineProofs | undefined): string[] => (proofs ? Object.values(proofs.kinds) : []);
+
+async function proofEvents(db: Queryable, ids: string[], proofs: PipelineProofs | undefined): Promise<Map<string, Map<string, { seq: number; payload: Json }>>> {
+  if (!proofs) return new Map();
+  return byEntityAndKind((await db.query(PROVENANCE_SQL.proofEvents, [ids, proofKinds(proofs)])).rows);
 }
 
 const resultOf = (ev: { payload: Json } | undefined) => (ev?.payload?.result ?? undefined) as Json | undefined;
@@ -78,26 +84,28 @@ function pick<T extends string>(o: Json | undefined, keys: readonly T[]): Record
 }
 
 /** Reads the claims for `ids` in the caller's snapshot. Unknown entities are a usage error. */
-export async function takeProvenance(db: Queryable, ids: string[]): Promise<Provenance> {
+export async function takeProvenance(db: Queryable, ids: string[], proofs: PipelineProofs | undefined): Promise<Provenance> {
   const unique = [...new Set(ids)];
   const ts = (await db.query(PROVENANCE_SQL.snapshotTime)).rows[0].ts as string;
   const entities = await entityRows(db, unique);
   const missing = unique.find((id) => !entities.has(id));
   if (missing) throw usageError(`entity ${missing} does not exist in this database`);
   const runs = (await db.query(PROVENANCE_SQL.runsOfEntities, [unique])).rows as RunRow[];
-  const proofs = await proofEvents(db, unique);
+  const events = await proofEvents(db, unique, proofs);
+  const kinds = proofs?.kinds;
   const claims: EntityClaim[] = unique.map((id) => {
     const e = entities.get(id)!;
-    const p = proofs.get(id);
-    const artifact = resultOf(p?.get(PROOF_KINDS.artifact))?.sha256;
+    const p = events.get(id);
+    const of = (kind: string | undefined) => (kind ? resultOf(p?.get(kind)) : undefined);
+    const artifact = of(kinds?.artifact)?.sha256;
     return {
       entity_id: id,
       status: (e.status ?? 'pending') as EntityClaim['status'],
       ledger_head: { seq: e.head_seq, hash: e.head_hash },
       runs: runs.filter((r) => r.entity_id === id).map(({ entity_id: _e, ...r }) => r),
       artifact_hash: typeof artifact === 'string' ? `sha256:${artifact}` : null,
-      timestamp_signature: pick(resultOf(p?.get(PROOF_KINDS.timestamp)), ['hash', 'signature', 'key_id', 'algorithm', 'timestamp', 'entity_id', 'public_key'] as const) as EntityClaim['timestamp_signature'],
-      anchor: pick(resultOf(p?.get(PROOF_KINDS.anchor)), ['root', 'leaf_hash', 'leaf_index', 'tree_size', 'proof'] as const) as EntityClaim['anchor'],
+      timestamp_signature: pick(of(kinds?.timestamp), ['hash', 'signature', 'key_id', 'algorithm', 'timestamp', 'entity_id', 'public_key'] as const) as EntityClaim['timestamp_signature'],
+      anchor: pick(of(kinds?.anchor), ['root', 'leaf_hash', 'leaf_index', 'tree_size', 'proof'] as const) as EntityClaim['anchor'],
     };
   });
   const parsed = provenanceSchema.safeParse({ format: PROVENANCE_FORMAT, verification_snapshot_ts: ts, generated_by: `canon ${version}`, claims_validated: claims });
@@ -116,16 +124,16 @@ const PROBLEM_TEXT: Record<ChainBreak['problem'], string> = {
 };
 
 /** Checks every claim against the database now (in the caller's snapshot), with one statement. */
-export async function checkProvenance(db: Queryable, prov: Provenance): Promise<ClaimResult[]> {
+export async function checkProvenance(db: Queryable, prov: Provenance, proofs: PipelineProofs | undefined): Promise<ClaimResult[]> {
   const claims = prov.claims_validated;
   const ids = [...new Set(claims.map((c) => c.entity_id))];
   const traces = claims.flatMap((c) => c.runs.map((r) => r.trace_id));
-  const pending = db.query(PROVENANCE_SQL.check, [ids, ids.length + 1, null, null, claims.map((c) => c.entity_id), claims.map((c) => c.ledger_head.seq), traces, Object.values(PROOF_KINDS)]);
+  const pending = db.query(PROVENANCE_SQL.check, [ids, ids.length + 1, null, null, claims.map((c) => c.entity_id), claims.map((c) => c.ledger_head.seq), traces, proofKinds(proofs)]);
   // The token and inclusion proof checks need only the file: on a client the statement is
   // already sent, so they run while Postgres works.
   let offline: OfflineChecks[];
   try {
-    offline = claims.map(checkOffline);
+    offline = claims.map((c) => checkOffline(c, proofs));
   } catch (e) {
     await pending.catch(() => undefined);
     throw e;
@@ -136,7 +144,7 @@ export async function checkProvenance(db: Queryable, prov: Provenance): Promise<
   if (unknown >= 0) throw usageError(`claims_validated[${unknown}].entity_id: entity ${claims[unknown].entity_id} does not exist in this database`);
   const heads = new Map(read.hashes_at.map((h) => [`${h.seq} ${h.entity_id}`, h.hash]));
   const runs = new Map(read.runs.map((r) => [r.trace_id, r]));
-  const proofs = byEntityAndKind(read.proofs);
+  const events = byEntityAndKind(read.proofs);
   const breaks = new Map<string, ChainBreak>();
   for (const b of addBreaks([], read.breaks, read.heads)) if (!breaks.has(b.entity_id)) breaks.set(b.entity_id, b);
   const snap = `(from snapshot ${prov.verification_snapshot_ts})`;
@@ -146,7 +154,7 @@ export async function checkProvenance(db: Queryable, prov: Provenance): Promise<
     out.push(checkStatus(c, e, snap));
     out.push(checkHead(c, e, heads.get(`${c.ledger_head.seq} ${c.entity_id}`), breaks.get(c.entity_id), snap));
     for (const r of c.runs) out.push(checkRun(c.entity_id, r, runs.get(r.trace_id), snap));
-    out.push(...checkProofs(c, proofs.get(c.entity_id), offline[i], snap));
+    out.push(...checkProofs(c, events.get(c.entity_id), offline[i], proofs, snap));
   }
   return out;
 }
@@ -199,45 +207,50 @@ interface OfflineChecks {
   anchor?: ProofCheck;
 }
 
+const NO_PROOFS: ProofCheck = { ok: false, detail: 'the pipeline declares no proofs to check it with (its module has no `proofs`; pass --pipeline)' };
+
 /** The checks of a claim that need no database: its token and its inclusion proof against the claimed artifact hash. */
-function checkOffline(c: EntityClaim): OfflineChecks {
+function checkOffline(c: EntityClaim, proofs: PipelineProofs | undefined): OfflineChecks {
   const claimed = c.artifact_hash?.slice('sha256:'.length);
   const out: OfflineChecks = {};
-  if (c.timestamp_signature) out.timestamp = claimed ? verifyTimestamp(c.timestamp_signature, claimed) : { ok: false, detail: 'no artifact hash claimed to check the token against' };
-  if (c.anchor) out.anchor = claimed ? verifyAnchor(c.anchor, claimed) : { ok: false, detail: 'no artifact hash claimed to anchor' };
+  if (c.timestamp_signature) out.timestamp = !proofs ? NO_PROOFS : claimed ? proofs.verifyTimestamp(c.timestamp_signature, claimed) : { ok: false, detail: 'no artifact hash claimed to check the token against' };
+  if (c.anchor) out.anchor = !proofs ? NO_PROOFS : claimed ? proofs.verifyAnchor(c.anchor, claimed) : { ok: false, detail: 'no artifact hash claimed to anchor' };
   return out;
 }
 
-function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload: Json }> | undefined, offline: OfflineChecks, snap: string): ClaimResult[] {
+function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload: Json }> | undefined, offline: OfflineChecks, proofs: PipelineProofs | undefined, snap: string): ClaimResult[] {
   const out: ClaimResult[] = [];
-  const artifactEv = events?.get(PROOF_KINDS.artifact);
+  // without the pipeline's proofs nothing names the proof events: every proof claim fails with NO_PROOFS
+  const kinds = proofs?.kinds ?? { content: 'content event', artifact: 'artifact event', timestamp: 'timestamp event', anchor: 'anchor event' };
+  const artifactEv = events?.get(kinds.artifact);
   const claimed = c.artifact_hash?.slice('sha256:'.length);
   if (c.artifact_hash && claimed) {
     const base = { claim: 'artifact_hash' as const, entity_id: c.entity_id, subject: `${c.artifact_hash.slice(0, 23)}…` };
     const current = resultOf(artifactEv)?.sha256;
-    const content = contentHash(events?.get(PROOF_KINDS.content)?.payload?.content);
-    if (typeof current !== 'string') out.push({ ...base, ok: false, summary: `no ${PROOF_KINDS.artifact} in the ledger`, expected: `${c.artifact_hash} ${snap}`, actual: 'not found', mismatch: 'artifact removed after snapshot' });
-    else if (current !== claimed) out.push({ ...base, ok: false, summary: 'hash differs', expected: `${c.artifact_hash} ${snap}`, actual: `sha256:${current} (${PROOF_KINDS.artifact} at seq ${artifactEv!.seq})`, mismatch: 'the ledger\'s artifact hash changed after snapshot' });
-    else if (content !== claimed) out.push({ ...base, ok: false, summary: 'content does not hash to the artifact hash', expected: c.artifact_hash, actual: content ? `sha256:${content} (${PROOF_KINDS.content} content)` : 'no document content', mismatch: 'document content changed after snapshot' });
-    else out.push({ ...base, ok: true, summary: `matches ${PROOF_KINDS.artifact} (seq ${artifactEv!.seq}) and the document content` });
+    const content = proofs?.contentHash(events?.get(kinds.content)?.payload?.content);
+    if (!proofs) out.push({ ...base, ok: false, summary: 'cannot be checked', expected: `${c.artifact_hash} ${snap}`, actual: NO_PROOFS.detail, mismatch: 'no proofs to check with' });
+    else if (typeof current !== 'string') out.push({ ...base, ok: false, summary: `no ${kinds.artifact} in the ledger`, expected: `${c.artifact_hash} ${snap}`, actual: 'not found', mismatch: 'artifact removed after snapshot' });
+    else if (current !== claimed) out.push({ ...base, ok: false, summary: 'hash differs', expected: `${c.artifact_hash} ${snap}`, actual: `sha256:${current} (${kinds.artifact} at seq ${artifactEv!.seq})`, mismatch: 'the ledger\'s artifact hash changed after snapshot' });
+    else if (content !== claimed) out.push({ ...base, ok: false, summary: 'content does not hash to the artifact hash', expected: c.artifact_hash, actual: content ? `sha256:${content} (${kinds.content} content)` : 'no document content', mismatch: 'document content changed after snapshot' });
+    else out.push({ ...base, ok: true, summary: `matches ${kinds.artifact} (seq ${artifactEv!.seq}) and the document content` });
   }
   if (c.timestamp_signature) {
     const t = c.timestamp_signature;
     const base = { claim: 'timestamp_signature' as const, entity_id: c.entity_id, subject: `key ${short(t.key_id, 12)}` };
-    const current = resultOf(events?.get(PROOF_KINDS.timestamp));
+    const current = resultOf(events?.get(kinds.timestamp));
     const v = offline.timestamp!;
     if (!v.ok) out.push({ ...base, ok: false, summary: 'signature invalid', expected: `a valid ${t.algorithm} token over the artifact hash ${snap}`, actual: v.detail, mismatch: 'token does not verify' });
-    else if (!current || current.signature !== t.signature || current.timestamp !== t.timestamp) out.push({ ...base, ok: false, summary: 'token differs from the ledger', expected: `signature ${short(t.signature)} at ${t.timestamp} ${snap}`, actual: current ? `signature ${short(String(current.signature))} at ${String(current.timestamp)}` : `no ${PROOF_KINDS.timestamp} in the ledger`, mismatch: 'timestamp replaced after snapshot' });
+    else if (!current || current.signature !== t.signature || current.timestamp !== t.timestamp) out.push({ ...base, ok: false, summary: 'token differs from the ledger', expected: `signature ${short(t.signature)} at ${t.timestamp} ${snap}`, actual: current ? `signature ${short(String(current.signature))} at ${String(current.timestamp)}` : `no ${kinds.timestamp} in the ledger`, mismatch: 'timestamp replaced after snapshot' });
     else out.push({ ...base, ok: true, summary: v.detail });
   }
   if (c.anchor) {
     const a = c.anchor;
     const base = { claim: 'anchor' as const, entity_id: c.entity_id, subject: `root ${short(a.root)}` };
-    const current = resultOf(events?.get(PROOF_KINDS.anchor));
+    const current = resultOf(events?.get(kinds.anchor));
     const v = offline.anchor!;
     const same = current && current.root === a.root && current.leaf_hash === a.leaf_hash && current.leaf_index === a.leaf_index && current.tree_size === a.tree_size && JSON.stringify(current.proof) === JSON.stringify(a.proof);
     if (!v.ok) out.push({ ...base, ok: false, summary: 'proof invalid', expected: `leaf ${a.leaf_index} of ${a.tree_size} under root ${short(a.root)} ${snap}`, actual: v.detail, mismatch: 'inclusion proof does not verify' });
-    else if (!same) out.push({ ...base, ok: false, summary: 'anchor differs from the ledger', expected: `root ${short(a.root)} leaf ${a.leaf_index} of ${a.tree_size} ${snap}`, actual: current ? `root ${short(String(current.root))} leaf ${String(current.leaf_index)} of ${String(current.tree_size)}` : `no ${PROOF_KINDS.anchor} in the ledger`, mismatch: 'anchor replaced after snapshot' });
+    else if (!same) out.push({ ...base, ok: false, summary: 'anchor differs from the ledger', expected: `root ${short(a.root)} leaf ${a.leaf_index} of ${a.tree_size} ${snap}`, actual: current ? `root ${short(String(current.root))} leaf ${String(current.leaf_index)} of ${String(current.tree_size)}` : `no ${kinds.anchor} in the ledger`, mismatch: 'anchor replaced after snapshot' });
     else out.push({ ...base, ok: true, summary: `inclusion proof verifies (${v.detail})` });
   }
   return out;

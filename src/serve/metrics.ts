@@ -12,6 +12,7 @@ import { computeHealth, type Health } from '../observe/health.js';
 import { readStatus } from '../proof/status.js';
 import { checkProvenance, takeProvenance } from '../proof/provenance.js';
 import type { Thresholds } from '../observe/thresholds.js';
+import type { PipelineProofs } from '../pipeline/define.js';
 
 const RUNS_PAGE = 20_000;
 
@@ -69,6 +70,7 @@ export class CanonMetrics {
   constructor(
     private readonly pool: pg.Pool,
     private readonly thresholds: Thresholds,
+    private readonly proofs?: PipelineProofs,
   ) {}
 
   private gauge(name: string, help: string, labelNames: string[] = []) {
@@ -155,9 +157,9 @@ export class CanonMetrics {
     let t0 = process.hrtime.bigint();
     await readStatus(this.pool, recent[0]);
     this.statusRead.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    const prov = await takeProvenance(this.pool, recent);
+    const prov = await takeProvenance(this.pool, recent, this.proofs);
     t0 = process.hrtime.bigint();
-    await checkProvenance(this.pool, prov);
+    await checkProvenance(this.pool, prov, this.proofs);
     this.provenance.observe(Number(process.hrtime.bigint() - t0) / 1e9);
   }
 }

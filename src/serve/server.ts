@@ -7,6 +7,7 @@ import { CanonError, EXIT, coerceError } from '../errors.js';
 import { computeHealth, type Health } from '../observe/health.js';
 import { listDeadJobs, parseDeadFilters, type RawDeadFilters } from '../observe/deadjobs.js';
 import type { Thresholds } from '../observe/thresholds.js';
+import type { PipelineProofs } from '../pipeline/define.js';
 import { checkBearer } from './auth.js';
 import { CanonMetrics } from './metrics.js';
 
@@ -16,6 +17,8 @@ export interface ServeOptions {
   port: number;
   token?: string;
   thresholds: Thresholds;
+  /** the configured pipeline's proofs, for the provenance probe of /metrics */
+  proofs?: PipelineProofs;
 }
 
 const QUERY_NAMES: Record<keyof RawDeadFilters, string> = { limit: 'limit', since_hours: 'since_hours', type: 'type', correlation_id: 'correlation_id', reason: 'reason' };
@@ -23,7 +26,7 @@ const QUERY_NAMES: Record<keyof RawDeadFilters, string> = { limit: 'limit', sinc
 const HEALTH_CACHE_MS = 1000;
 
 export function createServer(o: ServeOptions): http.Server {
-  const metrics = new CanonMetrics(o.pool, o.thresholds);
+  const metrics = new CanonMetrics(o.pool, o.thresholds, o.proofs);
   let cached: { at: number; h: Promise<Health> } | undefined;
   const health = () => {
     if (!cached || Date.now() - cached.at > HEALTH_CACHE_MS) {
