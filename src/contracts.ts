@@ -3,7 +3,7 @@
 // so it proves the functions' behaviour, not just their presence, and changes nothing.
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { migrationStatus } from './migrate.js';
+import { schemaStatus } from './migrate.js';
 import { CONTRACTS_SQL } from './sql/contracts.js';
 
 export interface ContractResult {
@@ -69,9 +69,16 @@ export async function checkContracts(client: pg.ClientBase, opts: { pipelineType
 
   out.push(...(await securityDefinerContracts(client)));
 
-  const states = await migrationStatus(client);
+  const st = await schemaStatus(client);
+  const states = [...st.migrations, ...st.definitions];
   const bad = states.filter((s) => s.state !== 'applied');
-  out.push({ name: 'migrations_match_files', ok: bad.length === 0, detail: bad.length ? bad.map((s) => `${s.file}: ${s.state}`).join('; ') : `${states.length} applied, checksums match` });
+  out.push({
+    name: 'migrations_match_files',
+    ok: bad.length === 0,
+    detail: bad.length
+      ? bad.map((s) => `${s.file}: ${s.state}`).join('; ')
+      : `${st.migrations.length} migrations and ${st.definitions.length} definitions files applied, checksums match`,
+  });
 
   return out;
 }

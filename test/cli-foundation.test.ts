@@ -42,16 +42,16 @@ describe('migrations', () => {
   it('refuses an applied migration whose file changed, naming the file', async () => {
     const empty = await createEmptyDb('migedit');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-mig-'));
-    for (const f of fs.readdirSync(migrationsDir)) fs.copyFileSync(path.join(migrationsDir, f), path.join(dir, f));
+    fs.cpSync(migrationsDir, dir, { recursive: true });
     const c = await empty.pool.connect();
     try {
       const files = readMigrationFiles(dir);
-      await migrateFrom(c, dir);
+      await migrate(c, {}, dir);
       const target = files[1];
       fs.appendFileSync(path.join(dir, target.file), '\n-- an innocent-looking edit\n');
       const st = await migrationStatus(c, readMigrationFiles(dir));
       expect(st.find((s) => s.id === target.id)!.state).toBe('changed');
-      await expect(migrateFrom(c, dir)).rejects.toThrow(new RegExp(`${target.file} was changed after it was applied`));
+      await expect(migrate(c, {}, dir)).rejects.toThrow(new RegExp(`${target.file} was changed after it was applied`));
     } finally {
       c.release();
       await empty.end();
@@ -69,23 +69,6 @@ describe('migrations', () => {
     }
   });
 });
-
-// migrate() reads the package's migrations; this variant points it at a copy for the edit test.
-async function migrateFrom(c: pg.ClientBase, dir: string) {
-  const { MIGRATIONS_SQL } = await import('../src/sql/migrations.js');
-  const { assertUnchanged } = await import('../src/migrate.js');
-  await c.query(MIGRATIONS_SQL.bootstrap);
-  const files = readMigrationFiles(dir);
-  const states = await migrationStatus(c, files);
-  assertUnchanged(states);
-  for (const f of files.filter((f) => states.find((s) => s.id === f.id)?.state === 'pending')) {
-    await c.query('begin');
-    await c.query(MIGRATIONS_SQL.record, [f.id, f.name, f.cls, f.breaking, f.checksum]);
-    await c.query(f.sql);
-    await c.query('commit');
-  }
-  void migrate;
-}
 
 describe('events append', () => {
   it('appends and prints the new seq; --json gives the row', async () => {

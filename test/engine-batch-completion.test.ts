@@ -7,9 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent, history } from '../src/ledger.js';
 import { verifyChains } from '../src/audit.js';
 import { verifyStatus } from '../src/proof/status.js';
-import { readMigrationFiles } from '../src/migrate.js';
 import { ENGINE_SQL } from '../src/sql/engine.js';
-import { createEmptyDb, createTestDb, type TestDb } from './helpers.js';
+import { createTestDb, type TestDb } from './helpers.js';
 
 const WORKER = 'execute-00000000-0000-4000-8000-000000000001';
 const OTHER = 'execute-00000000-0000-4000-8000-000000000002';
@@ -162,24 +161,5 @@ describe('the core trigger, once per statement', () => {
     const first = (await db.pool.query(`select position from canon.events where entity_id = 'ct-1' and seq = 1`)).rows[0].position;
     expect(Number(d[0].source_event_position)).toBe(Number(first));
     expect((await verifyChains(db.pool, ['ct-1', 'ct-2', 'ct-3'])).ok).toBe(true);
-  });
-});
-
-describe('migration 0015 on a database whose operator disabled the core trigger', () => {
-  let db: TestDb;
-  beforeAll(async () => {
-    db = await createEmptyDb('mig15');
-  });
-  afterAll(async () => db.end());
-
-  it('keeps it disabled', async () => {
-    const files = readMigrationFiles();
-    const at = files.findIndex((f) => f.id === 15);
-    expect(at).toBeGreaterThan(0);
-    for (const f of files.slice(0, at)) await db.pool.query(f.sql);
-    await db.pool.query('alter table canon.events disable trigger canon_core_trigger');
-    await db.pool.query(files[at].sql);
-    const t = (await db.pool.query(`select tgenabled, tgtype & 1 = 0 as per_statement from pg_trigger where tgrelid = 'canon.events'::regclass and tgname = 'canon_core_trigger'`)).rows[0];
-    expect(t).toEqual({ tgenabled: 'D', per_statement: true });
   });
 });

@@ -3,7 +3,7 @@ import { embeddedPaths, embeddedStatus, startEmbedded, stopEmbedded } from '../d
 import { describeUrl } from '../db/url.js';
 import { EXIT, usageError } from '../errors.js';
 import { intArg } from '../args.js';
-import { migrationStatus } from '../migrate.js';
+import { isCurrent, schemaStatus } from '../migrate.js';
 import { DB_SQL } from '../sql/db.js';
 import { examples, type Register } from './types.js';
 
@@ -62,8 +62,9 @@ export const register: Register = (program, run) => {
         const c = await handle.pool.connect();
         try {
           const info = (await c.query(DB_SQL.serverInfo)).rows[0];
-          const states = await migrationStatus(c);
-          const current = states.every((s) => s.state === 'applied');
+          const st = await schemaStatus(c);
+          const states = [...st.migrations, ...st.definitions];
+          const current = isCurrent(st);
           const data = {
             kind: embedded ? 'embedded' : 'external',
             running: true,
@@ -72,7 +73,7 @@ export const register: Register = (program, run) => {
             server_version: info.version,
             size_bytes: Number(info.size_bytes),
             migrations_current: current,
-            migrations: { applied: states.filter((s) => s.state === 'applied').length, pending: states.filter((s) => s.state === 'pending').length, changed: states.filter((s) => s.state === 'changed').map((s) => s.file) },
+            migrations: { applied: states.filter((s) => s.state === 'applied').length, pending: states.filter((s) => s.state === 'pending' || s.state === 'outdated').length, changed: states.filter((s) => s.state === 'changed').map((s) => s.file) },
           };
           ctx.print(data, (d) =>
             [

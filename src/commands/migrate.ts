@@ -1,25 +1,43 @@
 // `canon migrate` (up) and `canon migrate status`.
-import { EXIT } from '../errors.js';
 import { describeUrl } from '../db/url.js';
-import { migrate, migrationStatus, assertUnchanged } from '../migrate.js';
+import { EXIT } from '../errors.js';
+import { assertUnchanged, isCurrent, migrate, schemaStatus } from '../migrate.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
   const m = program
     .command('migrate')
-    .description('apply pending canon migrations (safe to run twice or concurrently)')
-    .addHelpText('after', examples('canon migrate', 'canon migrate status', 'DATABASE_URL=postgres://canon@db/app canon migrate --json'))
+    .description(
+      'apply pending numbered migrations, then every changed definitions file (safe to run twice or concurrently)',
+    )
+    .addHelpText(
+      'after',
+      examples('canon migrate', 'canon migrate status', 'DATABASE_URL=postgres://canon@db/app canon migrate --json') +
+        '\n\nNumbered migrations (migrations/NNNN_name.sql) hold tables and indexes and apply once, in order.' +
+        '\nDefinitions files (migrations/repeatable/name.sql) hold functions, triggers and views and apply' +
+        '\nagain whenever their text changes. Triggers an operator disabled stay disabled.' +
+        '\nExit codes: 0 applied or already current, 1 a migration failed or the history is inconsistent,' +
+        '\n3 database unavailable or holding a pre-release canon schema.',
+    )
     .action(
       run(async (ctx) => {
         const db = await ctx.db({ migrated: false });
         const c = await db.pool.connect();
         try {
-          const res = await migrate(c, (f) => {
-            if (!ctx.json) ctx.info(`applying ${f.file} (${f.cls})`);
+          const res = await migrate(c, {
+            migration: (f) => !ctx.json && ctx.info(`applying ${f.file} (${f.cls})`),
+            definitions: (d, was) => !ctx.json && ctx.info(`${was === 'pending' ? 'defining' : 'redefining'} ${d.file}`),
           });
-          ctx.print(
-            { database: describeUrl(db.target.url), applied: res.applied.map((s) => ({ id: s.id, file: s.file, class: s.cls })), already_current: res.alreadyCurrent },
-            (d) => (d.already_current ? `migrations are current in ${d.database}` : `applied ${d.applied.length} migration(s) to ${d.database}`),
+          const data = {
+            database: describeUrl(db.target.url),
+            applied: res.applied.map((s) => ({ id: s.id, file: s.file, class: s.cls })),
+            definitions: res.definitions.map((d) => ({ file: d.file, class: d.cls })),
+            already_current: res.alreadyCurrent,
+          };
+          ctx.print(data, (d) =>
+            d.already_current
+              ? `migrations are current in ${d.database}`
+              : `applied ${d.applied.length} migration(s) and ${d.definitions.length} definitions file(s) to ${d.database}`,
           );
         } finally {
           c.release();
@@ -28,30 +46,39 @@ export const register: Register = (program, run) => {
     );
 
   m.command('status')
-    .description('list migrations with class, checksum state and when they were applied')
-    .addHelpText('after', examples('canon migrate status', 'canon migrate status --json'))
+    .description('list numbered migrations and definitions files with their state and when they were applied')
+    .addHelpText(
+      'after',
+      examples('canon migrate status', 'canon migrate status --json') +
+        '\n\nStates: applied; pending (not applied yet); changed (a numbered file edited after it was applied:' +
+        '\nrefused); outdated (a definitions file changed since it was applied: `canon migrate` applies it);' +
+        '\nmissing (applied by a newer canon). Exit codes: 0 current, 1 anything else.',
+    )
     .action(
       run(async (ctx) => {
         const db = await ctx.db({ migrated: false });
         const c = await db.pool.connect();
         try {
-          const states = await migrationStatus(c);
-          ctx.print(
-            states.map((s) => ({ id: s.id, file: s.file, class: s.cls, breaking: s.breaking, state: s.state, checksum: s.checksum, applied_at: s.appliedAt ?? null })),
-            (rows) =>
-              rows
-                .map((r) => {
-                  const st = r.state === 'applied' ? ctx.c.green(r.state) : r.state === 'pending' ? ctx.c.yellow(r.state) : ctx.c.red(r.state);
-                  return `${r.file.padEnd(36)} ${r.class.padEnd(7)} ${st.padEnd(8)} ${r.applied_at ? new Date(r.applied_at).toISOString() : ''}`;
-                })
-                .join('\n'),
+          const st = await schemaStatus(c);
+          const rows = [
+            ...st.migrations.map((s) => ({ kind: 'numbered', file: s.file, class: s.cls, state: s.state, checksum: s.checksum, applied_at: s.appliedAt ?? null })),
+            ...st.definitions.map((s) => ({ kind: 'definitions', file: s.file, class: s.cls, state: s.state, checksum: s.checksum, applied_at: s.appliedAt ?? null })),
+          ];
+          ctx.print(rows, (list) =>
+            list
+              .map((r) => {
+                const colour = r.state === 'applied' ? ctx.c.green : r.state === 'pending' || r.state === 'outdated' ? ctx.c.yellow : ctx.c.red;
+                const at = r.applied_at ? new Date(r.applied_at).toISOString() : '';
+                return `${r.file.padEnd(36)} ${r.class.padEnd(7)} ${colour(r.state.padEnd(8))} ${at}`;
+              })
+              .join('\n'),
           );
           try {
-            assertUnchanged(states);
+            assertUnchanged(st.migrations, st.definitions);
           } catch {
             return EXIT.FAILURE;
           }
-          return states.some((s) => s.state === 'pending') ? EXIT.FAILURE : EXIT.OK;
+          return isCurrent(st) ? EXIT.OK : EXIT.FAILURE;
         } finally {
           c.release();
         }

@@ -1,20 +1,22 @@
--- canon migration | class: core | breaking: no
--- A decision in five round trips (six when the pipeline declares flags) instead of seven plus
--- two per required job. The decider locked
--- its run, then the entity, then read the history; after the authority ran it appended each
--- `job.<type>.required` event, enqueued each job, recorded what it saw and completed its run,
--- one statement each. Now canon.begin_decision takes both locks in one call and
--- canon.finish_decision does every write of the decision in one, in the same order and
--- through the same functions (lock_entity, append_event, enqueue_job, complete_run), inside
--- the decider's transaction: a fenced decider still writes nothing. The decision's round trips
--- are on the path from an event to its job's handler (canon's latency) and on every decision.
+-- canon definitions | class: core | requires: runs, steering
+-- Decisions: the decider's claim with each entity's history, and the one call that records a
+-- decision (its required events and their jobs) and completes its run, fenced by the run.
+
+-- A decision: canon.begin_decision takes the run's fence and the entity's lock in one call;
+-- the decider reads the history and runs the pipeline's authority; canon.finish_decision does
+-- every write of the decision in one call (each `job.<type>.required` event, its job through
+-- the gateway, what the decision saw, the run's completion) through lock_entity,
+-- append_event, enqueue_job and complete_run, inside the decider's transaction: a fenced
+-- decider writes nothing.
 
 -- Locks the run (lock_run's fence) and, when the caller owns it, the entity's row: decisions
 -- about one entity are serialised on it, so two deciders never both require the same step.
-create function canon.begin_decision(p_run_id bigint, p_worker_id text)
+create or replace function canon.begin_decision(p_run_id bigint, p_worker_id text)
 returns table (owned boolean, job_status text, head_seq integer)
 language plpgsql
-security definer set search_path = pg_catalog, canon, pg_temp as $$
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   l record;
 begin
@@ -26,6 +28,8 @@ begin
   end if;
   return next;
 end $$;
+revoke all on function canon.begin_decision(bigint, text) from public;
+grant execute on function canon.begin_decision(bigint, text) to canon_worker;
 
 -- Writes a decision: for each element of p_required ({type, event_payload, job_payload,
 -- dedupe_key, priority}, in order) the required event and its job through the gateway, with
@@ -33,10 +37,12 @@ end $$;
 -- the decider wrote them one by one; then the run's detail and its completion. ok = false when
 -- the run was taken away meanwhile (the caller rolls back). The caller holds begin_decision's
 -- locks in the same transaction.
-create function canon.finish_decision(p_run_id bigint, p_worker_id text, p_required jsonb, p_detail jsonb)
+create or replace function canon.finish_decision(p_run_id bigint, p_worker_id text, p_required jsonb, p_detail jsonb)
 returns table (ok boolean, event_positions bigint[])
 language plpgsql
-security definer set search_path = pg_catalog, canon, pg_temp as $$
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   j canon.jobs;
   req jsonb;
@@ -56,7 +62,5 @@ begin
   event_positions := v_positions;
   return next;
 end $$;
-
-revoke execute on function canon.begin_decision(bigint, text) from public;
-revoke execute on function canon.finish_decision(bigint, text, jsonb, jsonb) from public;
-grant execute on function canon.begin_decision(bigint, text), canon.finish_decision(bigint, text, jsonb, jsonb) to canon_worker;
+revoke all on function canon.finish_decision(bigint, text, jsonb, jsonb) from public;
+grant execute on function canon.finish_decision(bigint, text, jsonb, jsonb) to canon_worker;

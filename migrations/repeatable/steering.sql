@@ -1,39 +1,6 @@
--- canon migration | class: core | breaking: no
+-- canon definitions | class: core | requires: runs
 -- Steering: flags with exact rollback and a kill switch, guarded auto-rollout advanced by
 -- `canon tick`, circuit breakers per job type with a half-open probe, and pausing a type.
--- Every mutation is a function here, so the CLI, the tick and a psql session change state
--- the same way, under the same locks, and leave the same record (flag_changes for flag
--- state, steering_log for everything else).
-
--- ─── the steering log ───────────────────────────────────────────────────────────────────
--- Who did what to a breaker, a job type or a flag (other than its state, which flag_changes
--- keeps): pausing, resuming, breaker transitions (also the automatic ones), releasing held
--- jobs, stopping a rollout. Rare writes, read by history views, health and alerts.
-create table canon.steering_log (
-  id          bigint generated always as identity primary key,
-  at          timestamptz not null default clock_timestamp(),
-  target_kind text not null check (target_kind in ('breaker', 'job_type', 'flag')),
-  target      text not null,
-  action      text not null,
-  actor       text not null,
-  reason      text,
-  detail      jsonb not null default '{}'::jsonb
-);
-create index steering_log_target_idx on canon.steering_log (target_kind, target, id);
-create index steering_log_at_idx on canon.steering_log (at);
-
-create function canon.steering_note(p_kind text, p_target text, p_action text, p_actor text, p_reason text,
-                                    p_detail jsonb default '{}'::jsonb)
-returns void language sql as $$
-  insert into canon.steering_log (target_kind, target, action, actor, reason, detail)
-  values (p_kind, p_target, p_action, coalesce(nullif(p_actor, ''), session_user), nullif(p_reason, ''),
-          coalesce(p_detail, '{}'::jsonb))
-$$;
-
--- ─── flags: state, history, exact rollback ──────────────────────────────────────────────
--- A kill is part of a flag's state (killed_at): it holds queued jobs, and turning the flag
--- back on (enable, rollout, rollback, or a plain UPDATE) ends it and releases them.
-alter table canon.flags add column killed_at timestamptz, add column killed_by text;
 
 -- The state that history records and rollback restores. The rollout plan moved to its own
 -- table (canon.flag_rollouts: locks, CHECKs and a history of plans instead of a jsonb blob),
@@ -43,17 +10,16 @@ language sql immutable as $$
   select jsonb_build_object('enabled', f.enabled, 'rollout_percent', f.rollout_percent,
                             'strategy', f.strategy, 'killed', f.killed_at is not null)
 $$;
-alter table canon.flags drop column auto_rollout;
 
--- A rollback row names the change it undid; each change is undone at most once, which also
--- makes two concurrent rollbacks of the same change impossible.
-alter table canon.flag_changes add column undoes bigint references canon.flag_changes (id);
-create unique index flag_changes_undoes_key on canon.flag_changes (undoes) where undoes is not null;
--- rolloutAlerts() (read by `canon alerts`) asks for the automatic rollbacks of the last day.
-create index flag_changes_auto_rollback_idx on canon.flag_changes (at) where source = 'auto-rollback';
-
+-- Every change to a flag, whatever wrote it (canon's CLI, the auto-rollout, or a hand-written
+-- UPDATE from the seed guides), becomes a flag_changes row. canon's own writers say who and
+-- why through the transaction-local settings canon.actor / canon.reason / canon.source;
+-- plain SQL is recorded with the database user as actor.
 create or replace function canon.flags_record_change() returns trigger
-language plpgsql as $$
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   v_before jsonb := case when tg_op = 'UPDATE' then canon.flag_state(old) end;
   v_after jsonb := canon.flag_state(new);
@@ -70,10 +36,34 @@ begin
           nullif(current_setting('canon.undoes', true), '')::bigint);
   return null;
 end $$;
+revoke all on function canon.flags_record_change() from public;
+drop trigger if exists canon_flags_history on canon.flags;
+create trigger canon_flags_history after insert or update on canon.flags
+  for each row execute function canon.flags_record_change();
+
+-- A stable bucket 0..99 per (flag, entity): raising a percentage only ever adds entities.
+create or replace function canon.flag_bucket(p_flag text, p_entity_id text) returns integer
+language sql immutable parallel safe as $$
+  select (('x' || substr(md5(p_flag || ':' || p_entity_id), 1, 8))::bit(32)::bigint % 100)::integer
+$$;
+
+create or replace function canon.flag_is_on(p_flag text, p_entity_id text) returns boolean
+language sql stable as $$
+  select coalesce((select f.enabled and (f.rollout_percent >= 100 or canon.flag_bucket(f.name, p_entity_id) < f.rollout_percent)
+                     from canon.flags f where f.name = p_flag), false)
+$$;
+
+create or replace function canon.steering_note(p_kind text, p_target text, p_action text, p_actor text, p_reason text,
+                                    p_detail jsonb default '{}'::jsonb)
+returns void language sql as $$
+  insert into canon.steering_log (target_kind, target, action, actor, reason, detail)
+  values (p_kind, p_target, p_action, coalesce(nullif(p_actor, ''), session_user), nullif(p_reason, ''),
+          coalesce(p_detail, '{}'::jsonb))
+$$;
 
 -- Keeps updated_at/updated_by honest for every writer (a hand-written UPDATE included) and
 -- ends a kill when the flag is turned back on.
-create function canon.flags_before_update() returns trigger
+create or replace function canon.flags_before_update() returns trigger
 language plpgsql as $$
 begin
   if new.enabled and not old.enabled then
@@ -86,16 +76,14 @@ begin
   end if;
   return new;
 end $$;
+drop trigger if exists canon_flags_before_update on canon.flags;
 create trigger canon_flags_before_update before update on canon.flags
   for each row execute function canon.flags_before_update();
 
--- The hold a kill put on queued jobs, released when the kill ends.
-create index jobs_hold_idx on canon.jobs (hold_reason) where hold_reason is not null;
-
-create function canon.flag_hold_reason(p_flag text) returns text
+create or replace function canon.flag_hold_reason(p_flag text) returns text
 language sql immutable as $$ select 'flag_killed:' || p_flag $$;
 
-create function canon.flag_release_jobs(p_flag text) returns integer
+create or replace function canon.flag_release_jobs(p_flag text) returns integer
 language plpgsql as $$
 declare
   v_n integer;
@@ -109,19 +97,20 @@ begin
   return v_n;
 end $$;
 
-create function canon.flags_release_on_unkill() returns trigger
+create or replace function canon.flags_release_on_unkill() returns trigger
 language plpgsql as $$
 begin
   perform canon.flag_release_jobs(new.name);
   return null;
 end $$;
+drop trigger if exists canon_flags_release on canon.flags;
 create trigger canon_flags_release after update on canon.flags
   for each row when (old.killed_at is not null and new.killed_at is null)
   execute function canon.flags_release_on_unkill();
 
 -- A decider that read its flags before a kill committed may still enqueue a job the flag
 -- allowed; the job is held on arrival, so a kill holds everything decided under the flag.
-create function canon.jobs_hold_killed() returns trigger
+create or replace function canon.jobs_hold_killed() returns trigger
 language plpgsql as $$
 declare
   v_flag text;
@@ -137,6 +126,7 @@ begin
   end if;
   return new;
 end $$;
+drop trigger if exists canon_jobs_kill_hold on canon.jobs;
 create trigger canon_jobs_kill_hold before insert on canon.jobs
   for each row when (jsonb_typeof(new.payload -> 'flags') = 'object')
   execute function canon.jobs_hold_killed();
@@ -144,7 +134,7 @@ create trigger canon_jobs_kill_hold before insert on canon.jobs
 -- Reads a flag or refuses with one line naming the known ones. With p_lock it takes the
 -- flag's row lock: every steering writer goes through here, so writers of one flag (CLI,
 -- tick, rollback) serialise, and always lock the flag first, its rollout row second.
-create function canon.flag_require(p_flag text, p_lock boolean default false) returns canon.flags
+create or replace function canon.flag_require(p_flag text, p_lock boolean default false) returns canon.flags
 language plpgsql as $$
 declare
   f canon.flags;
@@ -168,7 +158,7 @@ end $$;
 -- Writes a state to a locked flag and says who, why and through what; the history trigger
 -- reads the transaction-local settings, which are cleared again so that later plain SQL in
 -- the same transaction is not attributed to this writer.
-create function canon.flag_write(p_flag text, p_state jsonb, p_actor text, p_reason text, p_source text,
+create or replace function canon.flag_write(p_flag text, p_state jsonb, p_actor text, p_reason text, p_source text,
                                  p_undoes bigint default null)
 returns bigint language plpgsql as $$
 declare
@@ -194,38 +184,8 @@ begin
   return nullif(v_new, v_last);
 end $$;
 
--- ─── guarded auto-rollout ───────────────────────────────────────────────────────────────
-create table canon.flag_rollouts (
-  id                bigint generated always as identity primary key,
-  flag_name         text not null references canon.flags (name),
-  status            text not null default 'running'
-                    check (status in ('running', 'completed', 'stopped', 'rolled_back', 'killed')),
-  step_percent      integer not null check (step_percent between 1 and 100),
-  every_seconds     numeric not null check (every_seconds >= 1),
-  until_percent     integer not null check (until_percent between 1 and 100),
-  guard             text,                          -- as the operator wrote it
-  conditions        jsonb not null default '[]',   -- the parsed guard: [{metric, op, value}]
-  start_state       jsonb not null,                -- the flag before the rollout (restored if the first step fails)
-  current_percent   integer not null check (current_percent between 0 and 100),
-  last_good_percent integer,                       -- null until a step passed its guard
-  step_started_at   timestamptz not null,
-  next_step_at      timestamptz not null,
-  steps_passed      integer not null default 0,
-  last_verdict      jsonb,                         -- metrics and verdict of the last evaluation
-  started_by        text not null,
-  started_at        timestamptz not null default now(),
-  reason            text,
-  ended_by          text,
-  ended_at          timestamptz,
-  end_reason        text,
-  constraint flag_rollouts_ended check ((status = 'running') = (ended_at is null))
-);
-create unique index flag_rollouts_one_running on canon.flag_rollouts (flag_name) where status = 'running';
--- the tick's question, "which rollouts are due", is an index range scan
-create index flag_rollouts_due_idx on canon.flag_rollouts (next_step_at) where status = 'running';
-
 -- Ends the flag's running rollout, if any (caller holds the flag's lock). True when one ended.
-create function canon.rollout_end(p_flag text, p_status text, p_actor text, p_reason text)
+create or replace function canon.rollout_end(p_flag text, p_status text, p_actor text, p_reason text)
 returns boolean language plpgsql as $$
 begin
   update canon.flag_rollouts
@@ -238,7 +198,7 @@ end $$;
 -- What the guard looks at: the finished execution runs, and the jobs that died, since the
 -- step began, of the jobs decided with this flag on (the decider records the flags it used
 -- in the job payload). Rates are null without runs: no evidence either way.
-create function canon.rollout_metrics(p_flag text, p_since timestamptz) returns jsonb
+create or replace function canon.rollout_metrics(p_flag text, p_since timestamptz) returns jsonb
 language sql stable as $$
   with runs as (
     select r.status
@@ -263,7 +223,7 @@ $$;
 
 -- pass, fail or wait. A condition on a rate without runs, or `runs>=N` not yet met, waits:
 -- too little traffic is not evidence of harm, so it never causes a rollback.
-create function canon.guard_verdict(p_conditions jsonb, p_metrics jsonb) returns jsonb
+create or replace function canon.guard_verdict(p_conditions jsonb, p_metrics jsonb) returns jsonb
 language plpgsql immutable as $$
 declare
   c jsonb;
@@ -296,9 +256,11 @@ begin
     'failed', to_jsonb(v_fail), 'waiting', to_jsonb(v_wait), 'metrics', p_metrics);
 end $$;
 
--- ─── flag commands ──────────────────────────────────────────────────────────────────────
-create function canon.flag_create(p_name text, p_description text, p_actor text, p_reason text)
-returns bigint language plpgsql as $$
+create or replace function canon.flag_create(p_name text, p_description text, p_actor text, p_reason text)
+returns bigint language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   v_id bigint;
 begin
@@ -315,14 +277,19 @@ begin
   select max(id) into v_id from canon.flag_changes where flag_name = p_name;
   return v_id;
 end $$;
+revoke all on function canon.flag_create(text, text, text, text) from public;
+grant execute on function canon.flag_create(text, text, text, text) to canon_operator;
 
 -- enable (on for every entity), disable (off; percent and strategy kept for a later
 -- rollback), rollout (on for a stable p_percent % of entities), kill (off at once, rollout
 -- stopped, queued jobs the flag allowed held). A manual change stops a running
 -- auto-rollout: otherwise the next tick would overwrite what the operator just did.
-create function canon.flag_change(p_flag text, p_action text, p_percent integer, p_actor text, p_reason text)
+create or replace function canon.flag_change(p_flag text, p_action text, p_percent integer, p_actor text, p_reason text)
 returns table (change_id bigint, rollout_stopped boolean, held_jobs integer)
-language plpgsql as $$
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   f canon.flags := canon.flag_require(p_flag, true);
   v_state jsonb;
@@ -352,9 +319,11 @@ begin
   end if;
   return next;
 end $$;
+revoke all on function canon.flag_change(text, text, integer, text, text) from public;
+grant execute on function canon.flag_change(text, text, integer, text, text) to canon_operator;
 
 -- How many queued jobs a kill would hold now (`flags kill --dry-run`).
-create function canon.flag_kill_preview(p_flag text) returns integer
+create or replace function canon.flag_kill_preview(p_flag text) returns integer
 language sql stable as $$
   select count(*)::integer from canon.jobs
    where status = 'queued' and hold_reason is null and payload -> 'flags' -> p_flag = 'true'::jsonb
@@ -364,9 +333,12 @@ $$;
 -- repeated rollbacks walk the history back like a stack: A, B, rollback (undoes B), C,
 -- rollback (undoes C), rollback (undoes A). The restored state is the target's `before`,
 -- exactly; a flag's first row (its creation) cannot be undone.
-create function canon.flag_rollback(p_flag text, p_actor text, p_reason text)
+create or replace function canon.flag_rollback(p_flag text, p_actor text, p_reason text)
 returns table (change_id bigint, undid bigint, restored jsonb, rollout_stopped boolean)
-language plpgsql as $$
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   f canon.flags := canon.flag_require(p_flag, true);
   t canon.flag_changes;
@@ -396,10 +368,15 @@ begin
   end if;
   return next;
 end $$;
+revoke all on function canon.flag_rollback(text, text, text) from public;
+grant execute on function canon.flag_rollback(text, text, text) to canon_operator;
 
 -- Lets the jobs a kill held run although the flag stays off (the operator judged them safe).
-create function canon.flag_release(p_flag text, p_actor text, p_reason text) returns integer
-language plpgsql as $$
+create or replace function canon.flag_release(p_flag text, p_actor text, p_reason text) returns integer
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   v_n integer;
 begin
@@ -408,12 +385,17 @@ begin
   perform canon.steering_note('flag', p_flag, 'release', p_actor, p_reason, jsonb_build_object('released_jobs', v_n));
   return v_n;
 end $$;
+revoke all on function canon.flag_release(text, text, text) from public;
+grant execute on function canon.flag_release(text, text, text) to canon_operator;
 
 -- Starts a guarded auto-rollout: the first step is applied now, later ones by `canon tick`.
-create function canon.rollout_start(p_flag text, p_first integer, p_step integer, p_every_seconds numeric,
+create or replace function canon.rollout_start(p_flag text, p_first integer, p_step integer, p_every_seconds numeric,
                                     p_until integer, p_guard text, p_conditions jsonb, p_actor text, p_reason text)
 returns table (rollout_id bigint, change_id bigint, from_percent integer, to_percent integer)
-language plpgsql as $$
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   f canon.flags := canon.flag_require(p_flag, true);
   r canon.flag_rollouts;
@@ -447,10 +429,15 @@ begin
   returning id into rollout_id;
   return next;
 end $$;
+revoke all on function canon.rollout_start(text, integer, integer, numeric, integer, text, jsonb, text, text) from public;
+grant execute on function canon.rollout_start(text, integer, integer, numeric, integer, text, jsonb, text, text) to canon_operator;
 
 -- `canon flags stop`: ends the auto-rollout and leaves the flag where it is.
-create function canon.rollout_stop(p_flag text, p_actor text, p_reason text) returns integer
-language plpgsql as $$
+create or replace function canon.rollout_stop(p_flag text, p_actor text, p_reason text) returns integer
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   v_pct integer;
 begin
@@ -463,15 +450,20 @@ begin
   perform canon.steering_note('flag', p_flag, 'stop_rollout', p_actor, p_reason, jsonb_build_object('percent', v_pct));
   return v_pct;
 end $$;
+revoke all on function canon.rollout_stop(text, text, text) from public;
+grant execute on function canon.rollout_stop(text, text, text) to canon_operator;
 
 -- One pass of the tick over the due rollouts. Each flag is taken with SKIP LOCKED and its
 -- rollout re-read after the lock (a fresh snapshot in READ COMMITTED), so overlapping ticks
 -- cannot both take a step: the second either skips the locked flag or finds next_step_at
 -- already moved past its now().
-create function canon.advance_rollouts()
+create or replace function canon.advance_rollouts()
 returns table (flag text, rollout_id bigint, action text, from_percent integer, to_percent integer,
                reason text, verdict jsonb)
-language plpgsql as $$
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   v_name text;
   f canon.flags;
@@ -538,12 +530,13 @@ begin
     return next;
   end loop;
 end $$;
+revoke all on function canon.advance_rollouts() from public;
+grant execute on function canon.advance_rollouts() to canon_worker;
 
--- ─── circuit breakers ───────────────────────────────────────────────────────────────────
-alter table canon.breakers add column reason text;   -- why it is in its current state
+   -- why it is in its current state
 
 -- Moves a (locked) breaker to a state and logs the transition.
-create function canon.breaker_move(p_type text, p_state text, p_next timestamptz, p_probe bigint,
+create or replace function canon.breaker_move(p_type text, p_state text, p_next timestamptz, p_probe bigint,
                                    p_actor text, p_reason text)
 returns void language plpgsql as $$
 declare
@@ -566,8 +559,12 @@ end $$;
 -- execution run that fails with handler_error or timeout counts; threshold consecutive ones
 -- open the breaker; the half-open probe's outcome closes or reopens it. A success on a clean
 -- breaker costs one primary-key read and no write or lock.
-create function canon.breaker_on_run_end() returns trigger
-language plpgsql as $$
+create or replace function canon.breaker_on_run_end() returns trigger
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+set plan_cache_mode = auto
+as $$
 declare
   b canon.breakers;
   t canon.job_types;
@@ -615,14 +612,19 @@ begin
   end if;
   return null;
 end $$;
+revoke all on function canon.breaker_on_run_end() from public;
+drop trigger if exists canon_runs_breaker on canon.job_runs;
 create trigger canon_runs_breaker after update of status on canon.job_runs
   for each row when (old.status = 'running' and new.status <> 'running' and new.lane = 'execution')
   execute function canon.breaker_on_run_end();
 
 -- `canon breakers open|close`: an operator's verdict. Open lasts p_seconds (default: the
 -- type's cooldown), then the usual half-open probe decides.
-create function canon.breaker_force(p_type text, p_state text, p_seconds numeric, p_actor text, p_reason text)
-returns canon.breakers language plpgsql as $$
+create or replace function canon.breaker_force(p_type text, p_state text, p_seconds numeric, p_actor text, p_reason text)
+returns canon.breakers language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   t canon.job_types;
   b canon.breakers;
@@ -651,10 +653,14 @@ begin
   select * into b from canon.breakers where job_type = p_type;
   return b;
 end $$;
+revoke all on function canon.breaker_force(text, text, numeric, text, text) from public;
+grant execute on function canon.breaker_force(text, text, numeric, text, text) to canon_operator;
 
--- ─── pausing a job type ─────────────────────────────────────────────────────────────────
-create function canon.job_type_pause(p_type text, p_pause boolean, p_actor text, p_reason text)
-returns jsonb language plpgsql as $$
+create or replace function canon.job_type_pause(p_type text, p_pause boolean, p_actor text, p_reason text)
+returns jsonb language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
 declare
   t canon.job_types;
   v_changed boolean;
@@ -682,83 +688,5 @@ begin
                             'paused_at', t.paused_at, 'paused_by', t.paused_by, 'pause_reason', t.pause_reason,
                             'queued', (select count(*) from canon.jobs j where j.type = p_type and j.status = 'queued'));
 end $$;
-
--- ─── claims, now with the half-open probe ───────────────────────────────────────────────
--- Same signature, same single-statement claim and trace id `<worker id>-<job id>-<attempt>`
--- as 0001. What changed: a breaker that is open and past its cooldown lets exactly one job
--- through as its probe (the claimer that locks the breaker row flips it to half_open in the
--- same transaction, so two claimers never start two probes); every other job of a type whose
--- breaker is not closed stays queued, its attempts untouched.
-create or replace function canon.claim_jobs(p_lane text, p_worker_id text, p_limit integer default 1)
-returns setof canon.jobs
-language plpgsql as $$
-declare
-  v_probes bigint[] := '{}';
-  v_type text;
-  v_job bigint;
-begin
-  if p_lane not in ('decision', 'execution') then
-    raise exception using errcode = 'CN005', message = format('unknown lane "%s"', p_lane);
-  end if;
-  if p_worker_id !~ '^[a-z]+-[0-9a-f-]{36}$' then
-    raise exception using errcode = 'CN005',
-      message = format('worker id "%s" is not <role>-<uuid>', p_worker_id);
-  end if;
-  if p_limit > 0 then
-    for v_type in
-      select b.job_type from canon.breakers b join canon.job_types t on t.name = b.job_type
-       where b.state = 'open' and b.next_attempt_at <= now() and t.lane = p_lane and not t.paused
-       order by b.next_attempt_at
-       for update of b skip locked
-    loop
-      exit when cardinality(v_probes) >= p_limit;
-      select j.id into v_job from canon.jobs j
-       where j.lane = p_lane and j.type = v_type and j.status = 'queued' and j.run_at <= now() and j.hold_reason is null
-       order by j.priority, j.run_at, j.id
-       limit 1
-       for update skip locked;
-      if v_job is not null then
-        v_probes := v_probes || v_job;
-        perform canon.breaker_move(v_type, 'half_open', null, v_job, p_worker_id,
-                                   format('cooldown over: job %s is the probe', v_job));
-      end if;
-    end loop;
-  end if;
-  return query
-  with probes as (
-    select j.id, t.timeout_seconds
-      from canon.jobs j
-      join canon.job_types t on t.name = j.type
-     where j.id = any (v_probes)
-  ), others as (
-    select j.id, t.timeout_seconds
-      from canon.jobs j
-      join canon.job_types t on t.name = j.type
-     where j.lane = p_lane
-       and j.status = 'queued'
-       and j.run_at <= now()
-       and j.hold_reason is null
-       and not t.paused
-       and not exists (select 1 from canon.breakers b where b.job_type = j.type and b.state <> 'closed')
-     order by j.priority, j.run_at, j.id
-     limit greatest(p_limit - cardinality(v_probes), 0)
-     for update of j skip locked
-  ), candidates as (
-    select * from probes union all select * from others
-  ), claimed as (
-    update canon.jobs j
-       set status = 'running', attempts = j.attempts + 1, locked_by = p_worker_id, locked_at = now(),
-           heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => c.timeout_seconds),
-           trace_id = p_worker_id || '-' || j.id || '-' || (j.attempts + 1), updated_at = now()
-      from candidates c
-     where j.id = c.id
-    returning j.*
-  ), runs as (
-    insert into canon.job_runs (job_id, attempt, lane, type, entity_id, worker_id, trace_id, correlation_id,
-                                lease_expires_at)
-    select c.id, c.attempts, c.lane, c.type, c.entity_id, p_worker_id, c.trace_id, c.correlation_id,
-           c.lease_expires_at
-      from claimed c
-  )
-  select * from claimed;
-end $$;
+revoke all on function canon.job_type_pause(text, boolean, text, text) from public;
+grant execute on function canon.job_type_pause(text, boolean, text, text) to canon_operator;

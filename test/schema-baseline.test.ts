@@ -1,0 +1,100 @@
+// The schema baseline lost nothing: the pre-release migration chain (taken from git at the
+// last commit that had it) and today's migrations build catalogs that are identical, object
+// by object, but for the differences listed here as intended. And each SQL function is
+// created in exactly one file of the tree.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { migrate } from '../src/migrate.js';
+import { createEmptyDb, root, type TestDb } from './helpers.js';
+import { type Catalog, diffCatalogs, readCatalog } from './support/catalog.js';
+
+/** The last commit whose migrations/ held the pre-release chain (0001_canonical_schema … 0028). */
+const PRE_BASELINE = '1790c88c48163cb2a7cc1e2a92283a3d0ad08b1d';
+
+/** Objects that differ on purpose, each with the reason. */
+const INTENDED: [RegExp, string][] = [
+  [/canon\.schema_(migrations|definitions)/, "the migrator's own bookkeeping (the chain is applied here without it)"],
+];
+
+const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
+
+function preBaselineChain(): { file: string; sql: string }[] {
+  try {
+    git('cat-file', '-e', `${PRE_BASELINE}^{commit}`);
+  } catch {
+    throw new Error(`commit ${PRE_BASELINE} is not in this clone: the catalog comparison needs the repository's history (git fetch --unshallow)`);
+  }
+  const files = git('ls-tree', '--name-only', `${PRE_BASELINE}`, 'migrations/')
+    .split('\n')
+    .filter((f) => /^migrations\/\d{4}_.*\.sql$/.test(f))
+    .sort();
+  return files.map((file) => ({ file, sql: git('show', `${PRE_BASELINE}:${file}`) }));
+}
+
+const dbs: TestDb[] = [];
+afterAll(async () => {
+  for (const d of dbs) await d.end();
+});
+
+describe('the schema baseline', () => {
+  it('builds the same catalog as the pre-release chain', async () => {
+    const chain = preBaselineChain();
+    expect(chain.length).toBe(26);
+    const old = await createEmptyDb('chain');
+    const now = await createEmptyDb('baseline');
+    dbs.push(old, now);
+    const oc = await old.pool.connect();
+    const nc = await now.pool.connect();
+    let left: Catalog;
+    let right: Catalog;
+    try {
+      for (const m of chain) {
+        await oc.query('begin');
+        await oc.query(m.sql).catch((e) => {
+          throw new Error(`${m.file}: ${(e as Error).message}`);
+        });
+        await oc.query('commit');
+      }
+      await migrate(nc);
+      left = await readCatalog(oc);
+      right = await readCatalog(nc);
+    } finally {
+      oc.release();
+      nc.release();
+    }
+    const diffs = diffCatalogs(left, right).filter((d) => !INTENDED.some(([re]) => re.test(d.object)));
+    expect(diffs, JSON.stringify(diffs, null, 1).slice(0, 4000)).toEqual([]);
+    // the comparison saw the whole schema, not an empty one
+    const kinds = (c: Catalog, k: string) => Object.keys(c).filter((x) => x.startsWith(`${k} `)).length;
+    expect(kinds(right, 'functions')).toBeGreaterThan(60);
+    expect(kinds(right, 'triggers')).toBeGreaterThan(20);
+    expect(kinds(right, 'indexes')).toBeGreaterThan(40);
+    expect(kinds(right, 'columns')).toBeGreaterThan(150);
+  });
+});
+
+describe('SQL functions', () => {
+  it('are each created in exactly one file, a definitions file, and never in a numbered migration', () => {
+    const tracked = git('ls-files', '-co', '--exclude-standard')
+      .split('\n')
+      .filter((f) => /\.(sql|ts|tsx|mjs|js|md)$/.test(f) && fs.existsSync(path.join(root, f)));
+    const create = /create\s+(?:or\s+replace\s+)?function\s+(canon|public)\.([a-z_][a-z0-9_]*)\s*\(/gi;
+    const where = new Map<string, string[]>();
+    for (const f of tracked) {
+      const text = fs.readFileSync(path.join(root, f), 'utf8');
+      for (const m of text.matchAll(create)) {
+        const name = `${m[1]}.${m[2]}`.toLowerCase();
+        // test fixtures that plant deliberately bad functions are named t_…
+        if (name.startsWith('canon.t_')) continue;
+        where.set(name, [...(where.get(name) ?? []), f]);
+      }
+    }
+    expect(where.size).toBeGreaterThan(60);
+    const twice = [...where].filter(([, files]) => files.length !== 1);
+    expect(twice).toEqual([]);
+    const outside = [...where].filter(([, files]) => !files[0].startsWith('migrations/repeatable/'));
+    expect(outside).toEqual([]);
+  });
+});
