@@ -103,8 +103,22 @@ export interface LedgerEditRegister {
   last: { at: string; role: string; operation: string; bypassed: boolean; pid: number } | null;
 }
 
+/** A row of AUDIT_SQL.register (from pg, or from jsonb inside the health snapshot) */
+export interface RegisterRow {
+  refused_total: number | string;
+  bypass_total: number | string;
+  last_at: string | Date | null;
+  last_role: string;
+  last_op: string;
+  last_bypass: boolean | null;
+  last_pid: number;
+}
+
 export async function ledgerEditRegister(db: Queryable): Promise<LedgerEditRegister> {
-  const r = (await db.query(AUDIT_SQL.register)).rows[0];
+  return ledgerEditRegisterOf((await db.query(AUDIT_SQL.register)).rows[0]);
+}
+
+export function ledgerEditRegisterOf(r: RegisterRow): LedgerEditRegister {
   return {
     refused_total: Number(r.refused_total),
     bypass_total: Number(r.bypass_total),
@@ -123,8 +137,12 @@ export interface TamperAlert {
 
 /** New (unacknowledged) edits of the ledger, for `canon alerts`. Acknowledge with `canon audit attempts --ack`. */
 export async function tamperAlerts(db: Queryable): Promise<TamperAlert> {
-  const register = await ledgerEditRegister(db);
-  const ack = new Map<string, number>((await db.query(AUDIT_SQL.acknowledged)).rows.map((r) => [r.key, Number(r.value)]));
+  return tamperAlertOf(await ledgerEditRegister(db), (await db.query(AUDIT_SQL.acknowledged)).rows);
+}
+
+/** The alert from the register and the rows of AUDIT_SQL.acknowledged (what `--ack` last saw). */
+export function tamperAlertOf(register: LedgerEditRegister, acknowledged: { key: string; value: string | number }[]): TamperAlert {
+  const ack = new Map<string, number>(acknowledged.map((r) => [r.key, Number(r.value)]));
   const refused_new = Math.max(0, register.refused_total - (ack.get('ledger_refused_ack') ?? 0));
   const bypass_new = Math.max(0, register.bypass_total - (ack.get('ledger_bypass_ack') ?? 0));
   const severity = bypass_new > 0 ? 'critical' : refused_new > 0 ? 'warning' : 'ok';

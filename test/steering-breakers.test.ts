@@ -112,7 +112,7 @@ describe('circuit breaker', () => {
     expect(await claim(db.pool, 10)).toEqual([]);
     const listed = (await listBreakers(db.pool)).find((b) => b.job_type === well)!;
     expect(listed).toMatchObject({ state: 'open', queued: 1, threshold: 10 });
-    expect((await steeringStatus(db.pool)).breakers.map((b) => b.job_type)).toContain(well);
+    expect((await steeringStatus(db.pool)).breakers_not_closed.map((b) => b.job_type)).toContain(well);
 
     const e1 = await forceBreaker(db.pool, 'no_such_type', 'open', ops).catch((e) => e);
     expect(e1.exitCode).toBe(2);
@@ -130,7 +130,7 @@ describe('pausing a job type', () => {
     expect(p).toMatchObject({ changed: true, paused: true, paused_by: 'oncall', pause_reason: 'TSA outage', queued: 1 });
     expect(await claim(db.pool, 10)).toEqual([]);
     expect(await attempts([job])).toEqual([0]);
-    expect((await steeringStatus(db.pool)).paused.map((t) => t.job_type)).toEqual([type]);
+    expect((await steeringStatus(db.pool)).paused_types.map((t) => t.job_type)).toEqual([type]);
     expect(await setPaused(db.pool, type, true, ops)).toMatchObject({ changed: false, paused_by: 'oncall' });
 
     const r = await setPaused(db.pool, type, false, { actor: 'oncall', reason: 'TSA back' });

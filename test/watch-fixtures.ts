@@ -2,7 +2,7 @@
 // one retrying failure, two workers (one stale), a killed flag, an open breaker and a paused
 // type. `big` multiplies every list so the row budgets are exercised.
 import { Chalk } from 'chalk';
-import type { Health } from '../src/observe/health.js';
+import type { Health } from '../src/observe/types.js';
 import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
 import { buildTree, type Chain } from '../src/observe/trace.js';
 import type { Focus, WatchSnapshot } from '../src/tui/snapshot.js';

@@ -1,7 +1,8 @@
 // `canon health`: the seed's health endpoint as a command, with monitoring-plugin exit codes.
 import { EXIT } from '../errors.js';
 import { fmtAge } from '../format.js';
-import { computeHealth, healthStatusLine, type Health } from '../observe/health.js';
+import { computeHealth, healthStatusLine } from '../observe/health.js';
+import type { Health } from '../observe/types.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Ctx } from '../context.js';

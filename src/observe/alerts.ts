@@ -3,21 +3,8 @@
 // that says what to do. `canon alerts` prints them; `canon health` reports the firing ones.
 // The last four read what steering holds back and the ledger's edit register (health's
 // `steering` and `ledger_edits`).
-import type { Health } from './health.js';
 import type { Thresholds } from './thresholds.js';
-
-export type PluginStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
-export const PLUGIN_EXIT: Record<PluginStatus, number> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
-
-export interface AlertResult {
-  name: string;
-  severity: 'warning' | 'critical';
-  firing: boolean;
-  value: number;
-  threshold: string;
-  summary: string;
-  runbook: string;
-}
+import type { AlertResult, Health, PluginStatus } from './types.js';
 
 interface Rule {
   name: string;

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import type { Ctx } from '../context.js';
 import { CanonError, EXIT, coerceError, isConnectionError, usageError } from '../errors.js';
 import { redact } from '../db/url.js';
-import { PLUGIN_EXIT, type PluginStatus } from './alerts.js';
+import { PLUGIN_EXIT, type PluginStatus } from './types.js';
 
 export interface PluginOutcome<T> {
   status: PluginStatus;

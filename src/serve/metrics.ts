@@ -8,7 +8,8 @@
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { METRICS_SQL } from '../sql/metrics.js';
-import { computeHealth, type Health } from '../observe/health.js';
+import { computeHealth } from '../observe/health.js';
+import type { Health } from '../observe/types.js';
 import { readStatus } from '../proof/status.js';
 import { checkProvenance, takeProvenance } from '../proof/provenance.js';
 import type { Thresholds } from '../observe/thresholds.js';

@@ -4,7 +4,8 @@
 import http from 'node:http';
 import type pg from 'pg';
 import { CanonError, EXIT, coerceError } from '../errors.js';
-import { computeHealth, type Health } from '../observe/health.js';
+import { computeHealth } from '../observe/health.js';
+import type { Health } from '../observe/types.js';
 import { listDeadJobs, parseDeadFilters, type RawDeadFilters } from '../observe/deadjobs.js';
 import type { Thresholds } from '../observe/thresholds.js';
 import type { PipelineProofs } from '../pipeline/define.js';

@@ -9,27 +9,30 @@ import { PAUSE_SQL } from './pause.js';
 
 /**
  * The steering and ledger-register reads health shows, embedded in the snapshot by reference
- * (their home stays in their own module): `steeringStatus()` and `tamperAlerts()` are run on
- * these rows by computeHealth, so health stays one round trip and the dashboard, which embeds
- * this snapshot in its own statement, gets them too. All small: paused types and breakers are
- * tiny tables, held jobs read jobs_hold_idx, rollbacks flag_changes_auto_rollback_idx, the
- * register is a handful of sequences. None takes a parameter.
+ * (their home stays in their own module), so health stays one round trip and the dashboard,
+ * which embeds this snapshot in its own statement, gets them too. computeHealth maps their
+ * rows with the same functions that map them read on their own (steeringOf, tamperAlertOf).
+ * All small: paused types and breakers are tiny tables, held jobs read jobs_hold_idx,
+ * rollbacks flag_changes_auto_rollback_idx, the register is a handful of sequences. None
+ * takes a parameter.
  */
-export const HEALTH_EMBEDDED_READS = [
-  PAUSE_SQL.paused,
-  BREAKERS_SQL.notClosed,
-  FLAGS_SQL.heldByFlag,
-  ROLLOUT_SQL.running,
-  ROLLOUT_SQL.autoRollbacks,
-  AUDIT_SQL.register,
-  AUDIT_SQL.acknowledged,
-] as const;
+const EMBEDDED_READS = {
+  paused: PAUSE_SQL.paused,
+  breakers: BREAKERS_SQL.notClosed,
+  held: FLAGS_SQL.heldByFlag,
+  rollouts: ROLLOUT_SQL.running,
+  auto_rollbacks: ROLLOUT_SQL.autoRollbacks,
+  register: AUDIT_SQL.register,
+  acknowledged: AUDIT_SQL.acknowledged,
+} as const;
 
-// each read as a jsonb array of its rows, in its own order, keyed by its position above
-const embeddedReads = `jsonb_build_array(${HEALTH_EMBEDDED_READS.map(
-  (sql) => `
-         (select coalesce(jsonb_agg(to_jsonb(q)), '[]'::jsonb) from (${sql}) q)`,
-).join(',')})`;
+// each read as a jsonb array of its rows, in its own order, under its name above
+const embeddedReads = `jsonb_build_object(${Object.entries(EMBEDDED_READS)
+  .map(
+    ([name, sql]) => `
+         '${name}', (select coalesce(jsonb_agg(to_jsonb(q)), '[]'::jsonb) from (${sql}) q)`,
+  )
+  .join(',')})`;
 
 /** true when the core trigger fires on ordinary inserts ('O' origin, 'A' always; 'D' and 'R' do not) */
 export const CORE_TRIGGER_ENABLED = `(select coalesce(bool_or(t.tgenabled in ('O', 'A')), false)

@@ -39,7 +39,8 @@ export interface RolloutStep {
 export interface RolloutAlert {
   id: number;
   flag: string;
-  at: Date;
+  /** a Date from pg, a string from inside jsonb (the health snapshot) */
+  at: Date | string;
   actor: string;
   reason: string;
   from_percent: number;
@@ -84,8 +85,22 @@ export async function runningRollouts(db: Queryable) {
 
 const effective = (s: FlagState | null): number => (s && s.enabled ? s.rollout_percent : 0);
 
+/** A row of ROLLOUT_SQL.autoRollbacks */
+export interface AutoRollbackRow {
+  id: number;
+  flag: string;
+  at: Date | string;
+  actor: string;
+  reason: string;
+  before: FlagState | null;
+  after: FlagState;
+}
+
 /** The automatic rollbacks of the last 24 hours, newest first, for `canon alerts`. */
 export async function rolloutAlerts(client: Queryable): Promise<RolloutAlert[]> {
-  const rows = (await client.query(ROLLOUT_SQL.autoRollbacks)).rows as { id: number; flag: string; at: Date; actor: string; reason: string; before: FlagState | null; after: FlagState }[];
+  return rolloutAlertsOf((await client.query(ROLLOUT_SQL.autoRollbacks)).rows);
+}
+
+export function rolloutAlertsOf(rows: AutoRollbackRow[]): RolloutAlert[] {
   return rows.map(({ before, after, ...r }) => ({ ...r, from_percent: effective(before), to_percent: effective(after) }));
 }

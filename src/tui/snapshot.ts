@@ -1,11 +1,12 @@
 // What one refresh of `canon watch` knows, read with one statement (src/sql/watch.ts). The
-// health part is turned into a Health by `canon health`'s own computeHealth, fed the row the
-// snapshot already fetched, so the tiles and `canon health --json` are the same numbers from
+// health part is turned into a Health by `canon health`'s own mapping (healthOf) from the row
+// the snapshot already fetched, so the tiles and `canon health --json` are the same numbers from
 // the same SQL, the same mapping and the same alert rules.
 import type pg from 'pg';
-import { computeHealth, type Health, type SteeringHealth } from '../observe/health.js';
+import { healthOf } from '../observe/health.js';
 import type { Thresholds } from '../observe/thresholds.js';
 import { buildTree, type Chain, type Trace } from '../observe/trace.js';
+import type { Health, SteeringHealth } from '../observe/types.js';
 import { WATCH_SQL } from '../sql/watch.js';
 
 export interface Focus {
@@ -137,9 +138,6 @@ export interface WatchSnapshot {
   focus_entity: FocusEntity | null;
 }
 
-/** computeHealth takes a database handle; this one answers with the row already fetched. */
-const replay = (row: unknown) => ({ query: async () => ({ rows: [row] }) }) as unknown as pg.ClientBase;
-
 /**
  * The lag sparkline: for each minute, the longest wait seen then, either by a run that
  * started in that minute (from the query) or by a job that is still waiting now (it was
@@ -162,7 +160,7 @@ export async function readSnapshot(db: pg.Pool | pg.ClientBase, t: Thresholds, f
   // running it, and after five runs Postgres keeps a generic plan (docs/PERFORMANCE.md).
   const s = (await db.query({ name: 'canon_watch_snapshot', text: WATCH_SQL.snapshot, values: params })).rows[0].snapshot;
   const query_ms = Math.round((performance.now() - started) * 10) / 10;
-  const health = await computeHealth(replay(s.health), t);
+  const health = healthOf(s.health, t);
   const now = Date.parse(health.checked_at);
   const lags = lagSeries(s.minutes, health.estimated_lag_seconds, now);
   const fe = s.focus_entity;

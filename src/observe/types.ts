@@ -1,0 +1,67 @@
+// The shapes health and alerts share: the health snapshot that alerts are evaluated on, the
+// alerts' results, and the monitoring-plugin statuses both report. Types only (and the
+// plugin exit codes), so health can run the alert rules without the rules importing health.
+import type { TamperAlert } from '../audit.js';
+import type { SteeringHealth } from '../steering/status.js';
+
+export type { SteeringHealth };
+
+export type PluginStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
+export const PLUGIN_EXIT: Record<PluginStatus, number> = { OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3 };
+
+export interface AlertResult {
+  name: string;
+  severity: 'warning' | 'critical';
+  firing: boolean;
+  value: number;
+  threshold: string;
+  summary: string;
+  runbook: string;
+}
+
+export interface RunWindow {
+  runs_finished: number;
+  succeeded: number;
+  failed: number;
+  per_minute: number;
+  /** succeeded / (succeeded + failed); null when no run finished in the window */
+  success_rate: number | null;
+}
+
+export interface Health {
+  jobs_queued: { by_type: Record<string, number>; total: number };
+  jobs_processing: { count: number; avg_age_seconds: number };
+  stuck_count: number;
+  dead_last_24h: number;
+  estimated_lag_seconds: number;
+  runtime_version: string;
+  // ── beyond the seed ──
+  status: PluginStatus;
+  problems: { alert: string; severity: 'warning' | 'critical'; summary: string; runbook: string }[];
+  checked_at: string;
+  event_to_job_gap: number;
+  event_to_job_gap_by_lane: { decision: number; execution: number };
+  oldest_queued_age_seconds: Record<string, number>;
+  jobs_ready: { total: number; by_lane: Record<string, number> };
+  throughput: { last_5m: RunWindow; last_1h: RunWindow };
+  workers: { alive: number; stale: number; by_role: Record<string, number> };
+  gateway: { mode: string; bypass_count: number; bypass_last_24h: number };
+  core_trigger_enabled: boolean;
+  decision_runs_in_activity_window: number;
+  duplicate_event_groups: number;
+  succeeded_without_trace: number;
+  /** what steering holds back now (issue 6: "health and alerts show it") */
+  steering: SteeringHealth;
+  /** new (unacknowledged) edit attempts on the ledger: `canon audit attempts`, acknowledged with --ack */
+  ledger_edits: LedgerEdits;
+}
+
+export interface LedgerEdits {
+  severity: TamperAlert['severity'];
+  refused_new: number;
+  bypass_new: number;
+  refused_total: number;
+  bypass_total: number;
+  last: TamperAlert['register']['last'];
+  message: string;
+}
