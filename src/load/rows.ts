@@ -1,6 +1,7 @@
-// A built chunk as COPY rows (CSV): numbered from the table's current maxima, each event
-// hashed exactly as canon.event_hash does (sha256 over the previous hash and the fields joined
-// by chr(31), the payload in jsonb's canonical text, the time in UTC with microseconds).
+// A built chunk as COPY rows (CSV, in the column order of COPY_COLUMNS in src/sql/load.ts):
+// numbered from the table's current maxima, each event hashed exactly as canon.event_hash does
+// (sha256 over the previous hash and the fields joined by chr(31), the payload in jsonb's
+// canonical text, the time in UTC with microseconds).
 import { createHash } from 'node:crypto';
 import { jsonbText, type Json } from './jsonb.js';
 import { traceId, type Chunk, type Ev } from './story.js';
@@ -19,13 +20,6 @@ export interface ChunkRows {
   /** the chunk's new maxima */
   next: Offsets;
 }
-
-export const COPY_COLUMNS = {
-  entities: ['id', 'created_at', 'head_seq', 'head_hash'],
-  events: ['position', 'entity_id', 'seq', 'kind', 'payload', 'correlation_id', 'causation_id', 'trace_id', 'actor', 'created_at', 'prev_hash', 'hash'],
-  jobs: ['id', 'lane', 'type', 'entity_id', 'status', 'payload', 'priority', 'attempts', 'max_attempts', 'run_at', 'locked_by', 'locked_at', 'heartbeat_at', 'lease_expires_at', 'dedupe_key', 'correlation_id', 'trace_id', 'source_event_position', 'via_gateway', 'hold_reason', 'last_error', 'last_reason', 'created_by', 'created_at', 'updated_at', 'finished_at'],
-  job_runs: ['id', 'job_id', 'attempt', 'lane', 'type', 'entity_id', 'worker_id', 'trace_id', 'correlation_id', 'status', 'reason', 'error', 'started_at', 'heartbeat_at', 'lease_expires_at', 'finished_at', 'result_event_position', 'detail'],
-} as const;
 
 /** A CSV text field; null is the unquoted empty field, '' the quoted one. */
 const q = (s: string | null): string => (s === null ? '' : '"' + (s.includes('"') ? s.replace(/"/g, '""') : s) + '"');

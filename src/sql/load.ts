@@ -1,6 +1,13 @@
 // Queries of `canon load`: the emptiness check, the resumable progress marker (a settings row),
 // the bulk COPY statements, and the finishing touches (sequences, status rows, statistics).
-import { COPY_COLUMNS } from '../load/rows.js';
+
+/** The columns each COPY writes, in the order of the loader's CSV rows (src/load/rows.ts). */
+export const COPY_COLUMNS = {
+  entities: ['id', 'created_at', 'head_seq', 'head_hash'],
+  events: ['position', 'entity_id', 'seq', 'kind', 'payload', 'correlation_id', 'causation_id', 'trace_id', 'actor', 'created_at', 'prev_hash', 'hash'],
+  jobs: ['id', 'lane', 'type', 'entity_id', 'status', 'payload', 'priority', 'attempts', 'max_attempts', 'run_at', 'locked_by', 'locked_at', 'heartbeat_at', 'lease_expires_at', 'dedupe_key', 'correlation_id', 'trace_id', 'source_event_position', 'via_gateway', 'hold_reason', 'last_error', 'last_reason', 'created_by', 'created_at', 'updated_at', 'finished_at'],
+  job_runs: ['id', 'job_id', 'attempt', 'lane', 'type', 'entity_id', 'worker_id', 'trace_id', 'correlation_id', 'status', 'reason', 'error', 'started_at', 'heartbeat_at', 'lease_expires_at', 'finished_at', 'result_event_position', 'detail'],
+} as const;
 
 export const LOAD_SQL = {
   occupancy: `
