@@ -131,11 +131,17 @@ describe('a database migrated by the pre-release chain', () => {
         breaking boolean not null default false, checksum text not null, applied_at timestamptz not null default now(),
         applied_by text not null default session_user);
       insert into canon.schema_migrations (id, name, class, checksum) values (1, 'canonical_schema', 'core', 'x')`);
-    for (const args of [['migrate'], ['migrate', 'status'], ['health']]) {
+    const says = /pre-release canon schema .*migrate a new, empty database/;
+    for (const args of [['migrate'], ['migrate', 'status']]) {
       const r = await canon(args, { url: db.url });
       expect(r.exitCode, args.join(' ')).toBe(3);
-      expect(oneLineError(r)).toMatch(/pre-release canon schema .*migrate a new, empty database/);
+      expect(oneLineError(r)).toMatch(says);
     }
+    // health speaks the monitoring-plugin convention: UNKNOWN, its one status line on stdout
+    const h = await canon(['health'], { url: db.url });
+    expect(h.exitCode).toBe(3);
+    expect(h.stdout.trim().split('\n')).toHaveLength(1);
+    expect(h.stdout).toMatch(says);
     const tables = (await db.pool.query(`select count(*)::int as n from pg_tables where schemaname = 'canon'`)).rows[0].n;
     expect(tables).toBe(1);
   });
