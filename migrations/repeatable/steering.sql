@@ -2,9 +2,8 @@
 -- Steering: flags with exact rollback and a kill switch, guarded auto-rollout advanced by
 -- `canon tick`, circuit breakers per job type with a half-open probe, and pausing a type.
 
--- The state that history records and rollback restores. The rollout plan moved to its own
--- table (canon.flag_rollouts: locks, CHECKs and a history of plans instead of a jsonb blob),
--- so auto_rollout leaves the state and the table; progress bookkeeping is not a flag change.
+-- The state that history records and rollback restores. A rollout's plan and progress live in
+-- canon.flag_rollouts, not here: progress bookkeeping is not a flag change.
 create or replace function canon.flag_state(f canon.flags) returns jsonb
 language sql immutable as $$
   select jsonb_build_object('enabled', f.enabled, 'rollout_percent', f.rollout_percent,
