@@ -29,6 +29,16 @@ export interface LedgerEvent {
   hash?: string;
 }
 
+const REQUIRED = /^job\.([a-z][a-z0-9_]*)\.required$/;
+
+/** `job.<type>.required`: the event a decision (or an operator's retry) appends for each job it requires. */
+export const requiredKind = (type: string): string => `job.${type}.required`;
+
+/** The job type a `job.<type>.required` event requires; undefined for every other kind. */
+export function requiredType(kind: string): string | undefined {
+  return REQUIRED.exec(kind)?.[1];
+}
+
 export async function appendEvent(db: pg.Pool | pg.ClientBase, input: AppendInput): Promise<LedgerEvent> {
   try {
     const r = await db.query(LEDGER_SQL.append, [

@@ -8,6 +8,7 @@
 // can ask for a failure: "#poison" always fails (retryable), "#permanent" fails permanently,
 // "#hang" never returns (aborted at the timeout), "#flaky" fails its first attempt.
 // CANON_EXAMPLE_FLAKY_RATE (0..1) makes tsa fail at random, to show retries.
+import { requiredType } from '../../src/ledger.js';
 import { definePipeline, PermanentError, PreconditionError, RetryableError, type Entity, type HandlerContext } from '../../src/pipeline/define.js';
 import { inclusionProof, leafHash, treeHash } from './merkle.js';
 import { proofs } from './proofs.js';
@@ -24,8 +25,8 @@ const has = (e: Entity, kind: string) => e.events.some((ev) => ev.kind === kind)
 function failedStep(e: Entity): string | undefined {
   const latest = new Map<string, string>();
   for (const ev of e.events) {
-    const m = /^(?:job\.([a-z_]+)\.required|([a-z_]+)\.(?:succeeded|failed))$/.exec(ev.kind);
-    if (m) latest.set(m[1] ?? m[2], ev.kind);
+    const step = requiredType(ev.kind) ?? /^([a-z][a-z0-9_]*)\.(?:succeeded|failed)$/.exec(ev.kind)?.[1];
+    if (step) latest.set(step, ev.kind);
   }
   return [...latest.values()].find((k) => k.endsWith('.failed'));
 }

@@ -6,7 +6,7 @@
 // locks and the writes are one SQL call each (canon.begin_decision, canon.finish_decision).
 import type pg from 'pg';
 import { coerceError } from '../errors.js';
-import { history, ledgerError } from '../ledger.js';
+import { history, ledgerError, requiredType } from '../ledger.js';
 import { decisionSchema, doneDecision, requiredDecision, type Decision, type Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import type { ClaimedJob } from './types.js';
@@ -18,7 +18,6 @@ export interface DecisionOutcome {
   done: boolean;
 }
 
-const REQUIRED = /^job\.([a-z][a-z0-9_]*)\.required$/;
 const RESULT = /^([a-z][a-z0-9_]*)\.(succeeded|failed)$/;
 
 /** Per type: how many times it was required, and how many of those have a result. */
@@ -26,8 +25,8 @@ export function requirementCounts(kinds: string[]): Map<string, { required: numb
   const m = new Map<string, { required: number; results: number }>();
   const get = (t: string) => m.get(t) ?? (m.set(t, { required: 0, results: 0 }), m.get(t)!);
   for (const k of kinds) {
-    const r = REQUIRED.exec(k);
-    if (r) get(r[1]).required++;
+    const r = requiredType(k);
+    if (r) get(r).required++;
     const s = RESULT.exec(k);
     if (s) get(s[1]).results++;
   }

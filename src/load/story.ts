@@ -6,6 +6,7 @@
 // reason code, get stuck with an old heartbeat, or are still queued. The rows reference each
 // other (job ids in payloads, positions as causation, run trace ids) and are numbered only
 // after the whole chunk is built, in time order, as Postgres would have numbered them.
+import { requiredKind } from '../ledger.js';
 import { Rng } from './rng.js';
 import { CORE_PER_ENTITY, FATES, entityId, type Fate, type LoadOptions } from './plan.js';
 import type { Json } from './jsonb.js';
@@ -201,7 +202,7 @@ export class EntityStory {
       const type = what.require;
       const dedupe = `${this.id}:${type}:1`;
       const req = this.append(
-        `job.${type}.required`,
+        requiredKind(type),
         () => ({ job_type: type, ordinal: 1, dedupe_key: dedupe, payload: {}, flags: what.flags, decision_job_id: job.id! }),
         run.worker, job.source, run,
       );

@@ -10,7 +10,7 @@
 import type pg from 'pg';
 import { tx } from '../db/connect.js';
 import { PG, pgCode, usageError } from '../errors.js';
-import { appendEvent } from '../ledger.js';
+import { appendEvent, requiredKind } from '../ledger.js';
 import { GATEWAY_SQL } from '../sql/gateway.js';
 import { JOB_ACTIONS_SQL } from '../sql/jobactions.js';
 
@@ -61,7 +61,7 @@ async function retry(c: pg.PoolClient, j: any, who: Who): Promise<ActionResult> 
   let eventPosition: number | undefined;
   let enqueue: unknown[];
   if (j.lane === 'execution') {
-    const kind = `job.${j.type}.required`;
+    const kind = requiredKind(j.type);
     const ordinal = (await c.query(JOB_ACTIONS_SQL.requiredCount, [j.entity_id, kind])).rows[0].n + 1;
     const dedupeKey = `${j.entity_id}:${j.type}:${ordinal}`;
     const ev = await appendEvent(c, {

@@ -3,8 +3,9 @@
 // run, a paused type, an open breaker, no live workers, a flag that is off) applied to one
 // entity, worst first. One verdict, the evidence for it, and the next command to run.
 import type pg from 'pg';
+import { requiredType } from '../ledger.js';
 import { DIAGNOSE_SQL } from '../sql/diagnose.js';
-import { loadChain, type Chain, type ChainEvent, type ChainJob, type ChainRun } from './trace.js';
+import { loadChain, type Chain, type ChainRun } from './trace.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 
 export type Verdict =
@@ -55,6 +56,8 @@ interface Ctx {
   workers_by_lane: Record<string, number>;
   core_trigger_enabled: boolean;
   flags: { name: string; enabled: boolean; rollout_percent: number; on_for_entity: boolean }[];
+  /** positions of the entity's events that the gap rule finds without their job (src/sql/diagnose.ts) */
+  gap: Set<number>;
 }
 
 interface Finding {
@@ -66,31 +69,10 @@ interface Finding {
   event_position?: number;
 }
 
-const REQUIRED = /^job\.([a-z][a-z0-9_]*)\.required$/;
 /** A SQL string literal for the commands diagnose suggests (ids and payloads may hold quotes). */
 const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const age = (now: number, iso: string) => Math.max(0, (now - Date.parse(iso)) / 1000);
 const secs = (s: number) => (s < 120 ? `${Math.round(s)}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`);
-
-/**
- * An event other than job.*.required is covered by a decision job of its entity when that
- * job came from it or a later event, is still queued or running (it will read the whole
- * history), or has a run that read the history up to the event (run detail history_seq;
- * for runs without it, a run that started after the event). The SQL behind
- * event_to_job_gap (src/sql/health.ts) applies the same rule.
- */
-export function decisionCovers(e: ChainEvent, decisions: ChainJob[], runsByJob: Map<number, ChainRun[]>): boolean {
-  return decisions.some(
-    (d) =>
-      (d.source_event_position !== null && d.source_event_position >= e.position) ||
-      d.status === 'queued' ||
-      d.status === 'running' ||
-      (runsByJob.get(d.id) ?? []).some((r) => {
-        const seq = r.detail && typeof r.detail.history_seq === 'number' ? r.detail.history_seq : undefined;
-        return seq !== undefined ? seq >= e.seq : Date.parse(r.started_at) >= Date.parse(e.created_at);
-      }),
-  );
-}
 
 function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
   const out: Finding[] = [];
@@ -98,25 +80,23 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
   const runsByJob = new Map<number, ChainRun[]>();
   for (const r of ch.runs) runsByJob.set(r.job_id, [...(runsByJob.get(r.job_id) ?? []), r]);
   const retried = new Set(ch.actions.filter((a) => a.action === 'retry').map((a) => a.job_id));
-  const decisions = ch.jobs.filter((j) => j.lane === 'decision');
   const trig = cx.core_trigger_enabled ? 'the core trigger is enabled' : 'the core trigger canon_core_trigger is DISABLED';
 
-  // 1. not enqueued: a required event without its job, or an event no decision covers
+  // 1. not enqueued: an event older than the grace period that the gap rule finds without its
+  // job (a required event without its job, or an event no decision job covers)
   for (const e of ch.events) {
-    if (age(cx.now, e.created_at) <= t.gap_grace_seconds) continue;
-    const req = REQUIRED.exec(e.kind);
-    if (req) {
-      if (!ch.jobs.some((j) => j.source_event_position === e.position)) {
-        const dedupe = typeof e.payload.dedupe_key === 'string' ? lit(e.payload.dedupe_key) : 'null';
-        out.push({
-          verdict: 'not_enqueued',
-          summary: `${e.kind} (event ${e.position}, ${secs(age(cx.now, e.created_at))} ago) has no ${req[1]} job: the required job was never enqueued or was deleted`,
-          evidence: [`event ${e.position} ${e.kind} at ${e.created_at} by ${e.actor}`, `no job has source_event_position = ${e.position}`],
-          next: [`psql: select * from canon.enqueue_job(${lit(req[1])}, ${lit(id)}, ${lit(JSON.stringify(e.payload.payload ?? {}))}::jsonb, ${dedupe}, ${e.position})`, `canon diagnose ${id}`],
-          event_position: e.position,
-        });
-      }
-    } else if (!decisionCovers(e, decisions, runsByJob)) {
+    if (age(cx.now, e.created_at) <= t.gap_grace_seconds || !cx.gap.has(e.position)) continue;
+    const type = requiredType(e.kind);
+    if (type) {
+      const dedupe = typeof e.payload.dedupe_key === 'string' ? lit(e.payload.dedupe_key) : 'null';
+      out.push({
+        verdict: 'not_enqueued',
+        summary: `${e.kind} (event ${e.position}, ${secs(age(cx.now, e.created_at))} ago) has no ${type} job: the required job was never enqueued or was deleted`,
+        evidence: [`event ${e.position} ${e.kind} at ${e.created_at} by ${e.actor}`, `no job has source_event_position = ${e.position}`],
+        next: [`psql: select * from canon.enqueue_job(${lit(type)}, ${lit(id)}, ${lit(JSON.stringify(e.payload.payload ?? {}))}::jsonb, ${dedupe}, ${e.position})`, `canon diagnose ${id}`],
+        event_position: e.position,
+      });
+    } else {
       out.push({
         verdict: 'not_enqueued',
         summary: `${e.kind} (event ${e.position}, ${secs(age(cx.now, e.created_at))} ago) has no decision job: ${trig}`,
@@ -220,7 +200,7 @@ const ORDER: Verdict[] = ['not_enqueued', 'executed_no_event', 'dead_job', 'stuc
 export async function diagnose(db: pg.Pool, entityId: string, t: Thresholds = DEFAULT_THRESHOLDS): Promise<Diagnosis> {
   const ch = await loadChain(db, entityId, 'entity');
   const r = (await db.query(DIAGNOSE_SQL.context, [entityId, t.worker_alive_seconds])).rows[0];
-  const cx: Ctx = { now: new Date(r.now).getTime(), types: r.types, workers_by_lane: r.workers_by_lane, core_trigger_enabled: r.core_trigger_enabled, flags: r.flags };
+  const cx: Ctx = { now: new Date(r.now).getTime(), types: r.types, workers_by_lane: r.workers_by_lane, core_trigger_enabled: r.core_trigger_enabled, flags: r.flags, gap: new Set(r.gap_positions) };
   const all = findings(ch, cx, t).sort((a, b) => ORDER.indexOf(a.verdict) - ORDER.indexOf(b.verdict));
   const top = all[0];
   const more = all.slice(1).filter((f) => PROBLEM_VERDICTS.includes(f.verdict));

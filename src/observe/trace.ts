@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { usageError } from '../errors.js';
 import { printable } from '../args.js';
 import { TRACE_SQL } from '../sql/trace.js';
-import type { LedgerEvent } from '../ledger.js';
+import { requiredType, type LedgerEvent } from '../ledger.js';
 
 /** An event as the chain query returns it (jsonb: times are ISO strings, no hash). */
 export interface ChainEvent extends Omit<LedgerEvent, 'created_at' | 'hash'> {
@@ -151,8 +151,6 @@ export interface Trace {
   tree: TraceNode[];
 }
 
-const REQUIRED = /^job\.[a-z][a-z0-9_]*\.required$/;
-
 export function buildTree(ch: Chain): Trace {
   const jobsBySource = group(ch.jobs, (j) => j.source_event_position);
   const runsByJob = group(ch.runs, (r) => r.job_id);
@@ -169,8 +167,9 @@ export function buildTree(ch: Chain): Trace {
   const eventNode = (e: ChainEvent): EventNode => {
     const jobs = (jobsBySource.get(e.position) ?? []).filter((j) => !retryJobs.has(j.id) && !placed.has(j.id));
     const n: EventNode = { node: 'event', position: e.position, entity_id: e.entity_id, seq: e.seq, kind: e.kind, at: e.created_at, actor: e.actor, trace_id: e.trace_id, children: jobs.map(jobNode) };
-    if (REQUIRED.test(e.kind) && !(jobsBySource.get(e.position) ?? []).length) n.note = 'NO JOB for this required event (event_to_job_gap)';
-    else if (!REQUIRED.test(e.kind) && !jobs.length) n.note = 'no decision job of its own (decided by a decision already queued, or none: see canon diagnose)';
+    const required = requiredType(e.kind) !== undefined;
+    if (required && !(jobsBySource.get(e.position) ?? []).length) n.note = 'NO JOB for this required event (event_to_job_gap)';
+    else if (!required && !jobs.length) n.note = 'no decision job of its own (decided by a decision already queued, or none: see canon diagnose)';
     return n;
   };
   const jobNode = (j: ChainJob): JobNode => {

@@ -1,7 +1,9 @@
 // What `canon diagnose` needs besides the entity's chain (src/sql/trace.ts): the state of
-// every job type (paused, breaker), live workers per lane, the core trigger and the flags as
-// they apply to this entity. $1 entity id, $2 worker-alive seconds.
-import { CORE_TRIGGER_ENABLED } from './health.js';
+// every job type (paused, breaker), live workers per lane, the core trigger, the flags as
+// they apply to this entity, and the entity's events that the gap rule finds without their
+// job (the rule of event_to_job_gap, from src/sql/health.ts, over all of the entity's events;
+// diagnose applies the grace period). $1 entity id, $2 worker-alive seconds.
+import { CORE_TRIGGER_ENABLED, decisionCovers } from './health.js';
 
 export const DIAGNOSE_SQL = {
   context: `
@@ -17,5 +19,12 @@ select now() as now,
        ${CORE_TRIGGER_ENABLED} as core_trigger_enabled,
        (select coalesce(jsonb_agg(jsonb_build_object('name', f.name, 'enabled', f.enabled, 'rollout_percent', f.rollout_percent,
                                                      'on_for_entity', canon.flag_is_on(f.name, $1)) order by f.name), '[]'::jsonb)
-          from canon.flags f) as flags`,
+          from canon.flags f) as flags,
+       (select coalesce(jsonb_agg(e.position order by e.position), '[]'::jsonb)
+          from canon.events e
+          ${decisionCovers('e.entity_id', 'e.position', 'e.seq', 'e.created_at')}
+         where e.entity_id = $1
+           and case when e.kind like 'job.%.required'
+                    then not exists (select 1 from canon.jobs j where j.source_event_position = e.position)
+                    else c.covered is null end) as gap_positions`,
 } as const;

@@ -43,9 +43,9 @@ export const CORE_TRIGGER_ENABLED = `(select coalesce(bool_or(t.tgenabled in ('O
  * when a decision job of its entity covers it (docs/ARCHITECTURE.md, "event_to_job_gap,
  * exactly"). One probe, newest decision job first; "offset 0" keeps the runs check a probe by
  * job id (see gap_open below). Used for an entity's newest event and, where that one is
- * uncovered, for each of its events.
+ * uncovered, for each of its events; `canon diagnose` applies it to one entity's events.
  */
-const decisionCovers = (entity: string, position: string, seq: string, createdAt: string) => `left join lateral (
+export const decisionCovers = (entity: string, position: string, seq: string, createdAt: string) => `left join lateral (
       select true as covered from canon.jobs d
        where d.entity_id = ${entity} and d.lane = 'decision'
          and (d.status in ('queued', 'running')
