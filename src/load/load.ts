@@ -21,7 +21,8 @@ import { LOAD_SQL } from '../sql/load.js';
 import type { Json } from './jsonb.js';
 import { chunkPlan, type LoadOptions } from './plan.js';
 import { Rng } from './rng.js';
-import { chunkRows, isoMicros, type ChunkRows } from './rows.js';
+import { isoMicros } from './mirror.js';
+import { chunkRows, type ChunkRows } from './rows.js';
 import { ACTIVE_DAYS, STEPS, buildChunk, planChunk, type Chunk, type StoryContext } from './story.js';
 
 const markerSchema = z.object({

@@ -1,10 +1,9 @@
 // A built chunk as COPY rows (CSV, in the column order of COPY_COLUMNS in src/sql/load.ts):
-// numbered from the table's current maxima, each event hashed exactly as canon.event_hash does
-// (sha256 over the previous hash and the fields joined by chr(31), the payload in jsonb's
-// canonical text, the time in UTC with microseconds).
-import { createHash } from 'node:crypto';
+// numbered from the table's current maxima, each event hashed as canon.event_hash does
+// (src/load/mirror.ts), its payload in jsonb's canonical text.
 import { jsonbText, type Json } from './jsonb.js';
-import { traceId, type Chunk, type Ev } from './story.js';
+import { eventHash, hashInput, isoMicros } from './mirror.js';
+import { runTraceId, type Chunk, type Ev } from './story.js';
 
 export interface Offsets {
   position: number;
@@ -26,23 +25,7 @@ const q = (s: string | null): string => (s === null ? '' : '"' + (s.includes('"'
 const n = (x: number | null | undefined): string => (x === null || x === undefined ? '' : String(x));
 const hex = (b: Buffer | null): string => (b ? '\\x' + b.toString('hex') : '');
 
-/** Microseconds since the epoch as canon.event_hash prints them: YYYY-MM-DDTHH:MI:SS.USZ (UTC). */
-export function isoMicros(us: number): string {
-  const iso = new Date(Math.floor(us / 1000)).toISOString();
-  return `${iso.slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
-}
 const ts = (us: number | null): string => (us === null ? '' : isoMicros(us));
-
-/** The fields canon.event_hash joins, in its order (null causation and trace as ''). */
-export function hashInput(e: { entity_id: string; seq: number; kind: string; payloadText: string; correlation_id: string; causation_id: number | null; trace_id: string | null; actor: string; createdAt: string }): string {
-  return [e.entity_id, String(e.seq), e.kind, e.payloadText, e.correlation_id, e.causation_id === null ? '' : String(e.causation_id), e.trace_id ?? '', e.actor, e.createdAt].join('\u001f');
-}
-
-export function eventHash(prev: Buffer | null, input: string): Buffer {
-  const h = createHash('sha256');
-  if (prev) h.update(prev);
-  return h.update(input, 'utf8').digest();
-}
 
 export function chunkRows(c: Chunk, base: Offsets, creator: string): ChunkRows {
   c.events.forEach((e, i) => (e.position = base.position + i + 1));
@@ -54,7 +37,7 @@ export function chunkRows(c: Chunk, base: Offsets, creator: string): ChunkRows {
     let prev: Buffer | null = null;
     for (const e of ent.events) {
       const payloadText = jsonbText(typeof e.payload === 'function' ? e.payload() : e.payload);
-      const trace = e.run ? traceId(e.run) : null;
+      const trace = e.run ? runTraceId(e.run) : null;
       const causation = e.causation ? e.causation.position! : null;
       const createdAt = isoMicros(e.t);
       const hash = eventHash(prev, hashInput({ entity_id: ent.id, seq: e.seq, kind: e.kind, payloadText, correlation_id: ent.id, causation_id: causation, trace_id: trace, actor: e.actor, createdAt }));
@@ -64,10 +47,10 @@ export function chunkRows(c: Chunk, base: Offsets, creator: string): ChunkRows {
     entities.push([q(ent.id), isoMicros(ent.createdAt), ent.events.length, hex(prev)].join(','));
   }
   const jobs = c.jobs.map((j) =>
-    [j.id, j.lane, q(j.type), q(j.ent.id), j.status, q(jsonbText(j.payload)), 0, j.attempts, j.maxAttempts, ts(j.runAt), q(j.lockedBy), ts(j.lockedAt), ts(j.heartbeatAt), ts(j.leaseExpiresAt), q(j.dedupeKey), q(j.ent.id), q(j.lastRun ? traceId(j.lastRun) : null), n(j.source.position), 't', '', q(j.lastError), q(j.lastReason), q(creator), ts(j.createdAt), ts(j.updatedAt), ts(j.finishedAt)].join(','),
+    [j.id, j.lane, q(j.type), q(j.ent.id), j.status, q(jsonbText(j.payload)), 0, j.attempts, j.maxAttempts, ts(j.runAt), q(j.lockedBy), ts(j.lockedAt), ts(j.heartbeatAt), ts(j.leaseExpiresAt), q(j.dedupeKey), q(j.ent.id), q(j.lastRun ? runTraceId(j.lastRun) : null), n(j.source.position), 't', '', q(j.lastError), q(j.lastReason), q(creator), ts(j.createdAt), ts(j.updatedAt), ts(j.finishedAt)].join(','),
   );
   const runs = c.runs.map((r) =>
-    [r.id, r.job.id, r.attempt, r.job.lane, q(r.job.type), q(r.job.ent.id), q(r.worker), q(traceId(r)), q(r.job.ent.id), r.status, q(r.reason), q(r.error), ts(r.startedAt), ts(r.heartbeatAt), ts(r.leaseExpiresAt), ts(r.finishedAt), n(r.result?.position), r.detail === null ? '' : q(jsonbText(r.detail as Json))].join(','),
+    [r.id, r.job.id, r.attempt, r.job.lane, q(r.job.type), q(r.job.ent.id), q(r.worker), q(runTraceId(r)), q(r.job.ent.id), r.status, q(r.reason), q(r.error), ts(r.startedAt), ts(r.heartbeatAt), ts(r.leaseExpiresAt), ts(r.finishedAt), n(r.result?.position), r.detail === null ? '' : q(jsonbText(r.detail as Json))].join(','),
   );
   return {
     entities,

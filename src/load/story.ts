@@ -7,6 +7,7 @@
 // other (job ids in payloads, positions as causation, run trace ids) and are numbered only
 // after the whole chunk is built, in time order, as Postgres would have numbered them.
 import { requiredKind } from '../ledger.js';
+import { backoffSeconds, pgTime, traceId } from './mirror.js';
 import { Rng } from './rng.js';
 import { CORE_PER_ENTITY, FATES, entityId, type Fate, type LoadOptions } from './plan.js';
 import type { Json } from './jsonb.js';
@@ -22,6 +23,7 @@ const EXEC_MAX_ATTEMPTS = 5;
 export const ACTIVE_DAYS = 10;
 const DECIDE_MAX_ATTEMPTS = 10;
 const EXEC_TIMEOUT = 30 * SEC; // the example pipeline's timeoutSeconds
+const EXEC_BACKOFF = { baseSeconds: 0.5, maxSeconds: 30 }; // and its backoff
 const DECIDE_TIMEOUT = 60 * SEC;
 
 export interface Ev {
@@ -76,7 +78,7 @@ export interface Run {
   id?: number;
 }
 
-export const traceId = (r: Run) => `${r.worker}-${r.job.id}-${r.attempt}`;
+export const runTraceId = (r: Run) => traceId(r.worker, r.job.id!, r.attempt);
 
 export interface Chunk {
   entities: EntityStory[];
@@ -213,7 +215,7 @@ export class EntityStory {
     return exec;
   }
 
-  /** One failed attempt that goes back to the queue after canon.backoff_seconds (0.5 s base, 30 s cap). */
+  /** One failed attempt that goes back to the queue after canon.backoff_seconds with the example pipeline's backoff. */
   failAttempt(run: Run, reason: string, error: string): void {
     this.finish(run, 'failed', reason, error);
     const job = run.job;
@@ -223,7 +225,7 @@ export class EntityStory {
     job.leaseExpiresAt = null;
     job.lastError = error;
     job.lastReason = reason;
-    const backoff = Math.min(30, 0.5 * 2 ** (job.attempts - 1)) * (0.5 + this.rng.next() / 2);
+    const backoff = backoffSeconds(EXEC_BACKOFF, job.attempts, this.rng.next());
     job.runAt = this.t + Math.round(backoff * SEC);
   }
 
@@ -472,13 +474,6 @@ function addBursts(e: EntityStory, bursts: number[], nowUs: number): void {
     }
     e.decide(first!, { done: done ? 'completed' : 'failed', flags: done ? usedFlags('done') : {} });
   });
-}
-
-/** Postgres' text form of a timestamptz in UTC, as format('%s', ts) prints it in rescue_stuck. */
-export function pgTime(us: number): string {
-  const iso = new Date(Math.floor(us / MS)).toISOString();
-  const frac = String(us % SEC).padStart(6, '0').replace(/0+$/, '');
-  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac ? '.' + frac : ''}+00`;
 }
 
 /** Numbers events, jobs and runs in time order (what sequences would have given), from 0; the loader adds offsets. */
