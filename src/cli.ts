@@ -9,7 +9,7 @@ import { commands } from './commands/index.js';
 import type { Action } from './commands/types.js';
 
 /** Wraps a command body: builds its context, maps errors, always closes the database. */
-export function runner(program: Command, state: { code: number }) {
+export function runner(state: { code: number }) {
   return (fn: Action) =>
     async (...args: any[]) => {
       const cmd = args[args.length - 1] as Command;
@@ -78,7 +78,7 @@ with its data under ./.canon (CANON_HOME to move it).
 Exit codes: 0 ok, 1 failure, 2 bad usage or input, 3 database unavailable or not migrated,
 4 conflict (retry). health and alerts: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.`,
     );
-  const run = runner(program, state);
+  const run = runner(state);
   for (const register of commands) register(program, run);
   // every subcommand inherits the same error handling
   const propagate = (cmd: Command) => {

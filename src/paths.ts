@@ -15,5 +15,4 @@ function findRoot(): string {
 
 export const packageRoot = findRoot();
 export const migrationsDir = path.join(packageRoot, 'migrations');
-export const runbooksDir = path.join(packageRoot, 'runbooks');
 export const version: string = JSON.parse(fs.readFileSync(path.join(packageRoot, 'package.json'), 'utf8')).version;

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { forceBreaker, listBreakers } from '../src/steering/breakers.js';
 import { setPaused } from '../src/steering/pause.js';
-import { steeringStatus } from '../src/steering/status.js';
+import { computeHealth } from '../src/observe/health.js';
 import { createTestDb, type TestDb } from './helpers.js';
 import { claim, clearQueue, enqueue, fail, jobType, runJobs, succeed, uniq, workerId } from './steering-helpers.js';
 
@@ -112,7 +112,7 @@ describe('circuit breaker', () => {
     expect(await claim(db.pool, 10)).toEqual([]);
     const listed = (await listBreakers(db.pool)).find((b) => b.job_type === well)!;
     expect(listed).toMatchObject({ state: 'open', queued: 1, threshold: 10 });
-    expect((await steeringStatus(db.pool)).breakers_not_closed.map((b) => b.job_type)).toContain(well);
+    expect((await computeHealth(db.pool)).steering.breakers_not_closed.map((b) => b.job_type)).toContain(well);
 
     const e1 = await forceBreaker(db.pool, 'no_such_type', 'open', ops).catch((e) => e);
     expect(e1.exitCode).toBe(2);
@@ -130,7 +130,7 @@ describe('pausing a job type', () => {
     expect(p).toMatchObject({ changed: true, paused: true, paused_by: 'oncall', pause_reason: 'TSA outage', queued: 1 });
     expect(await claim(db.pool, 10)).toEqual([]);
     expect(await attempts([job])).toEqual([0]);
-    expect((await steeringStatus(db.pool)).paused_types.map((t) => t.job_type)).toEqual([type]);
+    expect((await computeHealth(db.pool)).steering.paused_types.map((t) => t.job_type)).toEqual([type]);
     expect(await setPaused(db.pool, type, true, ops)).toMatchObject({ changed: false, paused_by: 'oncall' });
 
     const r = await setPaused(db.pool, type, false, { actor: 'oncall', reason: 'TSA back' });

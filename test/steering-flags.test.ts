@@ -2,7 +2,7 @@
 // hand-written UPDATE in the history, and the kill switch's hold and release.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanonError } from '../src/errors.js';
-import { FlagSnapshot, changeFlag, createFlag, flagBucket, flagHistory, getFlag, killPreview, releaseFlag, rollbackFlag, type FlagState } from '../src/steering/flags.js';
+import { changeFlag, createFlag, flagHistory, getFlag, killPreview, releaseFlag, rollbackFlag, type FlagState } from '../src/steering/flags.js';
 import { startAutoRollout } from '../src/steering/rollout.js';
 import { createTestDb, type TestDb } from './helpers.js';
 import { claim, clearQueue, enqueue, jobType, uniq } from './steering-helpers.js';
@@ -39,30 +39,11 @@ describe('gradual rollout', () => {
     const at30 = await onAt();
     expect(at30.size).toBeGreaterThanOrEqual(2800);
     expect(at30.size).toBeLessThanOrEqual(3200);
-    // the TypeScript evaluation a decider uses agrees with SQL for every entity
-    const snap = await FlagSnapshot.load(db.pool);
-    const tsOn = Array.from({ length: 10000 }, (_, i) => `ent-${i + 1}`).filter((id) => snap.isOn(flag, id));
-    expect(new Set(tsOn)).toEqual(at30);
     await changeFlag(db.pool, flag, 'rollout', ops, 60);
     const at60 = await onAt();
     expect(at60.size).toBeGreaterThanOrEqual(5800);
     expect(at60.size).toBeLessThanOrEqual(6200);
     for (const id of at30) expect(at60.has(id), id).toBe(true);
-  });
-
-  it('computes the same bucket in TypeScript as canon.flag_bucket, non-ASCII ids included', async () => {
-    const ids = ['a', 'doc-1', 'ünïcødé-文書', 'x'.repeat(200)];
-    const sql = (await db.pool.query(`select id, canon.flag_bucket('F', id) as b from unnest($1::text[]) id`, [ids])).rows;
-    for (const r of sql) expect(flagBucket('F', r.id)).toBe(r.b);
-  });
-
-  it('records the flag values a decision used', async () => {
-    const flag = await newFlag();
-    const snap = await FlagSnapshot.load(db.pool);
-    const e = snap.forEntity('doc-1');
-    expect(e.isOn(flag)).toBe(false);
-    expect(e.isOn('NO_SUCH_FLAG')).toBe(false);
-    expect(e.used).toEqual({ [flag]: false, NO_SUCH_FLAG: false });
   });
 });
 

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { changeFlag, createFlag, flagHistory, getFlag } from '../src/steering/flags.js';
 import { parseGuard, formatGuard } from '../src/steering/guard.js';
-import { advanceRollouts, rolloutAlerts, startAutoRollout, stopAutoRollout, type RolloutStep } from '../src/steering/rollout.js';
+import { computeHealth } from '../src/observe/health.js';
+import { advanceRollouts, startAutoRollout, stopAutoRollout, type RolloutStep } from '../src/steering/rollout.js';
 import { createTestDb, type TestDb } from './helpers.js';
 import { clearQueue, enqueue, jobType, runJobs, uniq } from './steering-helpers.js';
 
@@ -115,7 +116,7 @@ describe('auto-rollout', () => {
     const status = (await db.pool.query(`select status, end_reason from canon.flag_rollouts where flag_name = $1`, [flag])).rows[0];
     expect(status.status).toBe('rolled_back');
 
-    const alerts = (await rolloutAlerts(db.pool)).filter((a) => a.flag === flag);
+    const alerts = (await computeHealth(db.pool)).steering.auto_rollbacks_24h.filter((a) => a.flag === flag);
     expect(alerts).toHaveLength(1);
     expect(alerts[0]).toMatchObject({ from_percent: 40, to_percent: 20, reason: change.reason });
     await makeDue(flag);

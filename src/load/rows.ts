@@ -3,7 +3,7 @@
 // (src/load/mirror.ts), its payload in jsonb's canonical text.
 import { jsonbText, type Json } from './jsonb.js';
 import { eventHash, hashInput, isoMicros } from './mirror.js';
-import { runTraceId, type Chunk, type Ev } from './story.js';
+import { runTraceId, type Chunk } from './story.js';
 
 export interface Offsets {
   position: number;
@@ -60,5 +60,3 @@ export function chunkRows(c: Chunk, base: Offsets, creator: string): ChunkRows {
     next: { position: base.position + c.events.length, job: base.job + c.jobs.length, run: base.run + c.runs.length },
   };
 }
-
-export type { Ev };

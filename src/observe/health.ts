@@ -4,7 +4,6 @@
 import type pg from 'pg';
 import { ledgerEditRegisterOf, tamperAlertOf, type RegisterRow } from '../audit.js';
 import { HEALTH_SQL } from '../sql/health.js';
-import { rolloutAlertsOf, type AutoRollbackRow } from '../steering/rollout.js';
 import { steeringOf, type SteeringReads } from '../steering/status.js';
 import { evaluateAlerts, worstSeverity } from './alerts.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
@@ -24,8 +23,7 @@ function runWindow(ok: number, failed: number, minutes: number): RunWindow {
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
 /** The snapshot's `embedded_reads`: the rows of each steering and register read, by name (src/sql/health.ts). */
-interface EmbeddedReads extends Omit<SteeringReads, 'auto_rollbacks'> {
-  auto_rollbacks: AutoRollbackRow[];
+interface EmbeddedReads extends SteeringReads {
   register: RegisterRow[];
   acknowledged: { key: string; value: string }[];
 }
@@ -73,7 +71,7 @@ export function healthOf(r: Record<string, any>, t: Thresholds = DEFAULT_THRESHO
     decision_runs_in_activity_window: r.decision_runs_window,
     duplicate_event_groups: r.duplicate_groups,
     succeeded_without_trace: r.untraced_succeeded,
-    steering: steeringOf({ ...reads, auto_rollbacks: rolloutAlertsOf(reads.auto_rollbacks) }),
+    steering: steeringOf(reads),
     ledger_edits: ledgerEdits(reads),
   };
   const firing = evaluateAlerts(h, t).filter((a) => a.firing);

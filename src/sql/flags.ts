@@ -24,7 +24,6 @@ export const FLAGS_SQL = {
               join canon.flag_changes c on c.flag_name = f.name
              order by c.id desc limit $2`,
   /** What a decider needs to evaluate every flag for many entities without a query each. */
-  snapshot: `select name, enabled, rollout_percent from canon.flags`,
   heldByFlag: `select substr(hold_reason, length('flag_killed:') + 1) as flag, count(*)::int as jobs
                  from canon.jobs where hold_reason like 'flag_killed:%' and status = 'queued'
                 group by 1 order by 1`,

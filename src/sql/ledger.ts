@@ -6,6 +6,4 @@ export const LEDGER_SQL = {
              from canon.append_event($1, $2, $3::jsonb, $4, $5, $6, $7, $8)`,
   history: `select position, entity_id, seq, kind, payload, correlation_id, causation_id, trace_id, actor, created_at
               from canon.events where entity_id = $1 order by seq`,
-  lockEntity: `select id, head_seq from canon.entities where id = $1 for update`,
-  entityHead: `select id, head_seq, encode(head_hash, 'hex') as head_hash, created_at from canon.entities where id = $1`,
 } as const;

@@ -14,7 +14,6 @@ export const STATUS_SQL = {
            s.updated_at, e.head_seq, encode(e.head_hash, 'hex') as head_hash
       from canon.entity_status s join canon.entities e on e.id = s.entity_id
      where s.entity_id = $1`,
-  entityExists: `select 1 from canon.entities where id = $1`,
   count: `select count(*)::bigint as n from canon.entities`,
   // rows whose stored values differ from the recomputation, or that are missing on one side
   differences: `

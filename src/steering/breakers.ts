@@ -24,11 +24,6 @@ export async function listBreakers(db: Queryable): Promise<Breaker[]> {
   return (await db.query(BREAKERS_SQL.list)).rows;
 }
 
-/** Breakers that hold jobs (open or half-open), for health and alerts. */
-export async function trippedBreakers(db: Queryable): Promise<Pick<Breaker, 'job_type' | 'state' | 'failure_count' | 'opened_at' | 'next_attempt_at' | 'probe_job_id' | 'reason'>[]> {
-  return (await db.query(BREAKERS_SQL.notClosed)).rows;
-}
-
 /** Forces a breaker open (for `seconds`, default the type's cooldown; then a probe decides) or closed. */
 export async function forceBreaker(db: Queryable, jobType: string, state: 'open' | 'closed', who: Who, seconds?: number) {
   return steer(async () => (await db.query(BREAKERS_SQL.force, [jobType, state, seconds ?? null, who.actor, who.reason ?? null])).rows[0]);

@@ -1,7 +1,7 @@
-// Flags: reading, changing, rolling back, the kill switch, and evaluating a flag for an
-// entity. The state lives in canon.flags; every change becomes a canon.flag_changes row
-// written by the history trigger, whoever made it (this module, the tick, or plain SQL).
-import { createHash } from 'node:crypto';
+// Flags: reading, changing, rolling back and the kill switch. The state lives in canon.flags;
+// every change becomes a canon.flag_changes row written by the history trigger, whoever made
+// it (this module, the tick, or plain SQL). Whether a flag is on for an entity is decided in
+// Postgres (canon.flag_is_on), where the decider asks.
 import { FLAGS_SQL } from '../sql/flags.js';
 import { steer, type Queryable, type Who } from './common.js';
 import type { GuardVerdict } from './guard.js';
@@ -105,50 +105,3 @@ export async function flagHistory(db: Queryable, name: string, limit = 50): Prom
   return steer(async () => (await db.query(FLAGS_SQL.history, [name, limit])).rows);
 }
 
-/** Held queued jobs per killed flag (health and alerts show them). */
-export async function heldJobs(db: Queryable): Promise<{ flag: string; jobs: number }[]> {
-  return (await db.query(FLAGS_SQL.heldByFlag)).rows;
-}
-
-/**
- * The entity's stable bucket 0..99 for a flag: the first 32 bits of md5("<flag>:<entity>"),
- * exactly as canon.flag_bucket computes it, so TypeScript and SQL always agree.
- */
-export function flagBucket(flag: string, entityId: string): number {
-  return parseInt(createHash('md5').update(`${flag}:${entityId}`, 'utf8').digest('hex').slice(0, 8), 16) % 100;
-}
-
-/** The flag values one decision used, for `job.<type>.required` and the job payload. */
-export interface EntityFlags {
-  isOn(name: string): boolean;
-  readonly used: Record<string, boolean>;
-}
-
-/**
- * All flags read once, evaluated per entity in memory with canon.flag_is_on's rule: on iff
- * enabled and (percent >= 100 or bucket < percent). Unknown flags are off. A decider loads
- * one snapshot per batch; a kill that lands in between is caught by the jobs insert trigger,
- * which holds jobs recorded with a killed flag on.
- */
-export class FlagSnapshot {
-  private constructor(private readonly flags: Map<string, { enabled: boolean; rollout_percent: number }>) {}
-
-  static async load(db: Queryable): Promise<FlagSnapshot> {
-    const rows = (await db.query(FLAGS_SQL.snapshot)).rows as { name: string; enabled: boolean; rollout_percent: number }[];
-    return new FlagSnapshot(new Map(rows.map((r) => [r.name, r])));
-  }
-
-  isOn(name: string, entityId: string): boolean {
-    const f = this.flags.get(name);
-    if (!f || !f.enabled) return false;
-    return f.rollout_percent >= 100 || flagBucket(name, entityId) < f.rollout_percent;
-  }
-
-  forEntity(entityId: string): EntityFlags {
-    const used: Record<string, boolean> = {};
-    return {
-      isOn: (name: string) => (used[name] = this.isOn(name, entityId)),
-      used,
-    };
-  }
-}

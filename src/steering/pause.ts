@@ -17,7 +17,3 @@ export interface PauseResult {
 export async function setPaused(db: Queryable, jobType: string, paused: boolean, who: Who): Promise<PauseResult> {
   return steer(async () => (await db.query(PAUSE_SQL.set, [jobType, paused, who.actor, who.reason ?? null])).rows[0].result);
 }
-
-export async function pausedTypes(db: Queryable): Promise<{ job_type: string; lane: string; paused_at: Date; paused_by: string; pause_reason: string | null; queued: number }[]> {
-  return (await db.query(PAUSE_SQL.paused)).rows;
-}

@@ -2,7 +2,6 @@
 import type { ChalkInstance } from 'chalk';
 import type { Breaker } from './breakers.js';
 import type { Flag, FlagChange, FlagState } from './flags.js';
-import type { RolloutStep } from './rollout.js';
 
 export function when(d: Date | string | null | undefined): string {
   if (!d) return '-';
@@ -73,11 +72,6 @@ export function renderHistory(changes: FlagChange[], c: ChalkInstance): string {
       return `#${String(ch.id).padEnd(5)} ${when(ch.at)}  ${ch.actor.padEnd(12)} ${ch.source.padEnd(13)} ${what}${undo}${reason}`;
     })
     .join('\n');
-}
-
-export function renderSteps(steps: RolloutStep[]): string {
-  if (steps.length === 0) return 'no rollout was due';
-  return steps.map((s) => `${s.flag}: ${s.action} ${s.from_percent}% → ${s.to_percent}% (${s.reason})`).join('\n');
 }
 
 export function renderBreakers(list: Breaker[], c: ChalkInstance): string {

@@ -79,10 +79,6 @@ export async function advanceRollouts(client: Queryable): Promise<RolloutStep[]>
   return (await client.query(ROLLOUT_SQL.advance)).rows;
 }
 
-export async function runningRollouts(db: Queryable) {
-  return (await db.query(ROLLOUT_SQL.running)).rows;
-}
-
 const effective = (s: FlagState | null): number => (s && s.enabled ? s.rollout_percent : 0);
 
 /** A row of ROLLOUT_SQL.autoRollbacks */
@@ -96,11 +92,7 @@ export interface AutoRollbackRow {
   after: FlagState;
 }
 
-/** The automatic rollbacks of the last 24 hours, newest first, for `canon alerts`. */
-export async function rolloutAlerts(client: Queryable): Promise<RolloutAlert[]> {
-  return rolloutAlertsOf((await client.query(ROLLOUT_SQL.autoRollbacks)).rows);
-}
-
+/** The automatic rollbacks (rows of ROLLOUT_SQL.autoRollbacks) with the percentages they went from and to. */
 export function rolloutAlertsOf(rows: AutoRollbackRow[]): RolloutAlert[] {
   return rows.map(({ before, after, ...r }) => ({ ...r, from_percent: effective(before), to_percent: effective(after) }));
 }

@@ -1,12 +1,9 @@
 // Everything steering holds back, as `canon health`, `canon alerts` and the dashboard show it:
 // paused types, open or half-open breakers, jobs held by a kill, running rollouts, and
-// automatic rollbacks of the last 24 hours. The health snapshot embeds the five reads in its
-// one statement and maps their rows with steeringOf; steeringStatus reads them on their own.
-import { trippedBreakers } from './breakers.js';
-import type { Queryable } from './common.js';
-import { heldJobs } from './flags.js';
-import { pausedTypes } from './pause.js';
-import { rolloutAlerts, runningRollouts, type RolloutAlert } from './rollout.js';
+// automatic rollbacks of the last 24 hours. The health snapshot embeds the five reads
+// (PAUSE_SQL.paused, BREAKERS_SQL.notClosed, FLAGS_SQL.heldByFlag, ROLLOUT_SQL.running and
+// .autoRollbacks) in its one statement; steeringOf maps their rows.
+import { rolloutAlertsOf, type AutoRollbackRow } from './rollout.js';
 
 export interface SteeringHealth {
   paused_types: { job_type: string; lane: string; queued: number; paused_at: string | null; paused_by: string | null; reason: string | null }[];
@@ -27,13 +24,15 @@ export interface SteeringHealth {
   auto_rollbacks_24h: { flag: string; at: string | null; from_percent: number; to_percent: number; reason: string }[];
 }
 
-/** The rows of the five reads: from pg, or from jsonb inside the health snapshot (times as strings, numbers as numbers). */
+type Time = Date | string | null;
+
+/** The rows of the five reads, from inside jsonb (times as strings) or from pg (times as Dates). */
 export interface SteeringReads {
-  paused: Awaited<ReturnType<typeof pausedTypes>>;
-  breakers: Awaited<ReturnType<typeof trippedBreakers>>;
-  held: Awaited<ReturnType<typeof heldJobs>>;
-  rollouts: Awaited<ReturnType<typeof runningRollouts>>;
-  auto_rollbacks: RolloutAlert[];
+  paused: { job_type: string; lane: string; paused_at: Time; paused_by: string | null; pause_reason: string | null; queued: number }[];
+  breakers: { job_type: string; state: string; failure_count: number; opened_at: Time; next_attempt_at: Time; probe_job_id: number | string | null; reason: string | null }[];
+  held: { flag: string; jobs: number }[];
+  rollouts: { flag: string; current_percent: number; until_percent: number; step_percent: number; every_seconds: number | string; guard: string | null; next_step_at: Time }[];
+  auto_rollbacks: AutoRollbackRow[];
 }
 
 /** Timestamps come back as Dates from pg and as strings from inside jsonb: one form out. */
@@ -61,11 +60,6 @@ export function steeringOf(r: SteeringReads): SteeringHealth {
       guard: x.guard,
       next_step_at: iso(x.next_step_at),
     })),
-    auto_rollbacks_24h: r.auto_rollbacks.map((a) => ({ flag: a.flag, at: iso(a.at), from_percent: a.from_percent, to_percent: a.to_percent, reason: a.reason })),
+    auto_rollbacks_24h: rolloutAlertsOf(r.auto_rollbacks).map((a) => ({ flag: a.flag, at: iso(a.at), from_percent: a.from_percent, to_percent: a.to_percent, reason: a.reason })),
   };
-}
-
-export async function steeringStatus(db: Queryable): Promise<SteeringHealth> {
-  const [paused, breakers, held, rollouts, autoRollbacks] = await Promise.all([pausedTypes(db), trippedBreakers(db), heldJobs(db), runningRollouts(db), rolloutAlerts(db)]);
-  return steeringOf({ paused, breakers, held, rollouts, auto_rollbacks: autoRollbacks });
 }

@@ -3,7 +3,6 @@
 // screen are restored on every way out (q, Ctrl-C, SIGTERM, SIGHUP, a crash). Plain: the same
 // overview rendered once to text, for pipes, CI logs and `--once`.
 import { stripVTControlCharacters } from 'node:util';
-import React from 'react';
 import { Box, render, renderToString } from 'ink';
 import chalk, { type ChalkInstance } from 'chalk';
 import { App } from './App.js';

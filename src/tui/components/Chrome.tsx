@@ -1,6 +1,5 @@
 // The top bar (status, database, refresh age, connection), the bottom bar (keys, prompts,
 // the result of the last action) and the help screen.
-import React from 'react';
 import { Box, Text } from 'ink';
 import { fmtAge, oneLine } from '../format.js';
 import type { WatchSnapshot } from '../snapshot.js';
