@@ -231,5 +231,5 @@ describe('status_derived', () => {
     expect(v.differences.slice(0, 3)).toEqual([]);
     expect(v.ok).toBe(true);
     expect(v.entities).toBeGreaterThanOrEqual(n);
-  }, 180_000); // ~20 s alone; a loaded 2-core machine can triple that
+  }, 180_000); // the slowest test here, and a loaded machine can take several times as long
 });

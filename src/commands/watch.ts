@@ -52,7 +52,7 @@ export const register: Register = (program, run) => {
         const t = parseThresholds(opts.threshold, EXIT.USAGE);
         const w = who(opts);
         // React's development build keeps debugging records of every render (the heap of a
-        // dashboard left open grew by about 30 MB a minute); Ink and React are loaded only
+        // dashboard left open grows without bound); Ink and React are loaded only
         // here, in production mode, which also spares every other command loading them.
         process.env.NODE_ENV = 'production';
         const { canRunLive, plainSnapshot, runLive } = await import('../tui/run.js');

@@ -125,15 +125,15 @@ with queued as (
   -- the entities whose newest event no decision job covers (normally none): one probe per
   -- entity, newest job first (jobs_entity_idx backwards, its runs by job_runs_job_id_attempt_key).
   -- The lateral with limit and the materialized CTE keep it so: without them the planner joins
-  -- the window's events back first, or hash-anti-joins all decision jobs (1.1 s at 10M events).
-  -- "offset 0" keeps the runs check a probe by job id: without it Postgres may turn it into a
-  -- hash of all runs, rebuilt for every entity (it does so on small tables). The rows pass
-  -- through arrays so that the planner prices the probes for a few entities, not for its guess
-  -- from the ledger's statistics (23,000 at 10M events against 1,100 there): priced at that
-  -- guess the statement cost over 500,000, past jit_optimize_above_cost: a server with JIT
-  -- (jit = on, the default where LLVM is installed) would compile it with inlining and
-  -- optimisation on every call (1.2 s measured on PostgreSQL 15). Now it costs ~35,000, below
-  -- jit_above_cost (the old statement, ~220,000, would pay ~90 ms of plain JIT there).
+  -- the window's events back first, or hash-anti-joins all decision jobs, whose cost grows with
+  -- the ledger. "offset 0" keeps the runs check a probe by job id: without it Postgres may turn
+  -- it into a hash of all runs, rebuilt for every entity (it does so on small tables). The rows
+  -- pass through arrays so that the planner prices the probes for the few entities there are,
+  -- not for its guess from the ledger's statistics, which on a large ledger is many times too
+  -- high: priced at that guess the statement crosses jit_optimize_above_cost, and a server with
+  -- JIT (jit = on, the default where LLVM is installed) would compile it with inlining and
+  -- optimisation on every call, at a cost far above the query's own. Priced for what it does,
+  -- it stays below jit_above_cost.
   select g.entity_id, g.first_seq, g.last_seq
     from (select array_agg(entity_id) as ids, array_agg(first_seq) as first_seqs, array_agg(last_seq) as last_seqs,
                  array_agg(last_position) as positions, array_agg(last_created_at) as created
@@ -146,8 +146,8 @@ with queued as (
   -- stage 2: for those entities only, every event of the window that no decision job covers,
   -- by the rule itself (events_pkey over the entity's seq range in the window, then the same
   -- probe per event); what it counts is exactly what the rule counts over the whole window.
-  -- When every active entity comes here (an outage) that is one probe per event, as the rule
-  -- alone was: 0.13 s for 28,000 events at 10M when forced (0.4 s for the old statement).
+  -- When every active entity comes here (an outage) that is one probe per event: what the rule
+  -- applied directly costs, plus stage 1's one probe per entity.
   select count(*)::int as n
     from gap_open o
     join canon.events e on e.entity_id = o.entity_id and e.seq between o.first_seq and o.last_seq
