@@ -174,6 +174,53 @@ begin
 end $$;
 revoke all on function canon.enqueue_decisions(bigint[], text[], text[]) from public;
 
+-- Execution jobs many at a time, by the same rules as canon.enqueue_job: whitelisted types of
+-- the execution lane only (anything else is refused, and nothing of the call is written), the
+-- dedupe key (a job equal to one queued or running is not created again), correlation and
+-- source event as given, one notification for the lane. p_jobs: [{type, entity_id, payload,
+-- dedupe_key, source_event, correlation_id, priority}]. Returns how many jobs it created.
+create or replace function canon.enqueue_jobs(p_jobs jsonb)
+returns integer
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
+declare
+  v_bad text;
+  n integer;
+begin
+  select x->>'type' into v_bad
+    from jsonb_array_elements(p_jobs) as x
+    left join canon.job_types t on t.name = x->>'type'
+   where t.name is null or t.lane <> 'execution'
+   limit 1;
+  if found then
+    raise exception using errcode = 'CN004',
+      message = format('job type "%s" is not in the job_types whitelist as an execution type', v_bad),
+      hint = 'declare the type in the pipeline module; canon syncs it when a worker starts';
+  end if;
+  insert into canon.entities (id)
+  select distinct x->>'entity_id' from jsonb_array_elements(p_jobs) as x
+  on conflict do nothing;
+  perform set_config('canon.via_gateway', 'on', true);
+  insert into canon.jobs (lane, type, entity_id, payload, priority, max_attempts, run_at, dedupe_key,
+                          correlation_id, source_event_position)
+  select 'execution', j.type, j.entity_id, coalesce(j.payload, '{}'::jsonb), coalesce(j.priority, 0), t.max_attempts,
+         now(), j.dedupe_key, coalesce(j.correlation_id, j.entity_id), j.source_event
+    from jsonb_to_recordset(p_jobs) as j(type text, entity_id text, payload jsonb, dedupe_key text, source_event bigint,
+                                         correlation_id text, priority integer)
+    join canon.job_types t on t.name = j.type
+   order by j.entity_id, j.source_event
+  on conflict (dedupe_key) where dedupe_key is not null and status in ('queued', 'running') do nothing;
+  get diagnostics n = row_count;
+  perform set_config('canon.via_gateway', '', true);
+  if n > 0 then
+    perform pg_notify('canon_jobs', 'execution');
+  end if;
+  return n;
+end $$;
+revoke all on function canon.enqueue_jobs(jsonb) from public;
+
 -- The core trigger: always on, every appended event but a `job.<type>.required` one asks, in
 -- the same transaction, for a decision about its entity (the decision that wrote a required
 -- event had just read the history it extends). health, diagnose, contracts and the runbooks

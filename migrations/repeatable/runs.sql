@@ -4,7 +4,7 @@
 
 -- The claim as the seed guides call it: canon.claim_runs (below) claims; these return the
 -- claimed jobs' rows. claim_initial_decision_jobs and claim_orchestrator_jobs are the seed
--- guides' names for the two lanes.
+-- guides' names for the two lanes. Plan settings and JIT as in canon.claim_runs.
 create or replace function canon.claim_jobs(p_lane text, p_worker_id text, p_limit integer default 1)
 returns setof canon.jobs
 language plpgsql
@@ -12,6 +12,7 @@ security definer
 set search_path = pg_catalog, canon, pg_temp
 set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_ids bigint[];
@@ -292,7 +293,10 @@ grant execute on function canon.rescue_stuck(integer) to canon_worker;
 -- runs and return their ids from the insert. Sequential scans and sorts are priced out, so a
 -- plan made when the tables were nearly empty still walks the indexes when they are large,
 -- and the plan is kept rather than made again on every call (planning would cost more than
--- the claim itself).
+-- the claim itself). A plan that must still sort or scan sequentially (the breakers' order:
+-- no index gives it) is priced at the planner's disable cost, far past jit_above_cost, so JIT
+-- is off here: on a server with JIT on (Debian's and Ubuntu's packages) it would otherwise
+-- compile that statement on every claim.
 -- The claim commits without waiting for the disk (docs/decisions/: a lost claim is safe
 -- because canon.job_runs_past_restart never lets a run id be handed out twice).
 create or replace function canon.claim_runs(p_lane text, p_worker_id text, p_limit integer default 1)
@@ -304,6 +308,7 @@ set search_path = pg_catalog, canon, pg_temp
 set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
 set enable_sort = off
+set jit = off
 as $$
 declare
   v_probes bigint[] := '{}';
@@ -481,7 +486,7 @@ grant execute on function canon.complete_runs(jsonb) to canon_worker;
 -- canon.events a handler sees, so that a batch's handlers start after one round trip, not two.
 -- The history is read right after the claim, in the claim's transaction; the decider reads
 -- its history itself, under the entity's lock. Its one lookup is the events of an entity by
--- the (entity_id, seq) key, so its plan is kept too.
+-- the (entity_id, seq) key, so its plan is kept too (JIT off as in canon.claim_runs).
 create or replace function canon.claim_runs_with_history(p_lane text, p_worker_id text, p_limit integer default 1)
 returns table (run_id bigint, id bigint, lane text, type text, entity_id text, payload jsonb, attempts integer,
                max_attempts integer, correlation_id text, trace_id text, source_event_position bigint, events jsonb)
@@ -489,6 +494,7 @@ language plpgsql
 set search_path = pg_catalog, canon, pg_temp
 set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
+set jit = off
 as $$
 begin
   return query

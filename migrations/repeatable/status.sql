@@ -93,12 +93,14 @@ $$;
 -- Every query here looks up a handful of entities by index, so the plan is generic and uses
 -- the indexes: custom plans would re-plan the inlined counting query (milliseconds) on every
 -- call, and a generic plan chosen while the tables were small would keep scanning them as
--- they grow (within one long transaction nothing re-plans it).
+-- they grow (within one long transaction nothing re-plans it). JIT is off, as in
+-- canon.claim_runs: a disabled plan node is priced past jit_above_cost.
 create or replace function canon.refresh_entity_status(p_ids text[]) returns void
 language plpgsql
 security definer
 set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
+set jit = off
 set search_path = pg_catalog, canon, pg_temp
 as $$
 begin

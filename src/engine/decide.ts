@@ -1,21 +1,42 @@
-// The DecisionAuthority: for one claimed decision job, read the entity's whole history and
-// the flags as they apply to it, run the pipeline's pure authority, and for each job it
-// requires append `job.<type>.required` and enqueue the job through the gateway — all in
-// one transaction with the run's completion, so a required event never exists without its
+// The DecisionAuthority: for a batch of claimed decision jobs, read each entity's whole
+// history and the flags as they apply to it, run the pipeline's pure authority, and for each
+// job it requires append `job.<type>.required` and enqueue the job through the gateway — all
+// in one transaction with the runs' completions, so a required event never exists without its
 // job (event_to_job_gap is zero by construction) and a rescued decider cannot commit. The
-// locks and the writes are one SQL call each (canon.begin_decision, canon.finish_decision).
+// locks and the reads are one SQL call (canon.begin_decisions), the writes another
+// (canon.finish_decisions), and the batch commits once.
 import type pg from 'pg';
-import { coerceError } from '../errors.js';
-import { history, ledgerError, requiredType } from '../ledger.js';
-import { decisionSchema, doneDecision, requiredDecision, type Decision, type Pipeline } from '../pipeline/define.js';
+import { coerceError, isConnectionError } from '../errors.js';
+import { type LedgerEvent, ledgerError, requiredType } from '../ledger.js';
+import { type Decision, decisionSchema, doneDecision, type Pipeline, requiredDecision } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import type { ClaimedJob } from './types.js';
 
+export type DecisionResult = 'succeeded' | 'fenced' | 'retry' | 'dead';
+
 export interface DecisionOutcome {
-  ok: boolean; // false: fenced (the run was taken away)
+  result: DecisionResult;
   required: string[];
   skipped: string[];
   done: boolean;
+  /** why the run failed (the authority threw or returned something invalid) */
+  error?: string;
+}
+
+/** 'error': this decision's writes failed on their own (a database error); the caller fails its run. */
+export type BatchOutcome = DecisionOutcome | { result: 'error'; error: unknown };
+
+export interface DecisionJob {
+  job: ClaimedJob;
+  runId: number;
+}
+
+/** The authority misbehaved (threw, or returned something invalid): its decision run fails. */
+export class AuthorityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthorityError';
+  }
 }
 
 const RESULT = /^([a-z][a-z0-9_]*)\.(succeeded|failed)$/;
@@ -33,99 +54,180 @@ export function requirementCounts(kinds: string[]): Map<string, { required: numb
   return m;
 }
 
-export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: number, workerId: string, pipeline: Pipeline): Promise<DecisionOutcome> {
+interface RequiredWrite {
+  type: string;
+  event_payload: unknown;
+  job_payload: unknown;
+  dedupe_key: string;
+  priority: number;
+}
+
+interface Plan {
+  writes: RequiredWrite[];
+  detail: Record<string, unknown>;
+  required: string[];
+  skipped: string[];
+  done: boolean;
+}
+
+/** Parses with the branch the value claims to be, so errors name the real field. */
+function parseDecision(d: unknown) {
+  const claims = (k: string) => d !== null && typeof d === 'object' && k in d;
+  const branch = claims('required') ? requiredDecision : claims('done') ? doneDecision : decisionSchema;
+  return branch.safeParse(d) as ReturnType<typeof decisionSchema.safeParse>;
+}
+
+/**
+ * One entity's decision, pure: what the authority requires given its history and flags, less
+ * what is already required and still without a result. Throws AuthorityError when the
+ * authority throws or returns something invalid.
+ */
+export function planDecision(
+  job: ClaimedJob,
+  events: LedgerEvent[],
+  flagValues: Record<string, boolean>,
+  pipeline: Pipeline,
+): Plan {
+  const used: Record<string, boolean> = {};
+  const flags = {
+    isOn(name: string): boolean {
+      const v = flagValues[name] ?? false;
+      used[name] = v;
+      return v;
+    },
+  };
+  let decision: Decision;
+  try {
+    decision = pipeline.authority({ id: job.entity_id, events }, flags);
+  } catch (e) {
+    throw new AuthorityError(`authority threw: ${coerceError(e).message}`);
+  }
+  const parsed = parseDecision(decision);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new AuthorityError(`authority returned an invalid decision at ${i.path.join('.') || '(root)'}: ${i.message}`);
+  }
+  const counts = requirementCounts(events.map((e) => e.kind));
+  const required: string[] = [];
+  const skipped: string[] = [];
+  const writes: RequiredWrite[] = [];
+  if ('required' in parsed.data) {
+    for (const req of parsed.data.required) {
+      if (!(req.type in pipeline.jobTypes)) throw new AuthorityError(`authority required unknown job type "${req.type}"`);
+      const c = counts.get(req.type) ?? { required: 0, results: 0 };
+      // Re-deciding on the same history adds nothing: a type already required and still
+      // without its result is outstanding, not new.
+      if (c.required > c.results || required.includes(req.type)) {
+        skipped.push(req.type);
+        continue;
+      }
+      const ordinal = c.required + 1;
+      const dedupeKey = `${job.entity_id}:${req.type}:${ordinal}`;
+      writes.push({
+        type: req.type,
+        event_payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
+        job_payload: { ...(req.payload ?? {}), flags: used },
+        dedupe_key: dedupeKey,
+        priority: req.priority ?? 0,
+      });
+      required.push(req.type);
+    }
+  }
+  const done = 'done' in parsed.data;
+  const outcome = 'done' in parsed.data ? (parsed.data.outcome ?? null) : null;
+  const detail = { required, skipped, done, outcome, flags: used, history_seq: events.length };
+  return { writes, detail, required, skipped, done };
+}
+
+interface BeganRow {
+  run_id: number;
+  owned: boolean;
+  job_status: string;
+  entity_id: string;
+  events: (Omit<LedgerEvent, 'created_at'> & { created_at: string })[] | null;
+  flags: Record<string, boolean> | null;
+}
+
+/** One transaction for the whole batch. Throws on any database error (the batch rolls back). */
+async function decideTogether(client: pg.ClientBase, batch: DecisionJob[], workerId: string, pipeline: Pipeline): Promise<Map<number, DecisionOutcome>> {
+  const out = new Map<number, DecisionOutcome>();
+  const byRun = new Map(batch.map((b) => [b.runId, b.job]));
   await client.query('begin');
   try {
-    // the run's fence and, when it is ours, the entity's row: decisions about one entity are
-    // serialised on it, so two deciders never both see "protect not yet required" and both
-    // require it (canon.begin_decision, migration 0019)
-    const lock = (await client.query({ name: 'canon_begin_decision', text: ENGINE_SQL.beginDecision, values: [runId, workerId] })).rows[0];
-    if (!lock.owned) {
-      await client.query('rollback');
-      await client.query(ENGINE_SQL.rejectDecision, [runId, workerId, `decision run no longer owned (job is ${lock.job_status})`]);
-      return { ok: false, required: [], skipped: [], done: false };
-    }
-    const events = await history(client, job.entity_id);
-    const declaredFlags = Object.keys(pipeline.flags ?? {});
-    const flagRows = declaredFlags.length ? (await client.query(ENGINE_SQL.flagsFor, [job.entity_id, declaredFlags])).rows : [];
-    const flagValues = new Map<string, boolean>(flagRows.map((r) => [r.name as string, r.on as boolean]));
-    const used: Record<string, boolean> = {};
-    const flags = {
-      isOn(name: string): boolean {
-        const v = flagValues.get(name) ?? false;
-        used[name] = v;
-        return v;
-      },
-    };
-    let decision: Decision;
-    try {
-      decision = pipeline.authority({ id: job.entity_id, events }, flags);
-    } catch (e) {
-      throw new AuthorityError(`authority threw: ${coerceError(e).message}`);
-    }
-    const parsed = parseDecision(decision);
-    if (!parsed.success) {
-      const i = parsed.error.issues[0];
-      throw new AuthorityError(`authority returned an invalid decision at ${i.path.join('.') || '(root)'}: ${i.message}`);
-    }
-    const counts = requirementCounts(events.map((e) => e.kind));
-    const required: string[] = [];
-    const skipped: string[] = [];
-    const writes: { type: string; event_payload: unknown; job_payload: unknown; dedupe_key: string; priority: number }[] = [];
-    if ('required' in parsed.data) {
-      for (const req of parsed.data.required) {
-        if (!(req.type in pipeline.jobTypes)) throw new AuthorityError(`authority required unknown job type "${req.type}"`);
-        const c = counts.get(req.type) ?? { required: 0, results: 0 };
-        // Re-deciding on the same history adds nothing: a type already required and still
-        // without its result is outstanding, not new.
-        if (c.required > c.results || required.includes(req.type)) {
-          skipped.push(req.type);
-          continue;
-        }
-        const ordinal = c.required + 1;
-        const dedupeKey = `${job.entity_id}:${req.type}:${ordinal}`;
-        writes.push({
-          type: req.type,
-          event_payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
-          job_payload: { ...(req.payload ?? {}), flags: used },
-          dedupe_key: dedupeKey,
-          priority: req.priority ?? 0,
-        });
-        required.push(req.type);
+    const declared = Object.keys(pipeline.flags ?? {});
+    const began = (await client.query(ENGINE_SQL.beginDecisions, [workerId, [...byRun.keys()], declared])).rows as BeganRow[];
+    const decisions: ({ run_id: number; required: RequiredWrite[]; detail: unknown } | { run_id: number; error: string })[] = [];
+    const plans = new Map<number, Plan>();
+    // a run missing from the answer was lost with its claim in a server crash (run ids are
+    // never reissued): its job is queued again and runs on a later claim
+    for (const runId of byRun.keys()) if (!began.some((r) => Number(r.run_id) === runId)) out.set(runId, { result: 'fenced', required: [], skipped: [], done: false });
+    for (const row of began) {
+      const runId = Number(row.run_id);
+      if (!row.owned) {
+        out.set(runId, { result: 'fenced', required: [], skipped: [], done: false });
+        continue;
+      }
+      // created_at arrives as JSON text; the authority gets the Date a row read would give
+      const events = (row.events ?? []).map((e) => ({ ...e, created_at: new Date(e.created_at) }));
+      try {
+        const plan = planDecision(byRun.get(runId)!, events, row.flags ?? {}, pipeline);
+        plans.set(runId, plan);
+        decisions.push({ run_id: runId, required: plan.writes, detail: plan.detail });
+      } catch (e) {
+        if (!(e instanceof AuthorityError)) throw e;
+        decisions.push({ run_id: runId, error: e.message.slice(0, 4000) });
+        out.set(runId, { result: 'retry', required: [], skipped: [], done: false, error: e.message });
       }
     }
-    const done = 'done' in parsed.data;
-    const detail = { required, skipped, done, outcome: 'done' in parsed.data ? parsed.data.outcome ?? null : null, flags: used, history_seq: events.length };
-    // every write of the decision in one call: the required events and their jobs (through
-    // the gateway), what the decision saw, and the run's completion
-    let finished: { ok: boolean };
-    try {
-      finished = (await client.query({ name: 'canon_finish_decision', text: ENGINE_SQL.finishDecision, values: [runId, workerId, JSON.stringify(writes), JSON.stringify(detail)] })).rows[0];
-    } catch (e) {
-      throw ledgerError(e);
-    }
-    if (!finished.ok) {
-      await client.query('rollback');
-      return { ok: false, required: [], skipped: [], done: false };
+    if (decisions.length > 0) {
+      let finished: { run_id: number; ok: boolean; outcome: string }[];
+      try {
+        finished = (await client.query(ENGINE_SQL.finishDecisions, [workerId, JSON.stringify(decisions)])).rows;
+      } catch (e) {
+        throw ledgerError(e);
+      }
+      for (const f of finished) {
+        const runId = Number(f.run_id);
+        const plan = plans.get(runId);
+        if (!f.ok) out.set(runId, { result: 'fenced', required: [], skipped: [], done: false });
+        else if (plan) out.set(runId, { result: 'succeeded', required: plan.required, skipped: plan.skipped, done: plan.done });
+        else out.set(runId, { ...out.get(runId)!, result: f.outcome === 'dead' ? 'dead' : 'retry' });
+      }
     }
     await client.query('commit');
-    return { ok: true, required, skipped, done };
+    return out;
   } catch (e) {
     await client.query('rollback').catch(() => {});
     throw e;
   }
 }
 
-/** Parses with the branch the value claims to be, so errors name the real field. */
-function parseDecision(d: unknown) {
-  const branch = d && typeof d === 'object' && 'required' in d ? requiredDecision : d && typeof d === 'object' && 'done' in d ? doneDecision : decisionSchema;
-  return branch.safeParse(d) as ReturnType<typeof decisionSchema.safeParse>;
-}
-
-/** The authority misbehaved (threw, or returned something invalid): the decision run fails. */
-export class AuthorityError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'AuthorityError';
+/**
+ * Decides a batch in one transaction. When the batch's writes fail (a database error that
+ * is not a lost connection), each decision is tried again in a transaction of its own, so one
+ * bad decision cannot hold back the others; the one that still fails is reported with
+ * result 'error' for the caller to fail its run.
+ */
+export async function decideBatch(
+  client: pg.ClientBase,
+  batch: DecisionJob[],
+  workerId: string,
+  pipeline: Pipeline,
+): Promise<Map<number, BatchOutcome>> {
+  try {
+    return await decideTogether(client, batch, workerId, pipeline);
+  } catch (e) {
+    if (isConnectionError(e)) throw e;
+    if (batch.length === 1) return new Map([[batch[0].runId, { result: 'error', error: e }]]);
   }
+  const out = new Map<number, BatchOutcome>();
+  for (const one of batch) {
+    try {
+      for (const [k, v] of await decideTogether(client, [one], workerId, pipeline)) out.set(k, v);
+    } catch (e) {
+      if (isConnectionError(e)) throw e;
+      out.set(one.runId, { result: 'error', error: e });
+    }
+  }
+  return out;
 }

@@ -5,13 +5,13 @@
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { coerceError, isConnectionError, isRunGone } from '../errors.js';
+import { coerceError, isConnectionError } from '../errors.js';
 import type { Logger, Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import { version } from '../paths.js';
 import { AbortError, COMPLETION_BATCH, Completer, execute, goneIsRefused, withReconnect } from './execute.js';
-import { AuthorityError, decide } from './decide.js';
+import { type BatchOutcome, type DecisionJob, decideBatch } from './decide.js';
 import type { ClaimedJob, Lane } from './types.js';
 
 export interface WorkerOptions {
@@ -227,6 +227,16 @@ export class Worker {
       claimed = (await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number })[];
     }
     this.stats.claimed += claimed.length;
+    if (lane === 'decision') {
+      // a decision batch is one transaction: its runs are in flight until it commits
+      const batch: DecisionJob[] = claimed.map(({ run_id: runId, ...job }) => ({ job, runId }));
+      const done = this.processDecisions(batch).finally(() => {
+        for (const b of batch) this.inflight.delete(b.runId);
+        this.wake();
+      });
+      for (const b of batch) this.inflight.set(b.runId, { job: b.job, runId: b.runId, controller: new AbortController(), done });
+      return claimed;
+    }
     for (const { run_id: runId, ...job } of claimed) {
       const controller = new AbortController();
       const entry: InFlight = { job, runId, controller, done: Promise.resolve() };
@@ -243,8 +253,7 @@ export class Worker {
     const log = this.log.child({ job_id: job.id, type: job.type, entity_id: job.entity_id, correlation_id: job.correlation_id, trace_id: job.trace_id });
     let outcome = 'error';
     try {
-      if (job.lane === 'decision') outcome = await this.processDecision(job, runId, log);
-      else {
+      {
         if (!this.timeouts.has(job.type)) await this.register();
         this.completer ??= new Completer(this.o.pool, this.log);
         const handlerDone = () => {
@@ -266,43 +275,67 @@ export class Worker {
     this.o.onJobDone?.(job, outcome);
   }
 
-  private async processDecision(job: ClaimedJob, runId: number, log: Logger): Promise<string> {
-    const attempt = async () => {
-      const client = await this.o.pool.connect();
-      try {
-        return await decide(client, job, runId, this.id, this.o.pipeline);
-      } finally {
-        client.release();
-      }
-    };
+  /** Decides a claimed batch in one transaction, then accounts for each run. */
+  private async processDecisions(batch: DecisionJob[]): Promise<void> {
+    let outcomes: Map<number, BatchOutcome>;
     try {
-      const res = await withReconnect(attempt, log, { stopped: () => false });
-      if (!res.ok) {
-        this.stats.fenced++;
-        log.warn('decision refused: the run was taken away');
-        return 'fenced';
+      outcomes = await withReconnect(
+        async () => {
+          const client = await this.o.pool.connect();
+          try {
+            return await decideBatch(client, batch, this.id, this.o.pipeline);
+          } finally {
+            client.release();
+          }
+        },
+        this.log,
+        { stopped: () => false },
+      );
+    } catch (e) {
+      this.stats.errors += batch.length;
+      this.log.error('decision batch failed; its runs will be rescued after their TTL', { runs: batch.length, error: coerceError(e).message });
+      for (const b of batch) this.o.onJobDone?.(b.job, 'error');
+      return;
+    }
+    for (const { job, runId } of batch) {
+      const log = this.log.child({ job_id: job.id, type: job.type, entity_id: job.entity_id, correlation_id: job.correlation_id, trace_id: job.trace_id });
+      let outcome = 'error';
+      try {
+        outcome = await this.accountDecision(job, runId, outcomes.get(runId), log);
+      } catch (e) {
+        this.stats.errors++;
+        log.error('job processing error; the run will be rescued after its TTL', { error: coerceError(e).message });
       }
+      this.o.onJobDone?.(job, outcome);
+    }
+  }
+
+  private async accountDecision(job: ClaimedJob, runId: number, o: BatchOutcome | undefined, log: Logger): Promise<string> {
+    if (!o || o.result === 'fenced') {
+      this.stats.fenced++;
+      log.warn('decision refused: the run was taken away (or lost with its claim in a server crash; the job runs again)');
+      return 'fenced';
+    }
+    if (o.result === 'succeeded') {
       this.stats.decisions++;
       this.stats.succeeded++;
-      this.stats.jobs_required += res.required.length;
-      log.debug('decided', { required: res.required.join(',') || '-', done: res.done });
+      this.stats.jobs_required += o.required.length;
+      log.debug('decided', { required: o.required.join(',') || '-', done: o.done });
       await this.project(job, log);
       return 'succeeded';
-    } catch (e) {
-      if (!(e instanceof AuthorityError) && isConnectionError(e)) throw e;
-      if (isRunGone(e)) {
-        this.stats.fenced++;
-        log.warn('decision refused: the run was lost with its claim in a server crash; the job runs again');
-        return 'fenced';
-      }
-      const msg = coerceError(e).message.slice(0, 4000);
-      const r = await goneIsRefused(withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, msg, false, 'handler_error']), log));
-      const outcome = r.rows[0].ok ? (r.rows[0].outcome as string) : 'fenced';
-      if (outcome === 'dead') this.stats.dead++;
-      else if (outcome === 'retry') this.stats.retried++;
-      log.error('decision failed', { error: msg, outcome });
-      return outcome;
     }
+    let outcome: string = o.result;
+    const error = o.result === 'error' ? coerceError(o.error).message.slice(0, 4000) : (o.error ?? '');
+    if (o.result === 'error') {
+      // this decision's writes failed on their own: its run fails like a handler's
+      const r = await goneIsRefused(withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, error, false, 'handler_error']), log));
+      outcome = r.rows[0].ok ? (r.rows[0].outcome as string) : 'fenced';
+    }
+    if (outcome === 'dead') this.stats.dead++;
+    else if (outcome === 'retry') this.stats.retried++;
+    else if (outcome === 'fenced') this.stats.fenced++;
+    log.error('decision failed', { error, outcome });
+    return outcome;
   }
 
   /** Best-effort projections: run after the decision committed; a failure is logged, never retried. */

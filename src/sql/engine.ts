@@ -33,12 +33,12 @@ export const ENGINE_SQL = {
   heartbeat: `select canon.heartbeat_runs($1, $2) as id`,
   rejectDecision: `insert into canon.run_rejections (run_id, job_id, worker_id, trace_id, action, detail)
                    select r.id, r.job_id, $2, r.trace_id, 'decide', $3 from canon.job_runs r where r.id = $1`,
-  flagsFor: `select f.name, canon.flag_is_on(f.name, $1) as on from canon.flags f where f.name = any($2)`,
-  // the decider's two calls (migration 0019): the run's fence and the entity's lock; then every
-  // write of the decision ($3 = [{type, event_payload, job_payload, dedupe_key, priority}],
-  // $4 = the run's detail) and the run's completion
-  beginDecision: `select owned, job_status from canon.begin_decision($1, $2)`,
-  finishDecision: `select ok, event_positions from canon.finish_decision($1, $2, $3::jsonb, $4::jsonb)`,
+  // the decider's two calls for a batch: every run's fence and entity lock, with each
+  // entity's history and flags ($3 = the pipeline's declared flag names); then every write
+  // ($2 = [{run_id, required: [{type, event_payload, job_payload, dedupe_key, priority}],
+  // detail}] or [{run_id, error}]) and every run's end
+  beginDecisions: `select run_id, owned, job_status, entity_id, events, flags from canon.begin_decisions($1, $2, $3)`,
+  finishDecisions: `select run_id, ok, outcome from canon.finish_decisions($1, $2::jsonb)`,
   complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
   // many completions in one transaction: $1 = [{run_id, worker_id, result, event_kind}] (migration 0008)
   completeMany: `select run_id, ok, event_position from canon.complete_runs($1::jsonb)`,
