@@ -11,6 +11,7 @@ import type { Action } from './commands/types.js';
 /** Wraps a command body: builds its context, maps errors, always closes the database. */
 export function runner(state: { code: number }) {
   return (fn: Action) =>
+    // biome-ignore lint/suspicious/noExplicitAny: commander passes each command's own arguments, typed by its body
     async (...args: any[]) => {
       const cmd = args[args.length - 1] as Command;
       const ctx = new Ctx(cmd.optsWithGlobals() as GlobalOptions);
@@ -30,7 +31,7 @@ export function reportError(e: unknown, debug: boolean): number {
   const url = process.env.DATABASE_URL;
   if (err instanceof CanonError) {
     process.stderr.write(`canon: ${redact(err.message, url)}\n`);
-    if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
+    if (debug && err.stack) process.stderr.write(`${redact(err.stack, url)}\n`);
     return err.exitCode;
   }
   if (pgCode(e) === PG.INSUFFICIENT_PRIVILEGE) {
@@ -39,7 +40,7 @@ export function reportError(e: unknown, debug: boolean): number {
     return EXIT.FAILURE;
   }
   process.stderr.write(`canon: unexpected error: ${redact(err.message, url).split('\n')[0]} (run with --debug for details)\n`);
-  if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
+  if (debug && err.stack) process.stderr.write(`${redact(err.stack, url)}\n`);
   return EXIT.FAILURE;
 }
 

@@ -23,7 +23,10 @@ const RESULT = /^([a-z][a-z0-9_]*)\.(succeeded|failed)$/;
 /** Per type: how many times it was required, and how many of those have a result. */
 export function requirementCounts(kinds: string[]): Map<string, { required: number; results: number }> {
   const m = new Map<string, { required: number; results: number }>();
-  const get = (t: string) => m.get(t) ?? (m.set(t, { required: 0, results: 0 }), m.get(t)!);
+  const get = (t: string) => {
+    if (!m.has(t)) m.set(t, { required: 0, results: 0 });
+    return m.get(t)!;
+  };
   for (const k of kinds) {
     const r = requiredType(k);
     if (r) get(r).required++;

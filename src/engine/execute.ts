@@ -123,7 +123,7 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   const precondition = err instanceof PreconditionError || err.name === 'PreconditionError';
   const permanent = precondition || err instanceof PermanentError || err.name === 'PermanentError' || (err as { permanent?: unknown }).permanent === true;
   const reason = precondition ? 'precondition_failed' : err instanceof AbortError && err.cause_ === 'timeout' ? 'timeout' : 'handler_error';
-  const msg = `${err.name === 'Error' ? '' : err.name + ': '}${err.message}`.slice(0, 4000);
+  const msg = `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`.slice(0, 4000);
   const r = await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log));
   const row = r.rows[0];
   if (!row.ok) {
@@ -201,7 +201,10 @@ export class Completer {
         } catch (e) {
           out = batch.map(() => coerceError(e));
         }
-        batch.forEach((b, i) => (out[i] instanceof Error ? b.reject(out[i]) : b.resolve(out[i] as Done)));
+        for (const [i, b] of batch.entries()) {
+          if (out[i] instanceof Error) b.reject(out[i]);
+          else b.resolve(out[i] as Done);
+        }
       }
     } finally {
       this.flushing = false;
@@ -212,7 +215,7 @@ export class Completer {
   private async write(batch: Completion[]): Promise<(Done | Error)[]> {
     if (batch.length > 1) {
       // the results are JSON text already (serialiseResult): spliced in, not parsed again
-      const json = '[' + batch.map((c) => `{"run_id":${c.run_id},"worker_id":${JSON.stringify(c.worker_id)},"event_kind":${JSON.stringify(c.event_kind)},"result":${c.result}}`).join(',') + ']';
+      const json = `[${batch.map((c) => `{"run_id":${c.run_id},"worker_id":${JSON.stringify(c.worker_id)},"event_kind":${JSON.stringify(c.event_kind)},"result":${c.result}}`).join(',')}]`;
       try {
         const rows = (await withReconnect(() => this.pool.query({ name: 'canon_complete_runs', text: ENGINE_SQL.completeMany, values: [json] }), this.log)).rows;
         const byRun = new Map(rows.map((r) => [Number(r.run_id), r]));

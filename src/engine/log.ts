@@ -17,13 +17,13 @@ export function createLogger(opts: { format?: LogFormat; level?: LogLevel; out?:
     if (RANK[level] < min) return;
     const all = { ...base, ...fields };
     if (format === 'json') {
-      out.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...all }) + '\n');
+      out.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...all })}\n`);
     } else {
       const kv = Object.entries(all)
         .filter(([, v]) => v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
-      out.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg}${kv ? '  ' + kv : ''}\n`);
+      out.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg}${kv ? `  ${kv}` : ''}\n`);
     }
   };
   return {
