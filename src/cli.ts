@@ -35,7 +35,7 @@ export function reportError(e: unknown, debug: boolean): number {
     return err.exitCode;
   }
   if (pgCode(e) === PG.INSUFFICIENT_PRIVILEGE) {
-    // a least-privilege role (0010) ran a command beyond its grants: say so, not "unexpected"
+    // a least-privilege role (migrations/0006_privileges.sql) ran a command beyond its grants: say so, not "unexpected"
     process.stderr.write(`canon: ${redact(err.message, url).split('\n')[0]}: this database user lacks the privilege; run it as a member of the role it needs (canon_operator for steering and retries, the owner for migrations)\n`);
     return EXIT.FAILURE;
   }

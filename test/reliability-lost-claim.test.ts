@@ -1,4 +1,4 @@
-// A claim commits without waiting for its WAL flush (migration 0023). This file loses one for
+// A claim commits without waiting for its WAL flush (docs/decisions/0001). This file loses one for
 // real, on a Postgres of its own: the WAL writer is frozen so nothing flushes the claim, then
 // killed, which makes the server crash and recover from what is on disk. The claim and the
 // sequence record behind its run id are gone; the job is queued again. What must hold: the

@@ -86,7 +86,7 @@ function release(m: Model, runId: number): void {
   for (const [w, runs] of m.held) m.held.set(w, runs.filter((x) => x !== runId));
 }
 
-/** Back to the queue after a failure or a rescue; a decision with a newer one queued is superseded (0012). */
+/** Back to the queue after a failure or a rescue; a decision with a newer one queued is superseded (docs/decisions/0013). */
 function requeue(m: Model, j: MJob): void {
   j.run = undefined;
   j.stale = false;

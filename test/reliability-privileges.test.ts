@@ -1,4 +1,4 @@
-// Least privilege (migration 0010) on a real Postgres: the full matrix role × table ×
+// Least privilege (migrations/0006_privileges.sql) on a real Postgres: the full matrix role × table ×
 // SELECT/INSERT/UPDATE/DELETE/TRUNCATE, tried for real as login users of each role; the
 // commands each role runs work when connected as that role and nothing else does; the owner,
 // who alone can change the ledger, is caught by `canon audit verify`; and `canon contracts
@@ -102,7 +102,7 @@ async function catalogPrivilege(user: string, table: string, priv: Priv, columns
 }
 
 describe('the privilege matrix', () => {
-  it('role × table × SELECT/INSERT/UPDATE/DELETE/TRUNCATE is what 0010 grants, tried for real, and only the owner can change the ledger', async () => {
+  it('role × table × SELECT/INSERT/UPDATE/DELETE/TRUNCATE is what 0006_privileges.sql grants, tried for real, and only the owner can change the ledger', async () => {
     const tables = (
       await db.pool.query(
         `select c.relnamespace::regnamespace::text || '.' || c.relname as name, c.relkind = 'v' as view,

@@ -41,7 +41,7 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
   try {
     // the run's fence and, when it is ours, the entity's row: decisions about one entity are
     // serialised on it, so two deciders never both see "protect not yet required" and both
-    // require it (canon.begin_decision, migration 0019)
+    // require it (canon.begin_decision)
     const lock = (await client.query({ name: 'canon_begin_decision', text: ENGINE_SQL.beginDecision, values: [runId, workerId] })).rows[0];
     if (!lock.owned) {
       await client.query('rollback');

@@ -212,7 +212,7 @@ export class Worker {
 
   private async claim(lane: Lane, n: number): Promise<ClaimedJob[]> {
     // One round trip for the claim and its run ids (prepared: the same text every time). An
-    // execution batch comes with its entities' histories (migration 0021), so handlers start
+    // execution batch comes with its entities' histories (canon.claim_runs_with_history), so handlers start
     // without a query each; the decider reads its history itself, under the entity's lock.
     const histories = new Map<string, LedgerEvent[]>();
     let claimed: (ClaimedJob & { run_id: number })[];
