@@ -13,9 +13,17 @@ const importDist = (p) => import(dist(p));
 
 pg.types.setTypeParser(20, (v) => Number(v));
 
-/** The server: DATABASE_URL's when set (its database is left alone, siblings are created), else canon's embedded one. */
+// Set by `--server debian|URL` (bench/server.mjs); without it the server is found as below.
+let serverBase;
+
+/** Points every section at another server (a URL of any database on it). */
+export function pointAtServer(url) {
+  serverBase = url;
+}
+
+/** The server: the one `pointAtServer` named, else DATABASE_URL's when set (its database is left alone, siblings are created), else canon's embedded one. */
 export async function serverUrl(database) {
-  let base = process.env.DATABASE_URL;
+  let base = serverBase ?? process.env.DATABASE_URL;
   if (!base) {
     const { startEmbedded, embeddedUrl } = await importDist('src/db/embedded.js');
     base = embeddedUrl(await startEmbedded(), 'postgres');
@@ -72,12 +80,17 @@ export async function migrateDb(url) {
 }
 
 /** A fresh, migrated database with the benchmark's noop pipeline synced, and a pool on it. */
-export async function noopPipelineDb(label, poolMax) {
+export function noopPipelineDb(label, poolMax) {
+  return pipelineDb(label, poolMax, 'noop-pipeline.mjs');
+}
+
+/** A fresh, migrated database with one of bench/'s pipeline modules synced, and a pool on it. */
+export async function pipelineDb(label, poolMax, file) {
   const db = await freshDb(label);
   await migrateDb(db.url);
   const { loadPipeline } = await importDist('src/pipeline/load.js');
   const { syncPipeline } = await importDist('src/pipeline/sync.js');
-  const { pipeline } = await loadPipeline(path.join(root, 'bench', 'noop-pipeline.mjs'));
+  const { pipeline } = await loadPipeline(path.join(root, 'bench', file));
   const pool = new pg.Pool({ connectionString: db.url, max: poolMax });
   pool.on('error', () => {});
   await syncPipeline(pool, pipeline);
@@ -94,7 +107,13 @@ export const median = (xs) => percentile(xs, 50);
 export const round = (x, d = 2) => (x === null || x === undefined ? null : Math.round(x * 10 ** d) / 10 ** d);
 
 export function stats(ms) {
-  return { n: ms.length, p50: round(percentile(ms, 50)), p95: round(percentile(ms, 95)), p99: round(percentile(ms, 99)), max: round(Math.max(...ms)) };
+  return {
+    n: ms.length,
+    p50: round(percentile(ms, 50)),
+    p95: round(percentile(ms, 95)),
+    p99: round(percentile(ms, 99)),
+    max: round(Math.max(...ms)),
+  };
 }
 
 /** Times `fn` n times (after `warmup` untimed calls), in milliseconds. */
@@ -113,9 +132,19 @@ export async function timeCalls(n, fn, warmup = 2) {
 export function runCanon(args, env = {}) {
   return new Promise((resolve) => {
     const t = performance.now();
-    execFile('node', [canonBin, ...args], { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ ms: performance.now() - t, code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      'node',
+      [canonBin, ...args],
+      { cwd: root, env: { ...process.env, NO_COLOR: '1', ...env }, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({
+          ms: performance.now() - t,
+          code: err ? (typeof err.code === 'number' ? err.code : 1) : 0,
+          stdout: String(stdout),
+          stderr: String(stderr),
+        });
+      },
+    );
   });
 }
 

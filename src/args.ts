@@ -53,7 +53,7 @@ export function checkKind(kind: string): string {
 
 export function printable(s: string, max = 60): string {
   const clean = s.replace(/[\u0000-\u001f\u007f]/g, '?');
-  return clean.length > max ? clean.slice(0, max) + '…' : clean;
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }
 
 function depth(v: unknown, d = 0): number {

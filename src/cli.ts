@@ -11,6 +11,7 @@ import type { Action } from './commands/types.js';
 /** Wraps a command body: builds its context, maps errors, always closes the database. */
 export function runner(state: { code: number }) {
   return (fn: Action) =>
+    // biome-ignore lint/suspicious/noExplicitAny: commander passes each command's own arguments, typed by its body
     async (...args: any[]) => {
       const cmd = args[args.length - 1] as Command;
       const ctx = new Ctx(cmd.optsWithGlobals() as GlobalOptions);
@@ -30,16 +31,16 @@ export function reportError(e: unknown, debug: boolean): number {
   const url = process.env.DATABASE_URL;
   if (err instanceof CanonError) {
     process.stderr.write(`canon: ${redact(err.message, url)}\n`);
-    if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
+    if (debug && err.stack) process.stderr.write(`${redact(err.stack, url)}\n`);
     return err.exitCode;
   }
   if (pgCode(e) === PG.INSUFFICIENT_PRIVILEGE) {
-    // a least-privilege role (0010) ran a command beyond its grants: say so, not "unexpected"
+    // a least-privilege role (migrations/0006_privileges.sql) ran a command beyond its grants: say so, not "unexpected"
     process.stderr.write(`canon: ${redact(err.message, url).split('\n')[0]}: this database user lacks the privilege; run it as a member of the role it needs (canon_operator for steering and retries, the owner for migrations)\n`);
     return EXIT.FAILURE;
   }
   process.stderr.write(`canon: unexpected error: ${redact(err.message, url).split('\n')[0]} (run with --debug for details)\n`);
-  if (debug && err.stack) process.stderr.write(redact(err.stack, url) + '\n');
+  if (debug && err.stack) process.stderr.write(`${redact(err.stack, url)}\n`);
   return EXIT.FAILURE;
 }
 

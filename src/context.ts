@@ -58,15 +58,15 @@ export class Ctx {
 
   /** Data: JSON with --json, otherwise the human rendering. Always to stdout. */
   print<T>(data: T, human: (d: T) => string): void {
-    if (this.json) this.stdout.write(JSON.stringify(data, null, 2) + '\n');
+    if (this.json) this.stdout.write(`${JSON.stringify(data, null, 2)}\n`);
     else {
       const text = human(data);
-      if (text) this.stdout.write(text.endsWith('\n') ? text : text + '\n');
+      if (text) this.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
     }
   }
 
   /** Messages for people (progress, hints) go to stderr so stdout stays machine-readable. */
   info(msg: string): void {
-    this.stderr.write(msg + '\n');
+    this.stderr.write(`${msg}\n`);
   }
 }

@@ -72,7 +72,7 @@ export function pgCode(err: unknown): string | undefined {
 
 /**
  * The run a worker holds no longer exists: its claim committed without waiting for the disk
- * (migration 0023) and a server crash lost it. Run ids are never reissued, so this is the
+ * (docs/decisions/0001-asynchronous-claims-and-the-run-id-guard.md) and a server crash lost it. Run ids are never reissued, so this is the
  * run being taken away, like a rescue: nothing to record, the job runs again.
  */
 export function isRunGone(err: unknown): boolean {

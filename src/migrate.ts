@@ -92,22 +92,47 @@ export function readDefinitionFiles(dir = path.join(migrationsDir, 'repeatable')
   const byName = new Map<string, DefinitionFile>();
   for (const file of files) {
     const m = /^([a-z0-9_]+)\.sql$/.exec(file);
-    if (!m) throw new CanonError(`definitions file repeatable/${file} is not named name.sql (lower case)`, EXIT.FAILURE);
+    if (!m)
+      throw new CanonError(`definitions file repeatable/${file} is not named name.sql (lower case)`, EXIT.FAILURE);
     const sql = fs.readFileSync(path.join(dir, file), 'utf8');
     const h = DEFINITION_HEADER.exec(firstLine(sql));
-    if (!h) throw new CanonError(`definitions file repeatable/${file} lacks the header line ${HEADER_HELP.definition}`, EXIT.FAILURE);
-    const requires = h[2] === 'none' ? [] : h[2].split(',').map((s) => s.trim()).filter(Boolean);
-    byName.set(m[1], { name: m[1], file: `repeatable/${file}`, cls: h[1] as MigrationClass, requires, sql, checksum: sha256(sql) });
+    if (!h)
+      throw new CanonError(
+        `definitions file repeatable/${file} lacks the header line ${HEADER_HELP.definition}`,
+        EXIT.FAILURE,
+      );
+    const requires =
+      h[2] === 'none'
+        ? []
+        : h[2]
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean);
+    byName.set(m[1], {
+      name: m[1],
+      file: `repeatable/${file}`,
+      cls: h[1] as MigrationClass,
+      requires,
+      sql,
+      checksum: sha256(sql),
+    });
   }
   // Depth-first topological order; ties keep alphabetical order so the result is stable.
   const ordered: DefinitionFile[] = [];
   const state = new Map<string, 'visiting' | 'done'>();
   const visit = (name: string, from: string[]) => {
     const d = byName.get(name);
-    if (!d) throw new CanonError(`definitions file ${from.at(-1)}.sql requires "${name}", which is not in migrations/repeatable/`, EXIT.FAILURE);
+    if (!d)
+      throw new CanonError(
+        `definitions file ${from.at(-1)}.sql requires "${name}", which is not in migrations/repeatable/`,
+        EXIT.FAILURE,
+      );
     if (state.get(name) === 'done') return;
     if (state.get(name) === 'visiting') {
-      throw new CanonError(`definitions files require each other in a circle: ${[...from, name].join(' → ')}`, EXIT.FAILURE);
+      throw new CanonError(
+        `definitions files require each other in a circle: ${[...from, name].join(' → ')}`,
+        EXIT.FAILURE,
+      );
     }
     state.set(name, 'visiting');
     for (const r of d.requires) visit(r, [...from, name]);
@@ -160,13 +185,25 @@ export async function migrationStatus(client: pg.ClientBase, files = readMigrati
     const id = Number(key);
     if (!files.some((f) => f.id === id)) {
       const file = `${String(id).padStart(4, '0')}_${a.name}.sql`;
-      out.push({ id, name: a.name, file, cls: a.cls as MigrationClass, checksum: '', state: 'missing', appliedAt: a.applied_at, appliedChecksum: a.checksum });
+      out.push({
+        id,
+        name: a.name,
+        file,
+        cls: a.cls as MigrationClass,
+        checksum: '',
+        state: 'missing',
+        appliedAt: a.applied_at,
+        appliedChecksum: a.checksum,
+      });
     }
   }
   return out.sort((a, b) => a.id - b.id);
 }
 
-export async function definitionStatus(client: pg.ClientBase, files = readDefinitionFiles()): Promise<DefinitionState[]> {
+export async function definitionStatus(
+  client: pg.ClientBase,
+  files = readDefinitionFiles(),
+): Promise<DefinitionState[]> {
   const done = await appliedRows(client, MIGRATIONS_SQL.listDefinitions);
   const out: DefinitionState[] = files.map(({ sql: _sql, ...f }) => {
     const a = done.get(f.name);
@@ -176,7 +213,16 @@ export async function definitionStatus(client: pg.ClientBase, files = readDefini
   });
   for (const [name, a] of done) {
     if (!files.some((f) => f.name === name)) {
-      out.push({ name, file: `repeatable/${name}.sql`, cls: a.cls as MigrationClass, requires: [], checksum: '', state: 'missing', appliedAt: a.applied_at, appliedChecksum: a.checksum });
+      out.push({
+        name,
+        file: `repeatable/${name}.sql`,
+        cls: a.cls as MigrationClass,
+        requires: [],
+        checksum: '',
+        state: 'missing',
+        appliedAt: a.applied_at,
+        appliedChecksum: a.checksum,
+      });
     }
   }
   return out;
@@ -202,7 +248,10 @@ export function assertUnchanged(states: MigrationState[], definitions: Definitio
   }
   const missing = states.find((s) => s.state === 'missing') ?? definitions.find((d) => d.state === 'missing');
   if (missing) {
-    throw new CanonError(`${missing.file} is applied in the database but missing here: this canon is older than the database; run a canon at least as new`, EXIT.FAILURE);
+    throw new CanonError(
+      `${missing.file} is applied in the database but missing here: this canon is older than the database; run a canon at least as new`,
+      EXIT.FAILURE,
+    );
   }
   const highest = Math.max(0, ...states.filter((s) => s.state === 'applied').map((s) => s.id));
   const skipped = states.find((s) => s.state === 'pending' && s.id < highest);
@@ -241,7 +290,11 @@ async function inTransaction(client: pg.ClientBase, file: string, work: () => Pr
  * Applies pending numbered migrations, then every definitions file that is new or changed.
  * Concurrent callers serialise on an advisory lock; the second finds nothing to do.
  */
-export async function migrate(client: pg.ClientBase, progress: MigrateProgress = {}, dir = migrationsDir): Promise<MigrateResult> {
+export async function migrate(
+  client: pg.ClientBase,
+  progress: MigrateProgress = {},
+  dir = migrationsDir,
+): Promise<MigrateResult> {
   const files = readMigrationFiles(dir);
   const defs = readDefinitionFiles(path.join(dir, 'repeatable'));
   await client.query(MIGRATIONS_SQL.lock);
@@ -291,6 +344,9 @@ export async function assertMigrated(client: pg.ClientBase): Promise<void> {
   assertUnchanged(states, defs);
   const pending = [...states.filter((s) => s.state === 'pending'), ...defs.filter((d) => d.state !== 'applied')];
   if (pending.length) {
-    throw new CanonError(`the database is missing ${pending.length} canon migration(s) (first: ${pending[0].file}): run \`canon migrate\``, EXIT.DATABASE);
+    throw new CanonError(
+      `the database is missing ${pending.length} canon migration(s) (first: ${pending[0].file}): run \`canon migrate\``,
+      EXIT.DATABASE,
+    );
   }
 }

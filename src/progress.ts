@@ -26,8 +26,8 @@ export class Progress {
     const frac = this.total > 0 ? Math.min(1, done / this.total) : 1;
     const width = 24;
     const bar = '█'.repeat(Math.round(frac * width)).padEnd(width, '░');
-    const line = `${this.label} ${bar} ${done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} ${this.unit} ${(frac * 100).toFixed(0)}%  ${rate.toFixed(rate < 10 ? 1 : 0)}/s  ETA ${fmtSecs(eta)}${extra ? '  ' + extra : ''}`;
-    this.out.write(this.tty ? `\r\x1b[2K${line}` : line + '\n');
+    const line = `${this.label} ${bar} ${done.toLocaleString('en-US')}/${this.total.toLocaleString('en-US')} ${this.unit} ${(frac * 100).toFixed(0)}%  ${rate.toFixed(rate < 10 ? 1 : 0)}/s  ETA ${fmtSecs(eta)}${extra ? `  ${extra}` : ''}`;
+    this.out.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
   }
 
   finish(): void {

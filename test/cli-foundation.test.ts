@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrationStatus, readMigrationFiles } from '../src/migrate.js';
 import { migrationsDir } from '../src/paths.js';
@@ -98,7 +97,7 @@ describe('events append', () => {
     [['events', 'append', 'cli-doc', 'document.x', '--payload', `@${badUtf8}`], 2, /not valid UTF-8/],
     [['events', 'append', 'cli-doc', 'document.x', '--payload', '{"a":"\\u0000"}'], 2, /NUL character/],
     [['events', 'append', 'cli-doc', 'document.x', '--payload', '@/no/such/file.json'], 2, /cannot read \/no\/such\/file.json/],
-    [['events', 'append', 'cli-doc', 'document.x', '--payload', JSON.stringify(JSON.parse('{"a":'.repeat(100) + '1' + '}'.repeat(100)))], 2, /nested deeper than 64/],
+    [['events', 'append', 'cli-doc', 'document.x', '--payload', JSON.stringify(JSON.parse(`${'{"a":'.repeat(100)}1${'}'.repeat(100)}`))], 2, /nested deeper than 64/],
     [['events', 'append', 'bad id', 'document.x'], 2, /entity id "bad id" is invalid/],
     [['events', 'append', 'cli-doc', "kind'; drop table x;--"], 2, /event kind .* is invalid/],
     [['events', 'append', 'cli-doc', 'document.x', '--expected-seq', 'abc'], 2, /--expected-seq must be a whole number/],
@@ -216,12 +215,12 @@ describe('help', () => {
   it('every command and subcommand has an Examples section', async () => {
     const top = await canon(['--help']);
     expect(top.exitCode).toBe(0);
-    const names = [...top.stdout.matchAll(/^  ([a-z][\w:-]*)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
+    const names = [...top.stdout.matchAll(/^ {2}([a-z][\w:-]*)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
     expect(names.length).toBeGreaterThan(5);
     for (const name of names) {
       const h = await canon([name, '--help']);
       expect(h.stdout, name).toContain('Examples:');
-      const subs = [...h.stdout.matchAll(/^Commands:\n([\s\S]*?)(?:\n\n|$)/gm)].flatMap((m) => [...m[1].matchAll(/^  ([a-z][\w:-]*)/gm)].map((x) => x[1])).filter((n) => n !== 'help');
+      const subs = [...h.stdout.matchAll(/^Commands:\n([\s\S]*?)(?:\n\n|$)/gm)].flatMap((m) => [...m[1].matchAll(/^ {2}([a-z][\w:-]*)/gm)].map((x) => x[1])).filter((n) => n !== 'help');
       for (const sub of subs) {
         const hs = await canon([name, sub, '--help']);
         expect(hs.stdout, `${name} ${sub}`).toContain('Examples:');

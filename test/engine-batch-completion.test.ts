@@ -1,4 +1,4 @@
-// canon.complete_runs (migration 0015) ends a batch of runs in set-based statements, and the
+// canon.complete_runs ends a batch of runs in set-based statements, and the
 // core trigger queues decisions once per INSERT. These tests hold it to what the per-run
 // canon.complete_run guarantees: the fence, one result event per run chained in order (also
 // for two runs of one entity in the same batch), one queued decision per entity, the status
@@ -128,7 +128,7 @@ describe('canon.claim_runs_with_history', () => {
     expect(rows.find((r) => r.entity_id === 'ch-2').events).toEqual([]);
   });
 
-  it('commits the claim without waiting for its flush (0023, 0024), and only the claim', async () => {
+  it('commits the claim without waiting for its flush, and only the claim', async () => {
     await db.pool.query(`select canon.enqueue_job('noop', 'ch-3')`);
     const c = await db.pool.connect();
     try {

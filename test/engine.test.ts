@@ -204,7 +204,7 @@ describe('crash safety', () => {
   it('loses and doubles nothing while worker processes are SIGKILLed repeatedly', async () => {
     await db.pool.query(`update canon.job_types set timeout_seconds = 2, backoff_base_seconds = 0.1, backoff_max_seconds = 0.5 where name = 'decide'`);
     const N = 500;
-    const ids = await newDocs(db, N, 'crash');
+    await newDocs(db, N, 'crash');
     const penv = env({ FAST_TTL: '2', FAST_ATTEMPTS: '10' });
     const start = () => spawnCanon(['work', '--pipeline', FAST, '--concurrency', '8', '--log-level', 'error'], { url: db.url, env: penv });
     let workers = [start(), start(), start()];

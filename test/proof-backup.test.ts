@@ -41,7 +41,11 @@ async function emptyDb(label: string) {
 
 beforeAll(async () => {
   src = await createTestDb('proofbackup');
-  for (let i = 0; i < 6; i++) await appendEvent(src.pool, { entityId: `bk-${i}`, kind: 'document.created', payload: { content: `document ${i} ✓ "quoted" \\ back`, n: 1.50, big: 12345678901234567890 } });
+  for (let i = 0; i < 6; i++) {
+    // biome-ignore lint/correctness/noPrecisionLoss: a number past 2^53 on purpose: a backup keeps what jsonb stored
+    const big = 12345678901234567890;
+    await appendEvent(src.pool, { entityId: `bk-${i}`, kind: 'document.created', payload: { content: `document ${i} ✓ "quoted" \\ back`, n: 1.50, big } });
+  }
   await appendEvent(src.pool, { entityId: 'bk-poison', kind: 'document.created', payload: { content: 'fails #permanent' } });
   const r = await canon(['work', '--once', '--log-level', 'warn'], { url: src.url, env });
   expect(r.exitCode, r.stderr).toBe(0);
@@ -67,7 +71,7 @@ describe('export', () => {
     expect(lines[0]).toMatchObject({ seq: 1, kind: 'document.created', created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/) });
     // stdout without --hash: the lines themselves (the helper strips the last newline)
     const plain = await canon(['export'], { url: src.url });
-    expect(createHash('sha256').update(plain.stdout + '\n').digest('hex')).toBe(d1);
+    expect(createHash('sha256').update(`${plain.stdout}\n`).digest('hex')).toBe(d1);
   });
 });
 
@@ -121,7 +125,7 @@ describe('backup and restore', () => {
     expect(tampered[eventLine]).not.toBe(lines[eventLine]);
     const foreign = [JSON.stringify({ ...header, migrations: [...header.migrations, { id: 9999, name: 'future', checksum: 'x' }] }), ...lines.slice(1)];
     const cases: [string, string, number, RegExp][] = [
-      [write('truncated.backup', lines.slice(0, eventLine + 1).join('\n') + '\n'), 'truncated', 2, /truncated/],
+      [write('truncated.backup', `${lines.slice(0, eventLine + 1).join('\n')}\n`), 'truncated', 2, /truncated/],
       [write('cut.backup', fs.readFileSync(file).subarray(0, 2000), false), 'cut gzip', 2, /not a readable canon backup/],
       [write('plain.backup', raw, false), 'not gzip', 2, /not a readable canon backup/],
       [write('header.backup', '{"format":"canon.backup/1"}\n'), 'bad header', 2, /header created_at: /],

@@ -207,7 +207,7 @@ describe('status_derived', () => {
     await Promise.all([...Array.from({ length: 6 }, workerLoop), appender(), appender(), operator()]);
     // canon.fail_run puts a failed decision job back in the queue with a plain UPDATE, which the
     // one-queued-decision-per-entity index refuses when an append queued another decision in the
-    // meantime (migration 0002, reported to its owner); that refusal is not about status
+    // meantime (canon.fail_run, reported to its owner); that refusal is not about status
     expect(errors.filter((m) => !/jobs_one_queued_decision/.test(m))).toEqual([]);
     const runs = (await db.pool.query(`select count(*)::int as n from canon.job_runs where entity_id like '${prefix}-%'`)).rows[0].n;
     expect(runs).toBeGreaterThan(100);

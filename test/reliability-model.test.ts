@@ -86,7 +86,7 @@ function release(m: Model, runId: number): void {
   for (const [w, runs] of m.held) m.held.set(w, runs.filter((x) => x !== runId));
 }
 
-/** Back to the queue after a failure or a rescue; a decision with a newer one queued is superseded (0012). */
+/** Back to the queue after a failure or a rescue; a decision with a newer one queued is superseded (docs/decisions/0013). */
 function requeue(m: Model, j: MJob): void {
   j.run = undefined;
   j.stale = false;
@@ -373,7 +373,8 @@ describe('the queue against a model', () => {
         const real: Real = { c, pool: db.pool, entities };
         totals.sequences++;
         try {
-          await fc.asyncModelRun(() => ({ model, real }), [...cmds].map((x) => (totals.commands++, x)));
+          totals.commands += [...cmds].length;
+          await fc.asyncModelRun(() => ({ model, real }), [...cmds]);
           await compare(model, real);
         } finally {
           // leave nothing queued or running: the next sequence's claims must see only its own jobs

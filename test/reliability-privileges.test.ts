@@ -1,4 +1,4 @@
-// Least privilege (migration 0010) on a real Postgres: the full matrix role × table ×
+// Least privilege (migrations/0006_privileges.sql) on a real Postgres: the full matrix role × table ×
 // SELECT/INSERT/UPDATE/DELETE/TRUNCATE, tried for real as login users of each role; the
 // commands each role runs work when connected as that role and nothing else does; the owner,
 // who alone can change the ledger, is caught by `canon audit verify`; and `canon contracts
@@ -102,7 +102,7 @@ async function catalogPrivilege(user: string, table: string, priv: Priv, columns
 }
 
 describe('the privilege matrix', () => {
-  it('role × table × SELECT/INSERT/UPDATE/DELETE/TRUNCATE is what 0010 grants, tried for real, and only the owner can change the ledger', async () => {
+  it('role × table × SELECT/INSERT/UPDATE/DELETE/TRUNCATE is what 0006_privileges.sql grants, tried for real, and only the owner can change the ledger', async () => {
     const tables = (
       await db.pool.query(
         `select c.relnamespace::regnamespace::text || '.' || c.relname as name, c.relkind = 'v' as view,
@@ -144,7 +144,8 @@ describe('the privilege matrix', () => {
               actual = (await attempt(c, sql)) ? 'all' : 'denied';
             }
             const want = expected(role, t.name, priv, t.columns);
-            (matrix[`${role} ${t.name}`] ??= {})[priv] = actual;
+            matrix[`${role} ${t.name}`] ??= {};
+            matrix[`${role} ${t.name}`][priv] = actual;
             if (actual !== want) mismatches.push(`${role} ${priv} ${t.name}: ${actual}, expected ${want}`);
           }
         }
@@ -240,7 +241,7 @@ describe('each role runs its commands, and only those', () => {
       ['gateway', 'mode', 'strict'],
       ['gateway', 'mode', 'compat'],
     ].map((a) => [...a, '--json']);
-    (await asMany('canon_operator', steer)).forEach((r, i) => expect(r.exitCode, `${steer[i].join(' ')}: ${r.stderr}`).toBe(0));
+    for (const [i, r] of (await asMany('canon_operator', steer)).entries()) expect(r.exitCode, `${steer[i].join(' ')}: ${r.stderr}`).toBe(0);
     // a dead job to retry and a queued one to cancel
     await appendEvent(db.pool, { entityId: 'po-dead', kind: 'document.created', payload: { content: 'x #permanent' } });
     const w = await as('canon_worker', ['work', '--once']);
@@ -299,8 +300,8 @@ describe('each role runs its commands, and only those', () => {
     ];
     const rs = await asMany('canon_reader', [...reads, ...writes]);
     // health and alerts answer 0-2 (monitoring-plugin OK/WARNING/CRITICAL); 3 would be UNKNOWN
-    reads.forEach((args, i) => expect((rs[i].exitCode === 0 || (['health', 'alerts'].includes(args[0]) && rs[i].exitCode < 3)) && !/permission denied/.test(rs[i].stdout + rs[i].stderr), `${args.join(' ')} → ${rs[i].exitCode}: ${rs[i].stdout.slice(0, 200)} ${rs[i].stderr}`).toBe(true));
-    writes.forEach((args, i) => expect(refused(rs[reads.length + i], args.join(' '))).toMatch(/permission denied/));
+    for (const [i, args] of reads.entries()) expect((rs[i].exitCode === 0 || (['health', 'alerts'].includes(args[0]) && rs[i].exitCode < 3)) && !/permission denied/.test(rs[i].stdout + rs[i].stderr), `${args.join(' ')} → ${rs[i].exitCode}: ${rs[i].stdout.slice(0, 200)} ${rs[i].stderr}`).toBe(true);
+    for (const [i, args] of writes.entries()) expect(refused(rs[reads.length + i], args.join(' '))).toMatch(/permission denied/);
   });
 
   it('a user in no canon role reaches nothing', async () => {

@@ -28,7 +28,9 @@ function preBaselineChain(): { file: string; sql: string }[] {
   try {
     git('cat-file', '-e', `${PRE_BASELINE}^{commit}`);
   } catch {
-    throw new Error(`commit ${PRE_BASELINE} is not in this clone: the catalog comparison needs the repository's history (git fetch --unshallow)`);
+    throw new Error(
+      `commit ${PRE_BASELINE} is not in this clone: the catalog comparison needs the repository's history (git fetch --unshallow)`,
+    );
   }
   const files = git('ls-tree', '--name-only', `${PRE_BASELINE}`, 'migrations/')
     .split('\n')

@@ -61,7 +61,11 @@ describe('definitions files', () => {
       const res = await migrate(c, {}, dir);
       expect(res.applied).toEqual([]);
       expect(res.definitions.map((d) => d.name)).toEqual(['gateway']);
-      const t = (await c.query(`select tgenabled from pg_trigger where tgrelid = 'canon.events'::regclass and tgname = 'canon_core_trigger'`)).rows[0];
+      const t = (
+        await c.query(
+          `select tgenabled from pg_trigger where tgrelid = 'canon.events'::regclass and tgname = 'canon_core_trigger'`,
+        )
+      ).rows[0];
       expect(t.tgenabled).toBe('D');
       // the triggers canon enables ALWAYS are still so
       const always = (await c.query(`select tgenabled from pg_trigger where tgname = 'canon_events_attempt'`)).rows[0];
@@ -82,11 +86,19 @@ describe('numbered migrations', () => {
       await migrate(c, {}, dir);
       const last = readMigrationFiles(dir).at(-1)!.id;
       const n = (k: number) => String(last + k).padStart(4, '0');
-      fs.writeFileSync(path.join(dir, `${n(2)}_later.sql`), '-- canon migration | class: core\ncreate table canon.t_later (id int);\n');
+      fs.writeFileSync(
+        path.join(dir, `${n(2)}_later.sql`),
+        '-- canon migration | class: core\ncreate table canon.t_later (id int);\n',
+      );
       await migrate(c, {}, dir);
-      fs.writeFileSync(path.join(dir, `${n(1)}_late.sql`), '-- canon migration | class: core\ncreate table canon.t_late (id int);\n');
+      fs.writeFileSync(
+        path.join(dir, `${n(1)}_late.sql`),
+        '-- canon migration | class: core\ncreate table canon.t_late (id int);\n',
+      );
       const err = migrate(c, {}, dir);
-      await expect(err).rejects.toThrow(new RegExp(`migration ${n(1)}_late\\.sql is not applied, but ${n(2)}_later\\.sql, a later one, is`));
+      await expect(err).rejects.toThrow(
+        new RegExp(`migration ${n(1)}_late\\.sql is not applied, but ${n(2)}_later\\.sql, a later one, is`),
+      );
       expect((await c.query(`select to_regclass('canon.t_late') as t`)).rows[0].t).toBeNull();
       const st = await migrationStatus(c, readMigrationFiles(dir));
       expect(st.find((s) => s.id === last + 1)!.state).toBe('pending');
@@ -114,7 +126,9 @@ describe('canon migrate status', () => {
     expect(st.exitCode).toBe(0);
     const rows = JSON.parse(st.stdout) as { kind: string; file: string; state: string }[];
     expect(rows.filter((r) => r.kind === 'numbered').length).toBe(readMigrationFiles().length);
-    expect(rows.filter((r) => r.kind === 'definitions').map((r) => r.file)).toEqual(readDefinitionFiles().map((d) => d.file));
+    expect(rows.filter((r) => r.kind === 'definitions').map((r) => r.file)).toEqual(
+      readDefinitionFiles().map((d) => d.file),
+    );
     expect(rows.every((r) => r.state === 'applied')).toBe(true);
     const text = await canon(['migrate', 'status'], { url: db.url });
     expect(text.stdout).toMatch(/0001_ledger\.sql\s+core\s+applied/);
@@ -142,7 +156,8 @@ describe('a database migrated by the pre-release chain', () => {
     expect(h.exitCode).toBe(3);
     expect(h.stdout.trim().split('\n')).toHaveLength(1);
     expect(h.stdout).toMatch(says);
-    const tables = (await db.pool.query(`select count(*)::int as n from pg_tables where schemaname = 'canon'`)).rows[0].n;
+    const tables = (await db.pool.query(`select count(*)::int as n from pg_tables where schemaname = 'canon'`)).rows[0]
+      .n;
     expect(tables).toBe(1);
   });
 });

@@ -30,7 +30,7 @@ it.each(queries)('%s reads canon tables through indexes only', async (_name, sql
   const c = await db.pool.connect();
   try {
     await c.query('set enable_seqscan = off');
-    const plan = (await c.query('explain ' + sql, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
+    const plan = (await c.query(`explain ${sql}`, params)).rows.map((r) => r['QUERY PLAN']).join('\n');
     expect(plan).not.toMatch(/Seq Scan on (events|jobs|job_runs|job_actions|workers|entity_status)\b/);
   } finally {
     c.release();

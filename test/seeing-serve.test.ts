@@ -25,7 +25,11 @@ async function serve(url: string, args: string[] = [], extraEnv: Record<string, 
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
   const base = await waitFor(async () => /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1], { what: `serve to listen (stderr: ${err})`, timeout: 20_000 });
-  return { url: base, proc, stop: async () => (proc.kill('SIGTERM'), (await proc).exitCode ?? -1) };
+  const stop = async () => {
+    proc.kill('SIGTERM');
+    return (await proc).exitCode ?? -1;
+  };
+  return { url: base, proc, stop };
 }
 const get = async (base: string, p: string, init: RequestInit = {}) => {
   const r = await fetch(base + p, init);
@@ -58,7 +62,7 @@ describe('serve', () => {
   });
 
   it('/health/detailed needs the bearer token: none, wrong, or another length is 401; the right one gets the seed fields', async () => {
-    for (const init of [{}, bearer('wrong-token-0123456789abcdef'), bearer('x'), bearer(TOKEN + 'x'), { headers: { authorization: `Basic ${TOKEN}` } }]) {
+    for (const init of [{}, bearer('wrong-token-0123456789abcdef'), bearer('x'), bearer(`${TOKEN}x`), { headers: { authorization: `Basic ${TOKEN}` } }]) {
       const r = await get(srv.url, '/health/detailed', init);
       expect(r.status).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe('Bearer realm="canon"');
@@ -81,7 +85,7 @@ describe('serve', () => {
       ['?type=nosuch', /unknown job type "nosuch"/],
       ['?bogus=1', /unknown query parameter "bogus"/],
     ] as const) {
-      const bad = await get(srv.url, '/dead-jobs' + q, bearer(TOKEN));
+      const bad = await get(srv.url, `/dead-jobs${q}`, bearer(TOKEN));
       expect(bad.status, q).toBe(400);
       expect(bad.json().error).toMatch(msg);
     }
@@ -199,6 +203,6 @@ describe('Prometheus rules (deploy/prometheus)', () => {
 
 function writeToken(t: string): string {
   const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'canon-token-')), 'token');
-  fs.writeFileSync(f, t + '\n', { mode: 0o600 });
+  fs.writeFileSync(f, `${t}\n`, { mode: 0o600 });
   return f;
 }

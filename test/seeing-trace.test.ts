@@ -69,7 +69,7 @@ describe('trace', () => {
   });
 
   it('refuses an unknown or malformed id with one line and exit 2', async () => {
-    let r = await canon(['trace', 'nobody-' + uuid()], { url: db.url });
+    let r = await canon(['trace', `nobody-${uuid()}`], { url: db.url });
     expect(r.exitCode).toBe(2);
     expect(oneLineError(r)).toMatch(/no entity or correlation id "nobody-.*" in the ledger/);
     r = await canon(['trace', 'bad id'], { url: db.url });

@@ -156,7 +156,7 @@ describe('pausing a job type', () => {
   });
 });
 
-describe('lock order of a burial (0028)', () => {
+describe('lock order of a burial (docs/decisions/0012)', () => {
   // A completion locks its entity (the result event) before its type's breaker (the run's
   // end); a run that fails for good must take them in the same order, or a failing and a
   // succeeding run of one type on one entity can deadlock. With the entity's row held by

@@ -21,7 +21,7 @@ describe('without a terminal', () => {
       const r = await canon(['watch'], { url: db.url, env: { ...env(), ...extra } });
       expect(r.exitCode, r.stderr).toBe(0);
       expect(r.stdout).not.toMatch(/\x1b\[/);
-      expect(r.stdout).toMatch(/^canon watch ● WARNING  snapshot  workers 0/);
+      expect(r.stdout).toMatch(/^canon watch ● WARNING {2}snapshot {2}workers 0/);
       expect(r.stdout).toMatch(/^lag\s+gap\s+queued\s+running\s+stuck\s+dead 24h\s+success 1h$/m);
       expect(r.stdout).toMatch(/^\s+protect\s+exec\s+0\s+0\s+1\s/m);
       expect(r.stdout).toMatch(/protect\s+DEAD\s+#\d+\s+2\/2\s+poison-1\s+handler_error: RetryableError: poison do/);
@@ -76,7 +76,7 @@ describe('bad input and an unreachable database', () => {
     const r = await canon(['watch', '--help']);
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain('Examples:\n  $ canon watch');
-    expect(r.stdout).toMatch(/Keys:\n\s+↑\/↓  k\/j/);
+    expect(r.stdout).toMatch(/Keys:\n\s+↑\/↓ {2}k\/j/);
     expect(r.stdout).toContain('Exit codes: 0 ok');
   });
 });

@@ -5,7 +5,6 @@
 // database lost behind a TCP proxy shows "disconnected, retrying" and recovers.
 import net from 'node:net';
 import { stripVTControlCharacters as strip } from 'node:util';
-import React from 'react';
 import pg from 'pg';
 import { render } from 'ink-testing-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -147,7 +147,11 @@ export function fakeSource(opts: { big?: boolean; fail?: () => Error | undefined
     async prepare(a): Promise<Prepared> {
       prepared.push(a);
       const what = a.kind === 'retry-type' ? `retry 1 dead ${a.type} job` : a.kind === 'kill' ? `kill flag ${a.flag}` : a.kind === 'pause' ? `${a.pause ? 'pause' : 'resume'} ${a.type}` : `${a.kind} job #${a.job.id}`;
-      return { prompt: `${what}?`, run: async () => (ran.push(a), `done: ${what}`) };
+      const run = async () => {
+        ran.push(a);
+        return `done: ${what}`;
+      };
+      return { prompt: `${what}?`, run };
     },
   };
   return { source, calls, prepared, ran };

@@ -2,7 +2,6 @@
 // and where, the frame never taller than rows-1 at any size and in any view, keys, drill-down,
 // confirmed actions, --readonly, pausing, search, help, "disconnected, retrying" and recovery.
 import { stripVTControlCharacters as strip } from 'node:util';
-import React from 'react';
 import chalk from 'chalk';
 import { render, cleanup } from 'ink-testing-library';
 import { afterEach, describe, expect, it } from 'vitest';

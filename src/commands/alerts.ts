@@ -18,7 +18,7 @@ export const register: Register = (program, run) => {
     .allowExcessArguments()
     .addHelpText(
       'after',
-      examples('canon alerts', 'canon alerts --firing --json', 'canon alerts --threshold queued_max=1000 --threshold dead_max=5', '*/2 * * * * canon alerts --firing || notify-oncall') + '\n' + PLUGIN_HELP,
+      `${examples('canon alerts', 'canon alerts --firing --json', 'canon alerts --threshold queued_max=1000 --threshold dead_max=5', '*/2 * * * * canon alerts --firing || notify-oncall')}\n${PLUGIN_HELP}`,
     )
     .action(
       run(async (ctx: Ctx, opts: { threshold?: string[]; firing?: boolean }, cmd) => {

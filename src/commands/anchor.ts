@@ -14,7 +14,7 @@ export const register: Register = (program, run) => {
     .description('verify a document: content hash, timestamp signature and Merkle inclusion proof')
     .argument('<entity_id>')
     .addOption(pipelineOption())
-    .addHelpText('after', examples('canon anchor verify doc-1', 'canon anchor verify doc-1 --json', 'canon anchor verify inv-7 --pipeline ./my-pipeline.js') + '\n\nExit 0 when every check passes, 1 when one fails, 2 for an unknown entity or a pipeline without proofs.')
+    .addHelpText('after', `${examples('canon anchor verify doc-1', 'canon anchor verify doc-1 --json', 'canon anchor verify inv-7 --pipeline ./my-pipeline.js')}\n\nExit 0 when every check passes, 1 when one fails, 2 for an unknown entity or a pipeline without proofs.`)
     .action(
       run(async (ctx, entityId: string, opts: { pipeline?: string }) => {
         checkEntityId(entityId);

@@ -7,7 +7,7 @@ export const register: Register = (program, run) => {
   const c = program.command('contracts').description('the pipeline contracts CI enforces').addHelpText('after', examples('canon contracts check', 'canon contracts check --json'));
   c.command('check')
     .description('core trigger on, claims return only their lane, types whitelisted, compat views present, SECURITY DEFINER functions pinned and not PUBLIC, migrations match')
-    .addHelpText('after', examples('canon contracts check', 'canon contracts check --json || echo "contract broken"') + '\n\nExit 0 when every contract holds, 1 when one fails (it is named).')
+    .addHelpText('after', `${examples('canon contracts check', 'canon contracts check --json || echo "contract broken"')}\n\nExit 0 when every contract holds, 1 when one fails (it is named).`)
     .action(
       run(async (ctx) => {
         const db = await ctx.db({ migrated: false });

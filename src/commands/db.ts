@@ -10,7 +10,7 @@ import { examples, type Register } from './types.js';
 function fmtBytes(n: number): string {
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < u.length - 1) (n /= 1024), i++;
+  for (; n >= 1024 && i < u.length - 1; i++) n /= 1024;
   return `${n.toFixed(i ? 1 : 0)} ${u[i]}`;
 }
 

@@ -60,7 +60,10 @@ export const register: Register = (program, run) => {
           finished = p.done + p.failed;
           bar?.update(finished, p.failed ? `${p.failed} failed` : '');
           if (finished >= ids.length) break;
-          if (finished !== last) (last = finished), (lastChange = Date.now());
+          if (finished !== last) {
+            last = finished;
+            lastChange = Date.now();
+          }
           if (Date.now() - lastChange > o.timeout * 1000) {
             stalled = true;
             break;

@@ -19,10 +19,10 @@ export const register: Register = (program, run) => {
     .addOption(new Option('--causation-id <position>', 'position of the event that caused this one').argParser(intArg('--causation-id', 1, Number.MAX_SAFE_INTEGER)))
     .addHelpText(
       'after',
-      examples(
+      `${examples(
         `canon events append doc-1 document.created --payload '{"content":"hello"}'`,
         'canon events append doc-1 document.note --payload @note.json --expected-seq 3',
-      ) + '\n\nExit 4 when --expected-seq is stale: read the entity again and retry.',
+      )}\n\nExit 4 when --expected-seq is stale: read the entity again and retry.`,
     )
     .action(
       run(async (ctx, entityId: string, kind: string, opts: { payload?: string; expectedSeq?: number; correlationId?: string; actor?: string; causationId?: number }) => {

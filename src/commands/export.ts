@@ -28,7 +28,7 @@ export const register: Register = (program, run) => {
         let bar: Progress | undefined;
         try {
           const summary = await exportLedgerSnapshot(db.pool, {
-            onLine: file ? (l) => file.write(l + '\n') : toStdout ? (l) => writeChunk(ctx.stdout, l + '\n') : undefined,
+            onLine: file ? (l) => file.write(`${l}\n`) : toStdout ? (l) => writeChunk(ctx.stdout, `${l}\n`) : undefined,
             onProgress: (done, total) => {
               if (total < 50_000) return;
               bar ??= new Progress('export', total, ctx.stderr, 'events');

@@ -18,7 +18,7 @@ export const register: Register = (program, run) => {
     .allowExcessArguments()
     .addHelpText(
       'after',
-      examples('canon health', 'canon health --json | jq .estimated_lag_seconds', 'canon health --threshold lag_warning_seconds=30 --threshold gap_grace_seconds=120') + '\n' + PLUGIN_HELP,
+      `${examples('canon health', 'canon health --json | jq .estimated_lag_seconds', 'canon health --threshold lag_warning_seconds=30 --threshold gap_grace_seconds=120')}\n${PLUGIN_HELP}`,
     )
     .action(
       run(async (ctx: Ctx, opts: { threshold?: string[] }, cmd) => {

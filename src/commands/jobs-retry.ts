@@ -33,7 +33,7 @@ function define(jobs: Command, run: Run, action: JobAction, text: { desc: string
     .option('-y, --yes', 'do not ask for confirmation (needed for bulk actions without a terminal)')
     .option('-m, --message <why>', 'why (recorded with the action)')
     .option('--actor <name>', 'who (default: the OS user; recorded)')
-    .addHelpText('after', examples(...text.examples) + `\n\nExit 0 when every action succeeded, 1 when one failed, 2 for bad input (nothing changed), 3 when the database is unavailable.`)
+    .addHelpText('after', `${examples(...text.examples)}\n\nExit 0 when every action succeeded, 1 when one failed, 2 for bad input (nothing changed), 3 when the database is unavailable.`)
     .action(run((ctx: Ctx, jobId: number | undefined, opts: ActOpts, cmd: Command) => act(ctx, action, jobId, opts, cmd)));
 }
 

@@ -26,7 +26,8 @@ export const register: Register = (program, run) => {
         try {
           const res = await migrate(c, {
             migration: (f) => !ctx.json && ctx.info(`applying ${f.file} (${f.cls})`),
-            definitions: (d, was) => !ctx.json && ctx.info(`${was === 'pending' ? 'defining' : 'redefining'} ${d.file}`),
+            definitions: (d, was) =>
+              !ctx.json && ctx.info(`${was === 'pending' ? 'defining' : 'redefining'} ${d.file}`),
           });
           const data = {
             database: describeUrl(db.target.url),
@@ -61,13 +62,32 @@ export const register: Register = (program, run) => {
         try {
           const st = await schemaStatus(c);
           const rows = [
-            ...st.migrations.map((s) => ({ kind: 'numbered', file: s.file, class: s.cls, state: s.state, checksum: s.checksum, applied_at: s.appliedAt ?? null })),
-            ...st.definitions.map((s) => ({ kind: 'definitions', file: s.file, class: s.cls, state: s.state, checksum: s.checksum, applied_at: s.appliedAt ?? null })),
+            ...st.migrations.map((s) => ({
+              kind: 'numbered',
+              file: s.file,
+              class: s.cls,
+              state: s.state,
+              checksum: s.checksum,
+              applied_at: s.appliedAt ?? null,
+            })),
+            ...st.definitions.map((s) => ({
+              kind: 'definitions',
+              file: s.file,
+              class: s.cls,
+              state: s.state,
+              checksum: s.checksum,
+              applied_at: s.appliedAt ?? null,
+            })),
           ];
           ctx.print(rows, (list) =>
             list
               .map((r) => {
-                const colour = r.state === 'applied' ? ctx.c.green : r.state === 'pending' || r.state === 'outdated' ? ctx.c.yellow : ctx.c.red;
+                const colour =
+                  r.state === 'applied'
+                    ? ctx.c.green
+                    : r.state === 'pending' || r.state === 'outdated'
+                      ? ctx.c.yellow
+                      : ctx.c.red;
                 const at = r.applied_at ? new Date(r.applied_at).toISOString() : '';
                 return `${r.file.padEnd(36)} ${r.class.padEnd(7)} ${colour(r.state.padEnd(8))} ${at}`;
               })

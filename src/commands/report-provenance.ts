@@ -42,7 +42,7 @@ export const register: Register = (program, run) => {
         if (bad.length) {
           throw new CanonError(`not written: ${bad.length} claim(s) do not verify now, first: ${renderResults([bad[0]], false)} (run canon audit verify)`, EXIT.FAILURE);
         }
-        const text = JSON.stringify(prov, null, 2) + '\n';
+        const text = `${JSON.stringify(prov, null, 2)}\n`;
         if (!target) {
           ctx.stdout.write(text);
           return EXIT.OK;

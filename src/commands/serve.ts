@@ -59,7 +59,7 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
           if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) ctx.info(`canon: warning: listening on ${opts.host}, not loopback: put TLS in front of it`);
           if (!token) ctx.info('canon: no token configured (CANON_SERVE_TOKEN or --token-file): /health/detailed and /dead-jobs answer 401');
           ctx.info(`canon: serving ${url} (database ${describeUrl(target.url)}); /health /health/detailed /dead-jobs /metrics`);
-          if (ctx.json) ctx.stdout.write(JSON.stringify({ url, port: addr.port }) + '\n');
+          if (ctx.json) ctx.stdout.write(`${JSON.stringify({ url, port: addr.port })}\n`);
           await new Promise<void>((resolve) => {
             const stop = () => {
               process.off('SIGINT', stop);

@@ -58,7 +58,7 @@ export const register: Register = (program, run) => {
     .command('verify')
     .description('recompute every entity\'s status from its jobs and runs and report rows that differ')
     .option('--fix', 'refresh the rows that differ (through the same function the triggers use)')
-    .addHelpText('after', examples('canon status verify', 'canon status verify --json', 'canon status verify --fix') + '\n\nExit 0 when every row equals the recomputation, 1 when some differ (also with --fix: they differed).')
+    .addHelpText('after', `${examples('canon status verify', 'canon status verify --json', 'canon status verify --fix')}\n\nExit 0 when every row equals the recomputation, 1 when some differ (also with --fix: they differed).`)
     .action(
       run(async (ctx, opts: { fix?: boolean }) => {
         const db = await ctx.db();

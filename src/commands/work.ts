@@ -1,5 +1,5 @@
 // `canon work` (both lanes), `canon work decide`, `canon work execute`.
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { intArg, numberArg } from '../args.js';
 import { usageError } from '../errors.js';
 import { createLogger, type LogFormat, type LogLevel } from '../engine/log.js';

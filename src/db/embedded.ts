@@ -166,7 +166,7 @@ export async function initEmbedded(opts: { port?: number } = {}, p = embeddedPat
         '',
       ].join('\n'),
     );
-    fs.writeFileSync(p.config, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+    fs.writeFileSync(p.config, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
     return config;
   } finally {
     fs.closeSync(fd);

@@ -113,7 +113,8 @@ export function planDecision(
   const writes: RequiredWrite[] = [];
   if ('required' in parsed.data) {
     for (const req of parsed.data.required) {
-      if (!(req.type in pipeline.jobTypes)) throw new AuthorityError(`authority required unknown job type "${req.type}"`);
+      if (!(req.type in pipeline.jobTypes))
+        throw new AuthorityError(`authority required unknown job type "${req.type}"`);
       const c = counts.get(req.type) ?? { required: 0, results: 0 };
       // Re-deciding on the same history adds nothing: a type already required and still
       // without its result is outstanding, not new.
@@ -125,7 +126,14 @@ export function planDecision(
       const dedupeKey = `${job.entity_id}:${req.type}:${ordinal}`;
       writes.push({
         type: req.type,
-        event_payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
+        event_payload: {
+          job_type: req.type,
+          ordinal,
+          dedupe_key: dedupeKey,
+          payload: req.payload ?? {},
+          flags: used,
+          decision_job_id: job.id,
+        },
         job_payload: { ...(req.payload ?? {}), flags: used },
         dedupe_key: dedupeKey,
         priority: req.priority ?? 0,
@@ -149,18 +157,29 @@ interface BeganRow {
 }
 
 /** One transaction for the whole batch. Throws on any database error (the batch rolls back). */
-async function decideTogether(client: pg.ClientBase, batch: DecisionJob[], workerId: string, pipeline: Pipeline): Promise<Map<number, DecisionOutcome>> {
+async function decideTogether(
+  client: pg.ClientBase,
+  batch: DecisionJob[],
+  workerId: string,
+  pipeline: Pipeline,
+): Promise<Map<number, DecisionOutcome>> {
   const out = new Map<number, DecisionOutcome>();
   const byRun = new Map(batch.map((b) => [b.runId, b.job]));
   await client.query('begin');
   try {
     const declared = Object.keys(pipeline.flags ?? {});
-    const began = (await client.query(ENGINE_SQL.beginDecisions, [workerId, [...byRun.keys()], declared])).rows as BeganRow[];
-    const decisions: ({ run_id: number; required: RequiredWrite[]; detail: unknown } | { run_id: number; error: string })[] = [];
+    const began = (await client.query(ENGINE_SQL.beginDecisions, [workerId, [...byRun.keys()], declared]))
+      .rows as BeganRow[];
+    const decisions: (
+      | { run_id: number; required: RequiredWrite[]; detail: unknown }
+      | { run_id: number; error: string }
+    )[] = [];
     const plans = new Map<number, Plan>();
     // a run missing from the answer was lost with its claim in a server crash (run ids are
     // never reissued): its job is queued again and runs on a later claim
-    for (const runId of byRun.keys()) if (!began.some((r) => Number(r.run_id) === runId)) out.set(runId, { result: 'fenced', required: [], skipped: [], done: false });
+    for (const runId of byRun.keys())
+      if (!began.some((r) => Number(r.run_id) === runId))
+        out.set(runId, { result: 'fenced', required: [], skipped: [], done: false });
     for (const row of began) {
       const runId = Number(row.run_id);
       if (!row.owned) {
@@ -190,7 +209,8 @@ async function decideTogether(client: pg.ClientBase, batch: DecisionJob[], worke
         const runId = Number(f.run_id);
         const plan = plans.get(runId);
         if (!f.ok) out.set(runId, { result: 'fenced', required: [], skipped: [], done: false });
-        else if (plan) out.set(runId, { result: 'succeeded', required: plan.required, skipped: plan.skipped, done: plan.done });
+        else if (plan)
+          out.set(runId, { result: 'succeeded', required: plan.required, skipped: plan.skipped, done: plan.done });
         else out.set(runId, { ...out.get(runId)!, result: f.outcome === 'dead' ? 'dead' : 'retry' });
       }
     }

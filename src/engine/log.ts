@@ -8,7 +8,9 @@ export type LogFormat = 'text' | 'json';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-export function createLogger(opts: { format?: LogFormat; level?: LogLevel; out?: Writable; fields?: Record<string, unknown> } = {}): Logger {
+export function createLogger(
+  opts: { format?: LogFormat; level?: LogLevel; out?: Writable; fields?: Record<string, unknown> } = {},
+): Logger {
   const format = opts.format ?? 'text';
   const min = RANK[opts.level ?? 'info'];
   const out = opts.out ?? process.stderr;
@@ -17,13 +19,13 @@ export function createLogger(opts: { format?: LogFormat; level?: LogLevel; out?:
     if (RANK[level] < min) return;
     const all = { ...base, ...fields };
     if (format === 'json') {
-      out.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...all }) + '\n');
+      out.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...all })}\n`);
     } else {
       const kv = Object.entries(all)
         .filter(([, v]) => v !== undefined)
         .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
         .join(' ');
-      out.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg}${kv ? '  ' + kv : ''}\n`);
+      out.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg}${kv ? `  ${kv}` : ''}\n`);
     }
   };
   return {

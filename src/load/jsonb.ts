@@ -26,7 +26,7 @@ export function jsonbText(v: Json): string {
     return String(v);
   }
   if (typeof v === 'string') return JSON.stringify(v);
-  if (Array.isArray(v)) return '[' + v.map(jsonbText).join(', ') + ']';
+  if (Array.isArray(v)) return `[${v.map(jsonbText).join(', ')}]`;
   const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort(byJsonbKeyOrder);
-  return '{' + keys.map((k) => JSON.stringify(k) + ': ' + jsonbText(v[k] as Json)).join(', ') + '}';
+  return `{${keys.map((k) => `${JSON.stringify(k)}: ${jsonbText(v[k] as Json)}`).join(', ')}}`;
 }

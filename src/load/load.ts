@@ -91,7 +91,7 @@ function storyContext(o: LoadOptions, nowUs: number, creator: string, proofs: Sy
     creator,
     sha256: (text) => createHash('sha256').update(text, 'utf8').digest('hex'),
     // a token as the tsa step would have issued it, at the time of its run
-    stamp: (hash, id, atUs) => proofs.stamp(hash, id, isoMicros(atUs).slice(0, 23) + 'Z') as Json,
+    stamp: (hash, id, atUs) => proofs.stamp(hash, id, `${isoMicros(atUs).slice(0, 23)}Z`) as Json,
     // the anchor step's result for each document of a batch
     anchor: (batch) => proofs.anchor(batch) as Map<string, Json>,
   };
@@ -102,7 +102,7 @@ async function copyRows(c: pg.ClientBase, table: 'entities' | 'events' | 'jobs' 
   const stream = c.query(copyFrom(LOAD_SQL.copy(table)));
   async function* blocks() {
     // ~1 MB writes: few enough to be cheap, small enough to keep memory flat
-    for (let i = 0; i < rows.length; i += 2000) yield rows.slice(i, i + 2000).join('\n') + '\n';
+    for (let i = 0; i < rows.length; i += 2000) yield `${rows.slice(i, i + 2000).join('\n')}\n`;
   }
   await pipeline(Readable.from(blocks()), stream);
 }

@@ -21,16 +21,16 @@ export interface ChunkRows {
 }
 
 /** A CSV text field; null is the unquoted empty field, '' the quoted one. */
-const q = (s: string | null): string => (s === null ? '' : '"' + (s.includes('"') ? s.replace(/"/g, '""') : s) + '"');
+const q = (s: string | null): string => (s === null ? '' : `"${s.includes('"') ? s.replace(/"/g, '""') : s}"`);
 const n = (x: number | null | undefined): string => (x === null || x === undefined ? '' : String(x));
-const hex = (b: Buffer | null): string => (b ? '\\x' + b.toString('hex') : '');
+const hex = (b: Buffer | null): string => (b ? `\\x${b.toString('hex')}` : '');
 
 const ts = (us: number | null): string => (us === null ? '' : isoMicros(us));
 
 export function chunkRows(c: Chunk, base: Offsets, creator: string): ChunkRows {
-  c.events.forEach((e, i) => (e.position = base.position + i + 1));
-  c.jobs.forEach((j, i) => (j.id = base.job + i + 1));
-  c.runs.forEach((r, i) => (r.id = base.run + i + 1));
+  for (const [i, e] of c.events.entries()) e.position = base.position + i + 1;
+  for (const [i, j] of c.jobs.entries()) j.id = base.job + i + 1;
+  for (const [i, r] of c.runs.entries()) r.id = base.run + i + 1;
   const byPosition: string[] = new Array(c.events.length);
   const entities: string[] = [];
   for (const ent of c.entities) {

@@ -402,7 +402,7 @@ export function buildChunk(cx: StoryContext, plans: Plan[]): Chunk {
     }
   }
   // entities[i] is the story of plans[i]
-  entities.forEach((e, i) => addBursts(e, plans[i].bursts, nowUs));
+  for (const [i, e] of entities.entries()) addBursts(e, plans[i].bursts, nowUs);
   return number(entities, counts);
 }
 

@@ -57,6 +57,7 @@ async function act(pool: pg.Pool, jobId: number, action: JobAction, who: Who): P
   });
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the job row as JOB_ACTIONS_SQL reads it, columns used by name
 async function retry(c: pg.PoolClient, j: any, who: Who): Promise<ActionResult> {
   let eventPosition: number | undefined;
   let enqueue: unknown[];
@@ -82,6 +83,7 @@ async function retry(c: pg.PoolClient, j: any, who: Who): Promise<ActionResult> 
   return { job_id: j.id, action: 'retry', from_status: j.status, new_job_id: q.job_id, event_position: eventPosition, at: new Date(rec.at).toISOString() };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: as for retry
 async function cancel(c: pg.PoolClient, j: any, who: Who): Promise<ActionResult> {
   const why = `cancelled by ${who.actor}${who.reason ? `: ${who.reason}` : ''}`;
   if (j.status === 'running') await c.query(JOB_ACTIONS_SQL.cancelRun, [j.id, why]);

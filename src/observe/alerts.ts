@@ -12,7 +12,7 @@ interface Rule {
   eval(h: Health, t: Thresholds): { firing: boolean; severity?: 'warning' | 'critical'; value: number; threshold: string; summary: string };
 }
 
-const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
 /** A warning that fires while a list in the snapshot is not empty; its summary names each item. */
 function listRule<T>(o: {

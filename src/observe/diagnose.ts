@@ -166,7 +166,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     if (j.hold_reason) {
       // steering's kill switch holds jobs decided under a killed flag as `flag_killed:<flag>`
       const flag = /^flag_killed:(.+)$/.exec(j.hold_reason)?.[1];
-      f('held', flag ? `held because flag ${flag} was killed` : `held (${j.hold_reason})`, [`hold_reason: ${j.hold_reason}`], flag ? [`canon flags get ${flag}`, `canon flags release ${flag} --reason "<why it is safe again>"`] : ['canon trace ' + id]);
+      f('held', flag ? `held because flag ${flag} was killed` : `held (${j.hold_reason})`, [`hold_reason: ${j.hold_reason}`], flag ? [`canon flags get ${flag}`, `canon flags release ${flag} --reason "<why it is safe again>"`] : [`canon trace ${id}`]);
     }
     else if (ty?.paused) f('paused', `type ${j.type} is paused${ty.pause_reason ? ` (${ty.pause_reason})` : ''}`, [`job_types.${j.type}.paused = true`], [`canon jobs resume ${j.type}`]);
     else if (ty?.breaker_open) f('breaker_open', `the ${j.type} breaker is open until ${ty.breaker_next_attempt_at}`, [`breakers.${j.type} open, next attempt ${ty.breaker_next_attempt_at}`], ['canon health', `canon dead-jobs --type ${j.type}`]);

@@ -48,6 +48,7 @@ export async function computeHealth(db: pg.Pool | pg.ClientBase, t: Thresholds =
  * The health from a row of HEALTH_SQL.snapshot, as pg returns it or as jsonb inside another
  * statement (the dashboard's), with the alerts evaluated on it.
  */
+// biome-ignore lint/suspicious/noExplicitAny: the snapshot row is wide and mapped field by field below
 export function healthOf(r: Record<string, any>, t: Thresholds = DEFAULT_THRESHOLDS): Health {
   const reads = r.embedded_reads as EmbeddedReads;
   const h: Health = {

@@ -39,14 +39,14 @@ export async function runPlugin<T>(ctx: Ctx, check: () => Promise<PluginOutcome<
   } catch (e) {
     const { status, message } = classifyFailure(e);
     const line = `CANON ${status} - ${message}`;
-    if (ctx.json) ctx.stdout.write(JSON.stringify({ status, status_line: line, error: message }, null, 2) + '\n');
-    else ctx.stdout.write(line + '\n');
+    if (ctx.json) ctx.stdout.write(`${JSON.stringify({ status, status_line: line, error: message }, null, 2)}\n`);
+    else ctx.stdout.write(`${line}\n`);
     return PLUGIN_EXIT[status];
   }
-  if (ctx.json) ctx.stdout.write(JSON.stringify({ ...out.data, status: out.status, status_line: out.line }, null, 2) + '\n');
+  if (ctx.json) ctx.stdout.write(`${JSON.stringify({ ...out.data, status: out.status, status_line: out.line }, null, 2)}\n`);
   else {
     const rest = out.details(out.data);
-    ctx.stdout.write(out.line + '\n' + (rest ? (rest.endsWith('\n') ? rest : rest + '\n') : ''));
+    ctx.stdout.write(`${out.line}\n${rest ? (rest.endsWith('\n') ? rest : `${rest}\n`) : ''}`);
   }
   return PLUGIN_EXIT[out.status];
 }

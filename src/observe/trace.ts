@@ -237,11 +237,11 @@ export function renderTrace(t: Trace, c: { red(s: string): string; yellow(s: str
   const label = (n: TraceNode): string => {
     switch (n.node) {
       case 'event':
-        return `● ${n.seq} ${c.bold(n.kind)}  ${time(n.at)}  ${n.entity_id === t.query ? '' : n.entity_id + '  '}by ${n.actor}${n.note ? '  ' + (n.note.startsWith('NO JOB') ? c.red(n.note) : c.dim(n.note)) : ''}`;
+        return `● ${n.seq} ${c.bold(n.kind)}  ${time(n.at)}  ${n.entity_id === t.query ? '' : `${n.entity_id}  `}by ${n.actor}${n.note ? `  ${n.note.startsWith('NO JOB') ? c.red(n.note) : c.dim(n.note)}` : ''}`;
       case 'job':
         return `job #${n.id} ${n.type} [${n.lane}] ${status(n.status, n.dead)}  attempts ${n.attempts}/${n.max_attempts}${n.via_gateway ? '' : c.yellow('  (bypassed the gateway)')}${n.dead ? `  ${n.reason ?? ''}: ${printable(n.error ?? '', 120)}` : ''}`;
       case 'run':
-        return `run ${n.attempt} ${status(n.status)} ${dur(n.duration_seconds)}  ${time(n.started_at)}  worker ${n.worker_id}  ${c.dim('trace ' + n.trace_id)}${n.reason ? `  ${n.reason}` : ''}${n.error ? `: ${printable(n.error, 120)}` : ''}${n.decision ? '  ' + c.dim(decisionLabel(n.decision)) : ''}`;
+        return `run ${n.attempt} ${status(n.status)} ${dur(n.duration_seconds)}  ${time(n.started_at)}  worker ${n.worker_id}  ${c.dim(`trace ${n.trace_id}`)}${n.reason ? `  ${n.reason}` : ''}${n.error ? `: ${printable(n.error, 120)}` : ''}${n.decision ? `  ${c.dim(decisionLabel(n.decision))}` : ''}`;
       case 'action':
         return `${n.action} by ${n.actor} at ${time(n.at)}${n.reason ? ` ("${printable(n.reason, 80)}")` : ''}${n.new_job_id ? ` → job #${n.new_job_id}` : ''}`;
     }

@@ -130,6 +130,7 @@ export interface Pipeline {
   proofs?: PipelineProofs;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: a module's functions are checked by their own types, this only checks they are functions
 const fn = z.custom<(...args: any[]) => any>((v) => typeof v === 'function', { message: 'expected a function' });
 
 export const jobTypeSchema = z

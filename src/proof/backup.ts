@@ -9,9 +9,7 @@ import { BACKUP_FORMAT, endMarker, loadOrder, tableMarker, type BackupHeader } f
 import { exportLedger } from './export.js';
 import { atomicFile } from './files.js';
 
-export interface BackupProgress {
-  (phase: string, done: number, total: number): void;
-}
+export type BackupProgress = (phase: string, done: number, total: number) => void
 
 export interface BackupSummary {
   file: string;
@@ -48,18 +46,18 @@ export async function backup(pool: pg.Pool, file: string, progress?: BackupProgr
       tables: tables.map(({ name, columns, rows }) => ({ name, columns, rows })),
       sequences,
     };
-    await out.write(JSON.stringify(header) + '\n');
+    await out.write(`${JSON.stringify(header)}\n`);
     const total = tables.reduce((n, t) => n + t.rows, 0);
     let done = 0;
     const counts: Record<string, number> = {};
     for (const t of tables) {
-      await out.write(tableMarker(t.name) + '\n');
+      await out.write(`${tableMarker(t.name)}\n`);
       await c.query(BACKUP_SQL.declareRows(t.name, t.key));
       let n = 0;
       for (;;) {
         const rows = (await c.query(BACKUP_SQL.fetchRows)).rows as { row: string }[];
         if (!rows.length) break;
-        await out.write(rows.map((r) => r.row).join('\n') + '\n');
+        await out.write(`${rows.map((r) => r.row).join('\n')}\n`);
         n += rows.length;
         done += rows.length;
         progress?.('rows', done, total);
@@ -67,7 +65,7 @@ export async function backup(pool: pg.Pool, file: string, progress?: BackupProgr
       await c.query(BACKUP_SQL.closeRows);
       counts[t.name] = n;
     }
-    await out.write(endMarker(counts) + '\n');
+    await out.write(`${endMarker(counts)}\n`);
     await c.query('commit');
     await out.commit();
     return { file, bytes: fs.statSync(file).size, header };

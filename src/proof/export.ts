@@ -30,7 +30,7 @@ export async function exportLedger(client: pg.ClientBase, opts: ExportOptions = 
     const rows = (await client.query(EXPORT_SQL.fetch)).rows as { line: string }[];
     if (rows.length === 0) break;
     for (const r of rows) {
-      hash.update(r.line + '\n');
+      hash.update(`${r.line}\n`);
       if (opts.onLine) await opts.onLine(r.line);
     }
     done += rows.length;

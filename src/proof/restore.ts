@@ -148,7 +148,7 @@ async function loadRows(c: pg.ClientBase, lines: AsyncIterableIterator<string>, 
   let done = 0;
   const flush = async () => {
     if (!table || !batch.length) return;
-    await c.query(BACKUP_SQL.insertRows(table.name, table.columns), ['[' + batch.join(',') + ']']);
+    await c.query(BACKUP_SQL.insertRows(table.name, table.columns), [`[${batch.join(',')}]`]);
     counts[table.name] = (counts[table.name] ?? 0) + batch.length;
     done += batch.length;
     batch = [];

@@ -1,5 +1,5 @@
 // status_derived: reading one entity's row, and checking every row against a recomputation
-// from scratch. The rows themselves are kept by triggers (migration 0004); nothing here writes
+// from scratch. The rows themselves are kept by triggers (migrations/repeatable/status.sql); nothing here writes
 // them except `fix`, which asks the same SQL function the triggers use.
 import type pg from 'pg';
 import { STATUS_COLUMNS, STATUS_SQL } from '../sql/status.js';

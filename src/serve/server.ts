@@ -39,7 +39,7 @@ export function createServer(o: ServeOptions): http.Server {
   };
 
   const send = (res: http.ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}) => {
-    const text = JSON.stringify(body, null, 2) + '\n';
+    const text = `${JSON.stringify(body, null, 2)}\n`;
     res.writeHead(code, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
     res.end(res.req.method === 'HEAD' ? undefined : text);
   };

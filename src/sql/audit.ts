@@ -1,5 +1,5 @@
 // Ledger audit: recomputes the hash chains from the stored rows, and reads the register of
-// edits that were refused or that bypassed the triggers (sequences, migration 0004).
+// edits that were refused or that bypassed the triggers (the canon.ledger_* sequences).
 //
 // Each event's hash is recomputed from its own fields and its predecessor's *stored* hash, so
 // an edited field breaks its own link and an edited hash breaks its own link too (the stored

@@ -14,7 +14,7 @@ export const BACKUP_SQL = {
                   where i.indrelid = c.oid and i.indisprimary order by array_position(i.indkey::int2[], a.attnum)) as key
       from pg_class c
      where c.relnamespace = 'canon'::regnamespace and c.relkind in ('r', 'p') and c.relname <> 'schema_migrations'
-       -- unlogged tables are the server's state, not data (run_id_guard, migration 0023)
+       -- unlogged tables are the server's state, not data (canon.run_id_guard)
        and c.relpersistence = 'p'
      order by 1`,
   // foreign keys between canon's tables, for the load order (parents first)

@@ -1,4 +1,4 @@
-// Circuit breaker queries. The accounting itself is a trigger on job_runs (migration 0005);
+// Circuit breaker queries. The accounting itself is done in Postgres as runs end;
 // these read the state and let an operator force it.
 export const BREAKERS_SQL = {
   list: `select t.name as job_type, coalesce(b.state, 'closed') as state, coalesce(b.failure_count, 0) as failure_count,

@@ -1,4 +1,4 @@
-// Dead jobs (derived: canon.dead_jobs, migration 0006). One statement returns the exact
+// Dead jobs (derived: the view canon.dead_jobs). One statement returns the exact
 // totals over every matching job and the newest $5 of them, so a limited list never hides
 // how many there are. $1 since (s), $2 type, $3 correlation id, $4 reason, $5 limit.
 export const DEAD_SQL = {

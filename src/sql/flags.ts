@@ -1,4 +1,4 @@
-// Flag and rollout queries. Every change goes through a canon.* function of migration 0005,
+// Flag and rollout queries. Every change goes through a canon.* function (migrations/repeatable/steering.sql),
 // which takes the flag's row lock and writes flag_changes through the history trigger.
 const FLAG_COLUMNS = `f.name, f.description, f.enabled, f.rollout_percent, f.strategy, f.killed_at, f.killed_by,
        f.created_at, f.updated_at, f.updated_by,

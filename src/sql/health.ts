@@ -1,5 +1,5 @@
 // The one statement behind `canon health`, `canon alerts`, `/health` and `/metrics`: every
-// number in a single round trip, each CTE answered from a partial index (see migration 0006).
+// number in a single round trip, each CTE answered from a partial index (migrations/000*_*.sql).
 // Parameters: $1 gap window (s), $2 gap grace (s, the RFC's Delta), $3 worker alive (s),
 // $4 duplicate window (s), $5 authority activity window (s).
 import { AUDIT_SQL } from './audit.js';

@@ -6,7 +6,7 @@
 //   dead by type (24 h)  jobs_failed_idx / jobs_failed_type_idx (status = 'failed') + job_actions_job_idx
 //   per-minute buckets   job_runs_finished_idx (throughput), job_runs_started_idx + jobs pkey (waits)
 //   workers              workers_heartbeat_idx (stopped_at is null)
-//   recent failures      job_runs_failed_finished_idx (0009) + jobs pkey
+//   recent failures      job_runs_failed_finished_idx + jobs pkey
 //   flags, breakers      small tables; held jobs per flag by jobs_hold_idx
 //   focus type           jobs_queued_type_idx, jobs_running_idx, jobs_failed_type_idx
 //   focus entity         the trace chain: events pkey, jobs_entity_idx, job_runs by job

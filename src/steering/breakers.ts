@@ -1,6 +1,5 @@
-// Circuit breakers per execution job type. The accounting runs in Postgres (a trigger on
-// job_runs, migration 0005) so every worker shares one state; the half-open probe is chosen
-// by canon.claim_jobs. This module reads that state and lets an operator force it.
+// Circuit breakers per execution job type. The accounting runs in Postgres as runs end, so
+// every worker shares one state; the half-open probe is chosen by the claim. This module reads that state and lets an operator force it.
 import { BREAKERS_SQL } from '../sql/breakers.js';
 import { steer, type Queryable, type Who } from './common.js';
 

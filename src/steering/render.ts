@@ -57,7 +57,7 @@ export function renderFlag(f: Flag, recent: FlagChange[], c: ChalkInstance): str
     f.description ? `  ${f.description}` : '',
     `  updated ${when(f.updated_at)} by ${f.updated_by}`,
     notes(f) ? `  ${notes(f)}` : '',
-    recent.length ? '  recent changes:\n' + renderHistory(recent, c).split('\n').map((l) => `    ${l}`).join('\n') : '',
+    recent.length ? `  recent changes:\n${renderHistory(recent, c).split('\n').map((l) => `    ${l}`).join('\n')}` : '',
   ];
   return lines.filter(Boolean).join('\n');
 }

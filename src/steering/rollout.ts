@@ -79,7 +79,7 @@ export async function advanceRollouts(client: Queryable): Promise<RolloutStep[]>
   return (await client.query(ROLLOUT_SQL.advance)).rows;
 }
 
-const effective = (s: FlagState | null): number => (s && s.enabled ? s.rollout_percent : 0);
+const effective = (s: FlagState | null): number => (s?.enabled ? s.rollout_percent : 0);
 
 /** A row of ROLLOUT_SQL.autoRollbacks */
 export interface AutoRollbackRow {

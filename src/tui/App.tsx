@@ -2,7 +2,8 @@
 // in the k9s / asynq dash convention, and actions confirmed with y/N. The frame is always
 // exactly rows-1 tall: Ink redraws in place only while the output is shorter than the
 // terminal, and clears the whole screen (flicker) once it is not.
-import React, { useCallback, useEffect, useRef, useState } from 'react';
+import type React from 'react';
+import { useCallback, useEffect, useRef, useState } from 'react';
 import { Box, useApp, useInput, useStdin, useStdout, type Key } from 'ink';
 import type { ChalkInstance } from 'chalk';
 import { coerceError, isConnectionError } from '../errors.js';
@@ -31,6 +32,7 @@ function useTerminalSize(fixed?: { cols: number; rows: number }) {
   const { stdout } = useStdout();
   const read = () => ({ cols: stdout.columns || 80, rows: stdout.rows || 24 });
   const [size, setSize] = useState(read);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: read is remade each render and reads only stdout
   useEffect(() => {
     if (fixed) return;
     const onResize = () => setSize(read());
@@ -97,6 +99,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
   );
 
   // One refresh at a time; a move to another view during a refresh asks for one more at once.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: focusNow reads refs, always the current view
   const refresh = useCallback(async () => {
     if (pausedRef.current) return; // a refresh asked for just before `p` does not run after it
     if (inflight.current) {
@@ -123,6 +126,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     }
   }, [source, setSnap, pausedRef]);
 
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new focus refreshes at once and restarts the timer
   useEffect(() => {
     if (paused) return;
     void refresh();
@@ -135,6 +139,7 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     const t = setInterval(() => setNow(Date.now()), 1000);
     return () => clearInterval(t);
   }, []);
+  // biome-ignore lint/correctness/useExhaustiveDependencies: a new snapshot or connection state resets the clock of the ages
   useEffect(() => setNow(Date.now()), [snap, conn]);
 
   const bodyRows = rows - 3;

@@ -55,7 +55,7 @@ export function oneLine(s: string | null | undefined, max = 500): string {
 }
 
 export function pad(s: string, width: number): string {
-  if (s.length > width) return width > 1 ? s.slice(0, width - 1) + '…' : s.slice(0, width);
+  if (s.length > width) return width > 1 ? `${s.slice(0, width - 1)}…` : s.slice(0, width);
   return s.padEnd(width);
 }
 
@@ -68,7 +68,7 @@ export function wrap(text: string, width: number, lines: number): string[] {
   const w = Math.max(1, width);
   const out: string[] = [];
   for (let rest = text; rest.length > 0 && out.length < lines; rest = rest.slice(w)) out.push(rest.slice(0, w));
-  if (text.length > w * lines && out.length) out[out.length - 1] = out[out.length - 1].slice(0, w - 1) + '…';
+  if (text.length > w * lines && out.length) out[out.length - 1] = `${out[out.length - 1].slice(0, w - 1)}…`;
   return out;
 }
 

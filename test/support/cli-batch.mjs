@@ -17,8 +17,12 @@ const capture = (key) => (chunk, enc, cb) => {
   if (typeof done === 'function') done();
   return true;
 };
-process.on('uncaughtException', (e) => current && (current.stderr += `\nUNCAUGHT ${e?.stack ?? e}`));
-process.on('unhandledRejection', (e) => current && (current.stderr += `\nUNHANDLED ${e?.stack ?? e}`));
+process.on('uncaughtException', (e) => {
+  if (current) current.stderr += `\nUNCAUGHT ${e?.stack ?? e}`;
+});
+process.on('unhandledRejection', (e) => {
+  if (current) current.stderr += `\nUNHANDLED ${e?.stack ?? e}`;
+});
 
 const results = [];
 const baseEnv = { ...process.env };

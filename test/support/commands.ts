@@ -13,7 +13,7 @@ export interface CommandSpec {
 
 const names = (help: string) => {
   const section = help.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
-  return [...section.matchAll(/^  ([a-z][\w:-]*)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
+  return [...section.matchAll(/^ {2}([a-z][\w:-]*)/gm)].map((m) => m[1]).filter((n) => n !== 'help');
 };
 
 /** Reads `--help` level by level (one batch per level). */

@@ -18,7 +18,7 @@ export function report(scenario: string, counts: Counts): void {
   const line = { scenario, ...counts, at: new Date().toISOString() };
   console.log(`reliability ${scenario}: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   const out = process.env.CANON_RELIABILITY_OUT;
-  if (out) fs.appendFileSync(out, JSON.stringify(line) + '\n');
+  if (out) fs.appendFileSync(out, `${JSON.stringify(line)}\n`);
 }
 
 /** A stack trace in output: "    at fn (file.js:1:2)" lines, or Node's uncaught-error banner. */

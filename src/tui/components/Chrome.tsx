@@ -80,6 +80,7 @@ export function Help({ cols, rows, readonly, interval }: { cols: number; rows: n
         {'KEYS'}
       </Line>
       {lines.slice(0, Math.max(0, rows - 1)).map((l, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: a line of help is its position
         <Line key={i} width={cols}>
           {l}
         </Line>

@@ -145,6 +145,7 @@ export function JobView(props: DetailProps & { c: ChalkInstance; jobId: number }
       </Line>
       {err.length ? (
         err.map((l, i) => (
+          // biome-ignore lint/suspicious/noArrayIndexKey: a line of the error is its position
           <Line key={i} width={cols} color="red">
             {`${i === 0 ? 'last error: ' : '            '}${l}`}
           </Line>

@@ -239,7 +239,7 @@ function Steering({ snap, width, rows, cursor, now }: ListProps) {
       const state = f.killed_at ? 'KILLED' : !f.enabled ? 'off' : f.rollout_percent >= 100 ? 'on' : `on ${f.rollout_percent}%`;
       const roll = f.rollout ? `  rollout ${f.rollout.current_percent}%→${f.rollout.until_percent}% +${f.rollout.step_percent}%/${fmtAge(f.rollout.every_seconds)}${f.rollout.guard ? ` guard ${f.rollout.guard}` : ''}` : '';
       return (
-        <Line key={`f${i}`} width={width} selectable selected={i === cursor}>
+        <Line key={`f${f.name}`} width={width} selectable selected={i === cursor}>
           {`flag ${pad(f.name, 24)} `}
           <Text color={f.killed_at ? 'red' : f.enabled ? 'green' : undefined}>{pad(state, 8)}</Text>
           {`${f.held_jobs ? ` ${f.held_jobs} held` : ''}${roll}${f.killed_at ? `  killed by ${f.killed_by} ${ago(f.killed_at, now)}` : ''}`}

@@ -1,6 +1,6 @@
 // Building blocks: one terminal row that can never wrap onto a second (the frame's height is
 // budgeted row by row), and the section header.
-import React from 'react';
+import type React from 'react';
 import { Box, Text } from 'ink';
 
 export interface LineProps {
