@@ -20,6 +20,10 @@ const INTENDED: [RegExp, string][] = [
     /^functions canon\.(begin_decision|finish_decision|begin_decisions|finish_decisions|enqueue_jobs)\(/,
     'decisions are made a batch at a time: one call locks and reads, one writes (jobs through the set-based gateway)',
   ],
+  [
+    /^functions canon\.(claim_jobs|claim_runs|claim_runs_with_history|refresh_entity_status)\(.* config$/,
+    'jit = off where planner settings price a disabled plan node past jit_above_cost',
+  ],
 ];
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
