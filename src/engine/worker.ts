@@ -31,6 +31,8 @@ export interface WorkerOptions {
   maxSeconds?: number;
   pollMs?: number;
   batchSize?: number;
+  /** Decisions claimed and made in one transaction (default 100). */
+  decisionBatch?: number;
   graceMs?: number;
   listen?: boolean;
   onJobDone?: (job: ClaimedJob, outcome: string) => void;
@@ -61,7 +63,8 @@ interface InFlight {
 export class Worker {
   readonly id: string;
   readonly stats: WorkerStats;
-  private readonly o: Required<Pick<WorkerOptions, 'pollMs' | 'batchSize' | 'graceMs'>> & WorkerOptions;
+  private readonly o: Required<Pick<WorkerOptions, 'pollMs' | 'batchSize' | 'decisionBatch' | 'graceMs'>> &
+    WorkerOptions;
   private readonly inflight = new Map<number, InFlight>();
   private stopping = false;
   private wakeUp: (() => void) | undefined;
@@ -80,7 +83,7 @@ export class Worker {
   private startedAt = Date.now();
 
   constructor(opts: WorkerOptions) {
-    this.o = { pollMs: 1000, batchSize: 10, graceMs: 10_000, ...opts };
+    this.o = { pollMs: 1000, batchSize: 10, decisionBatch: 100, graceMs: 10_000, ...opts };
     // <role>-<uuid>: unique per process, so ownership checks can never confuse two workers
     this.id = `${opts.role}-${randomUUID()}`;
     this.log = opts.log.child({ worker_id: this.id });
@@ -186,7 +189,11 @@ export class Worker {
           const finishing = mine.filter((f) => f.handlerDone).length;
           const busy =
             mine.length - finishing + Math.max(0, finishing - Math.max(this.o.concurrency, 2 * COMPLETION_BATCH));
-          const free = Math.min(this.o.concurrency - busy, this.o.batchSize, remaining - claimed);
+          // Decisions are pure and quick: a batch of them is one transaction, whatever the
+          // handlers' concurrency, and the bigger the batch the cheaper each decision.
+          const [limit, perClaim] =
+            lane === 'decision' ? [this.o.decisionBatch, this.o.decisionBatch] : [this.o.concurrency, this.o.batchSize];
+          const free = Math.min(limit - busy, perClaim, remaining - claimed);
           if (free <= 0) continue;
           if (!this.mayHaveWork(lane)) {
             skipped = true;
