@@ -7,12 +7,12 @@
 // and the job runs once more and succeeds exactly once.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ENGINE_SQL } from '../src/sql/engine.js';
 import { Completer, goneIsRefused } from '../src/engine/execute.js';
 import { createLogger } from '../src/engine/log.js';
 import { isRunGone } from '../src/errors.js';
+import { ENGINE_SQL } from '../src/sql/engine.js';
 import { waitFor } from './helpers.js';
-import { ownServer, type OwnServer } from './support/server.js';
+import { type OwnServer, ownServer } from './support/server.js';
 
 const WORKER = 'execute-00000000-0000-4000-8000-0000000000c1';
 
@@ -43,12 +43,23 @@ const pidOf = async (backendType: string) =>
 
 /** Waits for the server to notice the crash (a query fails), then for its recovery. */
 const backAfterRecovery = async () => {
-  await waitFor(async () => pool.query('select 1').then(() => false, () => true), { timeout: 30_000, interval: 50, what: 'the server to notice the crash' });
-  await waitFor(async () => (await pool.query(`select 1 as ok from canon.jobs limit 1`).catch(() => ({ rows: [] }))).rows.length > 0, {
-    timeout: 60_000,
-    interval: 200,
-    what: 'the server back after crash recovery',
-  });
+  await waitFor(
+    async () =>
+      pool.query('select 1').then(
+        () => false,
+        () => true,
+      ),
+    { timeout: 30_000, interval: 50, what: 'the server to notice the crash' },
+  );
+  await waitFor(
+    async () =>
+      (await pool.query(`select 1 as ok from canon.jobs limit 1`).catch(() => ({ rows: [] }))).rows.length > 0,
+    {
+      timeout: 60_000,
+      interval: 200,
+      what: 'the server back after crash recovery',
+    },
+  );
 };
 
 async function claimOne(entity: string, client: pg.Pool | pg.PoolClient = pool): Promise<number> {
@@ -87,7 +98,9 @@ describe('a claim lost in a crash', () => {
     // the claim is gone: its job is queued again and its run never existed
     const job = (await pool.query(`select status, attempts from canon.jobs where id = $1`, [lost.id])).rows[0];
     expect(job, 'the claim survived the crash: the test did not lose it').toEqual({ status: 'queued', attempts: 0 });
-    expect((await pool.query(`select count(*)::int as n from canon.job_runs where id = $1`, [lost.run_id])).rows[0].n).toBe(0);
+    expect(
+      (await pool.query(`select count(*)::int as n from canon.job_runs where id = $1`, [lost.run_id])).rows[0].n,
+    ).toBe(0);
 
     // the job is claimed again, by the same worker: a new run id, far past the lost one
     const again = (await pool.query(ENGINE_SQL.claimRuns, ['execution', WORKER, 1])).rows;
@@ -95,28 +108,54 @@ describe('a claim lost in a crash', () => {
     expect(Number(again[0].run_id)).toBeGreaterThan(Number(lost.run_id) + 1_000_000);
 
     // the worker that held the lost run: its heartbeat and completion are refused, nothing written
-    const events = async () => (await pool.query(`select count(*)::int as n from canon.events where kind = 'noop.succeeded'`)).rows[0].n as number;
+    const events = async () =>
+      (await pool.query(`select count(*)::int as n from canon.events where kind = 'noop.succeeded'`)).rows[0]
+        .n as number;
     expect((await pool.query(ENGINE_SQL.heartbeat, [WORKER, [lost.run_id]])).rows).toEqual([]);
     // as the worker's Completer sends it: the batch names a run that does not exist, and the
     // run one by one is refused like a run taken away (its job is not this run's any more)
-    const lostRun = { run_id: Number(lost.run_id), worker_id: WORKER, event_kind: 'noop.succeeded', result: '{"from":"lost"}' };
-    await expect(pool.query(ENGINE_SQL.completeMany, [JSON.stringify([{ ...lostRun, result: { from: 'lost' } }])])).rejects.toThrow(/run \d+ does not exist/);
+    const lostRun = {
+      run_id: Number(lost.run_id),
+      worker_id: WORKER,
+      event_kind: 'noop.succeeded',
+      result: '{"from":"lost"}',
+    };
+    await expect(
+      pool.query(ENGINE_SQL.completeMany, [JSON.stringify([{ ...lostRun, result: { from: 'lost' } }])]),
+    ).rejects.toThrow(/run \d+ does not exist/);
     const log = createLogger({ level: 'silent' });
     expect(await new Completer(pool, log).complete(lostRun)).toEqual({ ok: false, event_position: null });
-    const failed = await goneIsRefused(pool.query(ENGINE_SQL.fail, [lost.run_id, WORKER, 'handler error after the crash', false, 'handler_error']));
+    const failed = await goneIsRefused(
+      pool.query(ENGINE_SQL.fail, [lost.run_id, WORKER, 'handler error after the crash', false, 'handler_error']),
+    );
     expect(failed.rows[0].ok).toBe(false);
     // a decider holding a lost run: the worker recognises the error and counts the run fenced
-    const decision = await pool.query(ENGINE_SQL.beginDecision, [lost.run_id, WORKER]).then(() => null, (e: unknown) => e);
+    const decision = await pool.query(ENGINE_SQL.beginDecision, [lost.run_id, WORKER]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(isRunGone(decision)).toBe(true);
     expect(await events()).toBe(0);
 
     // the new run completes, once
-    const done = (await pool.query(ENGINE_SQL.completeMany, [JSON.stringify([{ run_id: again[0].run_id, worker_id: WORKER, event_kind: 'noop.succeeded', result: { from: 'again' } }])])).rows;
+    const done = (
+      await pool.query(ENGINE_SQL.completeMany, [
+        JSON.stringify([
+          { run_id: again[0].run_id, worker_id: WORKER, event_kind: 'noop.succeeded', result: { from: 'again' } },
+        ]),
+      ])
+    ).rows;
     expect(done.map((r) => r.ok)).toEqual([true]);
     expect(await events()).toBe(1);
-    const runs = (await pool.query(`select status, count(*)::int as n from canon.job_runs where job_id = $1 group by status`, [lost.id])).rows;
+    const runs = (
+      await pool.query(`select status, count(*)::int as n from canon.job_runs where job_id = $1 group by status`, [
+        lost.id,
+      ])
+    ).rows;
     expect(runs).toEqual([{ status: 'succeeded', n: 1 }]);
-    expect((await pool.query(`select status from canon.jobs where id = $1`, [lost.id])).rows[0].status).toBe('succeeded');
+    expect((await pool.query(`select status from canon.jobs where id = $1`, [lost.id])).rows[0].status).toBe(
+      'succeeded',
+    );
   }, 120_000);
 
   it('moves the ids once per crash, whichever sessions claim first, and not on a clean restart', async () => {

@@ -1,11 +1,11 @@
 // `canon work` (both lanes), `canon work decide`, `canon work execute`.
 import { type Command, Option } from 'commander';
 import { intArg, numberArg } from '../args.js';
-import { usageError } from '../errors.js';
+import type { Ctx } from '../context.js';
 import { createLogger, type LogFormat, type LogLevel } from '../engine/log.js';
 import { startWorker } from '../engine/run.js';
 import type { Lane } from '../engine/types.js';
-import type { Ctx } from '../context.js';
+import { usageError } from '../errors.js';
 import { pipelineOption } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
 
@@ -31,10 +31,24 @@ function addWorkOptions(cmd: Command): Command {
     .option('--max-seconds <s>', 'exit after this many seconds', numberArg('--max-seconds', 0.1, 1e9))
     .addOption(pipelineOption())
     .addOption(new Option('--log <format>', 'log format on stderr').choices(['text', 'json']).default('text'))
-    .addOption(new Option('--log-level <level>', 'least severe level logged').choices(['debug', 'info', 'warn', 'error', 'silent']).default('info'))
-    .option('--poll-interval <ms>', 'fallback poll when no notification arrives', intArg('--poll-interval', 10, 600_000), 1000)
+    .addOption(
+      new Option('--log-level <level>', 'least severe level logged')
+        .choices(['debug', 'info', 'warn', 'error', 'silent'])
+        .default('info'),
+    )
+    .option(
+      '--poll-interval <ms>',
+      'fallback poll when no notification arrives',
+      intArg('--poll-interval', 10, 600_000),
+      1000,
+    )
     .option('--batch <n>', 'jobs claimed per round trip', intArg('--batch', 1, 1000), 10)
-    .option('--grace <s>', 'on SIGTERM, seconds to let in-flight jobs finish before releasing them', numberArg('--grace', 0, 3600), 10);
+    .option(
+      '--grace <s>',
+      'on SIGTERM, seconds to let in-flight jobs finish before releasing them',
+      numberArg('--grace', 0, 3600),
+      10,
+    );
 }
 
 async function work(ctx: Ctx, lanes: Lane[], role: string, o: WorkOpts): Promise<number> {
@@ -53,14 +67,19 @@ async function work(ctx: Ctx, lanes: Lane[], role: string, o: WorkOpts): Promise
     graceMs: o.grace * 1000,
   });
   const stats = await done;
-  ctx.print(stats, (s) => `worker ${s.worker_id}: ${s.claimed} claimed, ${s.succeeded} succeeded, ${s.retried} retried, ${s.dead} dead, ${s.fenced} fenced, ${s.released} released`);
+  ctx.print(
+    stats,
+    (s) =>
+      `worker ${s.worker_id}: ${s.claimed} claimed, ${s.succeeded} succeeded, ${s.retried} retried, ${s.dead} dead, ${s.fenced} fenced, ${s.released} released`,
+  );
   return stats.errors > 0 ? 1 : 0;
 }
 
 function parseLanes(v: string | undefined): Lane[] {
   if (!v) return ['decision', 'execution'];
   const lanes = v.split(',').map((s) => s.trim());
-  for (const l of lanes) if (l !== 'decision' && l !== 'execution') throw usageError(`--lanes takes decision and/or execution, got "${l}"`);
+  for (const l of lanes)
+    if (l !== 'decision' && l !== 'execution') throw usageError(`--lanes takes decision and/or execution, got "${l}"`);
   return [...new Set(lanes)] as Lane[];
 }
 
@@ -73,7 +92,12 @@ export const register: Register = (program, run: Run) => {
   )
     .addHelpText(
       'after',
-      examples('canon work', 'canon work --concurrency 16 --log json', 'canon work --once --max-jobs 500', 'canon work execute --pipeline ./my-pipeline.js') +
+      examples(
+        'canon work',
+        'canon work --concurrency 16 --log json',
+        'canon work --once --max-jobs 500',
+        'canon work execute --pipeline ./my-pipeline.js',
+      ) +
         '\n\nSIGTERM/SIGINT: stop claiming, let in-flight jobs finish for --grace seconds, then release them.\nExit 0 after a clean stop, 1 if a job could not be processed.',
     )
     .action(run(async (ctx, o: WorkOpts) => work(ctx, parseLanes(o.lanes), 'work', o)));

@@ -7,7 +7,7 @@
 import type pg from 'pg';
 import { coerceError } from '../errors.js';
 import { history, ledgerError, requiredType } from '../ledger.js';
-import { decisionSchema, doneDecision, requiredDecision, type Decision, type Pipeline } from '../pipeline/define.js';
+import { type Decision, decisionSchema, doneDecision, type Pipeline, requiredDecision } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import type { ClaimedJob } from './types.js';
 
@@ -36,21 +36,35 @@ export function requirementCounts(kinds: string[]): Map<string, { required: numb
   return m;
 }
 
-export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: number, workerId: string, pipeline: Pipeline): Promise<DecisionOutcome> {
+export async function decide(
+  client: pg.PoolClient,
+  job: ClaimedJob,
+  runId: number,
+  workerId: string,
+  pipeline: Pipeline,
+): Promise<DecisionOutcome> {
   await client.query('begin');
   try {
     // the run's fence and, when it is ours, the entity's row: decisions about one entity are
     // serialised on it, so two deciders never both see "protect not yet required" and both
     // require it (canon.begin_decision)
-    const lock = (await client.query({ name: 'canon_begin_decision', text: ENGINE_SQL.beginDecision, values: [runId, workerId] })).rows[0];
+    const lock = (
+      await client.query({ name: 'canon_begin_decision', text: ENGINE_SQL.beginDecision, values: [runId, workerId] })
+    ).rows[0];
     if (!lock.owned) {
       await client.query('rollback');
-      await client.query(ENGINE_SQL.rejectDecision, [runId, workerId, `decision run no longer owned (job is ${lock.job_status})`]);
+      await client.query(ENGINE_SQL.rejectDecision, [
+        runId,
+        workerId,
+        `decision run no longer owned (job is ${lock.job_status})`,
+      ]);
       return { ok: false, required: [], skipped: [], done: false };
     }
     const events = await history(client, job.entity_id);
     const declaredFlags = Object.keys(pipeline.flags ?? {});
-    const flagRows = declaredFlags.length ? (await client.query(ENGINE_SQL.flagsFor, [job.entity_id, declaredFlags])).rows : [];
+    const flagRows = declaredFlags.length
+      ? (await client.query(ENGINE_SQL.flagsFor, [job.entity_id, declaredFlags])).rows
+      : [];
     const flagValues = new Map<string, boolean>(flagRows.map((r) => [r.name as string, r.on as boolean]));
     const used: Record<string, boolean> = {};
     const flags = {
@@ -69,15 +83,24 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
     const parsed = parseDecision(decision);
     if (!parsed.success) {
       const i = parsed.error.issues[0];
-      throw new AuthorityError(`authority returned an invalid decision at ${i.path.join('.') || '(root)'}: ${i.message}`);
+      throw new AuthorityError(
+        `authority returned an invalid decision at ${i.path.join('.') || '(root)'}: ${i.message}`,
+      );
     }
     const counts = requirementCounts(events.map((e) => e.kind));
     const required: string[] = [];
     const skipped: string[] = [];
-    const writes: { type: string; event_payload: unknown; job_payload: unknown; dedupe_key: string; priority: number }[] = [];
+    const writes: {
+      type: string;
+      event_payload: unknown;
+      job_payload: unknown;
+      dedupe_key: string;
+      priority: number;
+    }[] = [];
     if ('required' in parsed.data) {
       for (const req of parsed.data.required) {
-        if (!(req.type in pipeline.jobTypes)) throw new AuthorityError(`authority required unknown job type "${req.type}"`);
+        if (!(req.type in pipeline.jobTypes))
+          throw new AuthorityError(`authority required unknown job type "${req.type}"`);
         const c = counts.get(req.type) ?? { required: 0, results: 0 };
         // Re-deciding on the same history adds nothing: a type already required and still
         // without its result is outstanding, not new.
@@ -89,7 +112,14 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
         const dedupeKey = `${job.entity_id}:${req.type}:${ordinal}`;
         writes.push({
           type: req.type,
-          event_payload: { job_type: req.type, ordinal, dedupe_key: dedupeKey, payload: req.payload ?? {}, flags: used, decision_job_id: job.id },
+          event_payload: {
+            job_type: req.type,
+            ordinal,
+            dedupe_key: dedupeKey,
+            payload: req.payload ?? {},
+            flags: used,
+            decision_job_id: job.id,
+          },
           job_payload: { ...(req.payload ?? {}), flags: used },
           dedupe_key: dedupeKey,
           priority: req.priority ?? 0,
@@ -98,12 +128,25 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
       }
     }
     const done = 'done' in parsed.data;
-    const detail = { required, skipped, done, outcome: 'done' in parsed.data ? parsed.data.outcome ?? null : null, flags: used, history_seq: events.length };
+    const detail = {
+      required,
+      skipped,
+      done,
+      outcome: 'done' in parsed.data ? (parsed.data.outcome ?? null) : null,
+      flags: used,
+      history_seq: events.length,
+    };
     // every write of the decision in one call: the required events and their jobs (through
     // the gateway), what the decision saw, and the run's completion
     let finished: { ok: boolean };
     try {
-      finished = (await client.query({ name: 'canon_finish_decision', text: ENGINE_SQL.finishDecision, values: [runId, workerId, JSON.stringify(writes), JSON.stringify(detail)] })).rows[0];
+      finished = (
+        await client.query({
+          name: 'canon_finish_decision',
+          text: ENGINE_SQL.finishDecision,
+          values: [runId, workerId, JSON.stringify(writes), JSON.stringify(detail)],
+        })
+      ).rows[0];
     } catch (e) {
       throw ledgerError(e);
     }
@@ -121,7 +164,12 @@ export async function decide(client: pg.PoolClient, job: ClaimedJob, runId: numb
 
 /** Parses with the branch the value claims to be, so errors name the real field. */
 function parseDecision(d: unknown) {
-  const branch = d && typeof d === 'object' && 'required' in d ? requiredDecision : d && typeof d === 'object' && 'done' in d ? doneDecision : decisionSchema;
+  const branch =
+    d && typeof d === 'object' && 'required' in d
+      ? requiredDecision
+      : d && typeof d === 'object' && 'done' in d
+        ? doneDecision
+        : decisionSchema;
   return branch.safeParse(d) as ReturnType<typeof decisionSchema.safeParse>;
 }
 

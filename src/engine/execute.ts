@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { coerceError, isConnectionError, isRunGone } from '../errors.js';
 import { history, type LedgerEvent } from '../ledger.js';
-import { PermanentError, PreconditionError, type Logger, type Pipeline } from '../pipeline/define.js';
+import { type Logger, PermanentError, type Pipeline, PreconditionError } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import type { ClaimedJob } from './types.js';
 
@@ -14,13 +14,19 @@ export type ExecOutcome = 'succeeded' | 'retry' | 'dead' | 'fenced' | 'released'
 
 export class AbortError extends Error {
   constructor(readonly cause_: AbortCause) {
-    super(cause_ === 'timeout' ? 'handler timed out' : cause_ === 'shutdown' ? 'worker shutting down' : 'run lease lost');
+    super(
+      cause_ === 'timeout' ? 'handler timed out' : cause_ === 'shutdown' ? 'worker shutting down' : 'run lease lost',
+    );
     this.name = 'AbortError';
   }
 }
 
 /** Retries an operation on connection errors with capped exponential backoff (the server may be restarting). */
-export async function withReconnect<T>(fn: () => Promise<T>, log: Logger, opts: { deadlineMs?: number; stopped?: () => boolean } = {}): Promise<T> {
+export async function withReconnect<T>(
+  fn: () => Promise<T>,
+  log: Logger,
+  opts: { deadlineMs?: number; stopped?: () => boolean } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
   for (let attempt = 0; ; attempt++) {
     try {
@@ -41,9 +47,12 @@ export function serialiseResult(value: unknown): string {
   } catch (e) {
     throw new PermanentError(`handler returned a value that is not JSON-serialisable: ${coerceError(e).message}`);
   }
-  if (text === undefined) throw new PermanentError('handler returned a value that is not JSON-serialisable (a function or symbol)');
-  if (/\\u0000/.test(text)) throw new PermanentError('handler result contains a NUL character (\\u0000), which Postgres cannot store');
-  if (text.length > 8 * 1024 * 1024) throw new PermanentError(`handler result is ${text.length} bytes; the limit is 8 MiB`);
+  if (text === undefined)
+    throw new PermanentError('handler returned a value that is not JSON-serialisable (a function or symbol)');
+  if (/\\u0000/.test(text))
+    throw new PermanentError('handler result contains a NUL character (\\u0000), which Postgres cannot store');
+  if (text.length > 8 * 1024 * 1024)
+    throw new PermanentError(`handler result is ${text.length} bytes; the limit is 8 MiB`);
   return text;
 }
 
@@ -73,7 +82,8 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
     if (!handler) throw new PermanentError(`the loaded pipeline has no handler for job type "${job.type}"`);
     const events = a.events ?? (await withReconnect(() => history(pool, job.entity_id), log));
     const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(controller.signal.reason instanceof Error ? controller.signal.reason : new AbortError('shutdown'));
+      const onAbort = () =>
+        reject(controller.signal.reason instanceof Error ? controller.signal.reason : new AbortError('shutdown'));
       if (controller.signal.aborted) onAbort();
       else controller.signal.addEventListener('abort', onAbort, { once: true });
     });
@@ -102,8 +112,18 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
   clearTimeout(timer);
   a.handlerDone?.();
   const done = a.complete
-    ? await a.complete.complete({ run_id: runId, worker_id: workerId, result: resultText, event_kind: `${job.type}.succeeded` })
-    : await completeOne(pool, log, { run_id: runId, worker_id: workerId, result: resultText, event_kind: `${job.type}.succeeded` });
+    ? await a.complete.complete({
+        run_id: runId,
+        worker_id: workerId,
+        result: resultText,
+        event_kind: `${job.type}.succeeded`,
+      })
+    : await completeOne(pool, log, {
+        run_id: runId,
+        worker_id: workerId,
+        result: resultText,
+        event_kind: `${job.type}.succeeded`,
+      });
   if (!done.ok) {
     log.warn('completion refused: the run was taken away (rescued or cancelled); nothing recorded twice');
     return 'fenced';
@@ -116,21 +136,36 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   const { pool, runId, workerId, log } = a;
   const err = coerceError(e);
   if (err instanceof AbortError && err.cause_ === 'shutdown') {
-    const r = await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log));
+    const r = await goneIsRefused(
+      withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log),
+    );
     log.info('released on shutdown', {});
     return r.rows[0].ok ? 'released' : 'fenced';
   }
   const precondition = err instanceof PreconditionError || err.name === 'PreconditionError';
-  const permanent = precondition || err instanceof PermanentError || err.name === 'PermanentError' || (err as { permanent?: unknown }).permanent === true;
-  const reason = precondition ? 'precondition_failed' : err instanceof AbortError && err.cause_ === 'timeout' ? 'timeout' : 'handler_error';
+  const permanent =
+    precondition ||
+    err instanceof PermanentError ||
+    err.name === 'PermanentError' ||
+    (err as { permanent?: unknown }).permanent === true;
+  const reason = precondition
+    ? 'precondition_failed'
+    : err instanceof AbortError && err.cause_ === 'timeout'
+      ? 'timeout'
+      : 'handler_error';
   const msg = `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`.slice(0, 4000);
-  const r = await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log));
+  const r = await goneIsRefused(
+    withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log),
+  );
   const row = r.rows[0];
   if (!row.ok) {
     log.warn('failure report refused: the run was taken away (rescued or cancelled)', { error: msg });
     return 'fenced';
   }
-  (row.outcome === 'dead' ? log.error : log.warn)(row.outcome === 'dead' ? 'job dead' : 'job failed, will retry', { reason, error: msg });
+  (row.outcome === 'dead' ? log.error : log.warn)(row.outcome === 'dead' ? 'job dead' : 'job failed, will retry', {
+    reason,
+    error: msg,
+  });
   return row.outcome as ExecOutcome;
 }
 
@@ -161,7 +196,11 @@ export async function goneIsRefused(q: Promise<pg.QueryResult>): Promise<pg.Quer
 }
 
 async function completeOne(pool: pg.Pool, log: Logger, c: Completion): Promise<Done> {
-  const r = (await goneIsRefused(withReconnect(() => pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), log))).rows[0];
+  const r = (
+    await goneIsRefused(
+      withReconnect(() => pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), log),
+    )
+  ).rows[0];
   return { ok: r.ok, event_position: r.event_position ?? null };
 }
 
@@ -217,12 +256,23 @@ export class Completer {
       // the results are JSON text already (serialiseResult): spliced in, not parsed again
       const json = `[${batch.map((c) => `{"run_id":${c.run_id},"worker_id":${JSON.stringify(c.worker_id)},"event_kind":${JSON.stringify(c.event_kind)},"result":${c.result}}`).join(',')}]`;
       try {
-        const rows = (await withReconnect(() => this.pool.query({ name: 'canon_complete_runs', text: ENGINE_SQL.completeMany, values: [json] }), this.log)).rows;
+        const rows = (
+          await withReconnect(
+            () => this.pool.query({ name: 'canon_complete_runs', text: ENGINE_SQL.completeMany, values: [json] }),
+            this.log,
+          )
+        ).rows;
         const byRun = new Map(rows.map((r) => [Number(r.run_id), r]));
-        return batch.map((c) => ({ ok: !!byRun.get(c.run_id)?.ok, event_position: byRun.get(c.run_id)?.event_position ?? null }));
+        return batch.map((c) => ({
+          ok: !!byRun.get(c.run_id)?.ok,
+          event_position: byRun.get(c.run_id)?.event_position ?? null,
+        }));
       } catch (e) {
         if (isConnectionError(e)) throw e;
-        this.log.warn('batched completion failed; completing its runs one by one', { runs: batch.length, error: coerceError(e).message });
+        this.log.warn('batched completion failed; completing its runs one by one', {
+          runs: batch.length,
+          error: coerceError(e).message,
+        });
       }
     }
     const out: (Done | Error)[] = [];

@@ -8,7 +8,9 @@ export type LogFormat = 'text' | 'json';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
-export function createLogger(opts: { format?: LogFormat; level?: LogLevel; out?: Writable; fields?: Record<string, unknown> } = {}): Logger {
+export function createLogger(
+  opts: { format?: LogFormat; level?: LogLevel; out?: Writable; fields?: Record<string, unknown> } = {},
+): Logger {
   const format = opts.format ?? 'text';
   const min = RANK[opts.level ?? 'info'];
   const out = opts.out ?? process.stderr;

@@ -1,13 +1,13 @@
 // Shared by `canon work`, `canon tick` and `canon demo`: load and sync the pipeline, build a
 // worker on a pool sized for its concurrency, and stop it cleanly on SIGTERM/SIGINT.
 import pg from 'pg';
-import { survivesLostConnections } from '../db/connect.js';
 import type { Ctx } from '../context.js';
+import { survivesLostConnections } from '../db/connect.js';
 import type { Logger } from '../pipeline/define.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { syncPipeline } from '../pipeline/sync.js';
-import { Worker, type WorkerOptions, type WorkerStats } from './worker.js';
 import type { Lane } from './types.js';
+import { Worker, type WorkerOptions, type WorkerStats } from './worker.js';
 
 export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'pool' | 'url' | 'pipeline' | 'log'>> {
   pipelinePath?: string;
@@ -17,14 +17,21 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'pool' | '
   handleSignals?: boolean;
 }
 
-export async function startWorker(ctx: Ctx, o: RunWorkerOptions): Promise<{ worker: Worker; done: Promise<WorkerStats>; pool: pg.Pool }> {
+export async function startWorker(
+  ctx: Ctx,
+  o: RunWorkerOptions,
+): Promise<{ worker: Worker; done: Promise<WorkerStats>; pool: pg.Pool }> {
   const { pipeline, file } = await loadPipeline(o.pipelinePath);
   const db = await ctx.db();
   await syncPipeline(db.pool, pipeline);
   const concurrency = o.concurrency ?? 4;
   // each in-flight job may hold a client (decisions hold one for their transaction), plus
   // claims and heartbeats
-  const pool = new pg.Pool({ connectionString: db.target.url, max: concurrency * o.lanes.length + 4, application_name: `canon ${o.role}` });
+  const pool = new pg.Pool({
+    connectionString: db.target.url,
+    max: concurrency * o.lanes.length + 4,
+    application_name: `canon ${o.role}`,
+  });
   survivesLostConnections(pool);
   const worker = new Worker({ ...o, pool, url: db.target.url, pipeline, pipelineFile: file, concurrency, log: o.log });
   let signals = 0;

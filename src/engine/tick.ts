@@ -4,8 +4,8 @@
 import type { Ctx } from '../context.js';
 import type { Logger } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
-import { startWorker } from './run.js';
 import { advanceRollouts, type RolloutStep } from '../steering/rollout.js';
+import { startWorker } from './run.js';
 import type { WorkerStats } from './worker.js';
 
 export interface TickSummary {
@@ -16,15 +16,35 @@ export interface TickSummary {
   seconds: number;
 }
 
-const emptyStats = (): WorkerStats => ({ worker_id: '', claimed: 0, succeeded: 0, retried: 0, dead: 0, fenced: 0, released: 0, decisions: 0, jobs_required: 0, errors: 0 });
+const emptyStats = (): WorkerStats => ({
+  worker_id: '',
+  claimed: 0,
+  succeeded: 0,
+  retried: 0,
+  dead: 0,
+  fenced: 0,
+  released: 0,
+  decisions: 0,
+  jobs_required: 0,
+  errors: 0,
+});
 
-export async function tick(ctx: Ctx, o: { maxJobs: number; maxSeconds: number; concurrency: number; pipelinePath?: string; log: Logger }): Promise<TickSummary> {
+export async function tick(
+  ctx: Ctx,
+  o: { maxJobs: number; maxSeconds: number; concurrency: number; pipelinePath?: string; log: Logger },
+): Promise<TickSummary> {
   const started = Date.now();
   const db = await ctx.db();
   const lock = await db.pool.connect();
   try {
     if (!(await lock.query(ENGINE_SQL.tickLock)).rows[0].locked) {
-      return { skipped: true, rescued: { total: 0, retry: 0, dead: 0, jobs: [] }, rollouts: [], work: emptyStats(), seconds: (Date.now() - started) / 1000 };
+      return {
+        skipped: true,
+        rescued: { total: 0, retry: 0, dead: 0, jobs: [] },
+        rollouts: [],
+        work: emptyStats(),
+        seconds: (Date.now() - started) / 1000,
+      };
     }
     try {
       const rescued = (await lock.query(ENGINE_SQL.rescue, [1000])).rows as { job_id: number; outcome: string }[];
@@ -49,7 +69,12 @@ export async function tick(ctx: Ctx, o: { maxJobs: number; maxSeconds: number; c
       }
       return {
         skipped: false,
-        rescued: { total: rescued.length, retry: rescued.filter((r) => r.outcome === 'retry').length, dead: rescued.filter((r) => r.outcome === 'dead').length, jobs: rescued.map((r) => r.job_id) },
+        rescued: {
+          total: rescued.length,
+          retry: rescued.filter((r) => r.outcome === 'retry').length,
+          dead: rescued.filter((r) => r.outcome === 'dead').length,
+          jobs: rescued.map((r) => r.job_id),
+        },
         rollouts,
         work,
         seconds: (Date.now() - started) / 1000,

@@ -2,16 +2,17 @@
 // bounded concurrency, heartbeats their runs, and shuts down gracefully. LISTEN/NOTIFY wakes
 // it as soon as the gateway enqueues; a jittered poll is the fallback when notifications are
 // lost (a dropped LISTEN connection, a NOTIFY sent while reconnecting).
-import os from 'node:os';
+
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
 import pg from 'pg';
 import { coerceError, isConnectionError, isRunGone } from '../errors.js';
-import type { Logger, Pipeline } from '../pipeline/define.js';
-import { ENGINE_SQL } from '../sql/engine.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import { version } from '../paths.js';
-import { AbortError, COMPLETION_BATCH, Completer, execute, goneIsRefused, withReconnect } from './execute.js';
+import type { Logger, Pipeline } from '../pipeline/define.js';
+import { ENGINE_SQL } from '../sql/engine.js';
 import { AuthorityError, decide } from './decide.js';
+import { AbortError, COMPLETION_BATCH, Completer, execute, goneIsRefused, withReconnect } from './execute.js';
 import type { ClaimedJob, Lane } from './types.js';
 
 export interface WorkerOptions {
@@ -83,7 +84,18 @@ export class Worker {
     // <role>-<uuid>: unique per process, so ownership checks can never confuse two workers
     this.id = `${opts.role}-${randomUUID()}`;
     this.log = opts.log.child({ worker_id: this.id });
-    this.stats = { worker_id: this.id, claimed: 0, succeeded: 0, retried: 0, dead: 0, fenced: 0, released: 0, decisions: 0, jobs_required: 0, errors: 0 };
+    this.stats = {
+      worker_id: this.id,
+      claimed: 0,
+      succeeded: 0,
+      retried: 0,
+      dead: 0,
+      fenced: 0,
+      released: 0,
+      decisions: 0,
+      jobs_required: 0,
+      errors: 0,
+    };
   }
 
   /** Stops claiming; in-flight jobs finish or, after the grace period, are released. */
@@ -150,7 +162,11 @@ export class Worker {
     await withReconnect(() => this.register(), this.log, { stopped: () => this.stopping });
     if (this.o.listen !== false) void this.listenLoop();
     this.scheduleHeartbeat();
-    this.log.info('worker started', { lanes: this.o.lanes.join(','), concurrency: this.o.concurrency, pid: process.pid });
+    this.log.info('worker started', {
+      lanes: this.o.lanes.join(','),
+      concurrency: this.o.concurrency,
+      pid: process.pid,
+    });
     let dbBackoff = 0;
     while (!this.stopping) {
       if (this.o.maxSeconds !== undefined && Date.now() - this.startedAt > this.o.maxSeconds * 1000) break;
@@ -168,7 +184,8 @@ export class Worker {
           // big enough to be cheap: a commit's fixed cost is shared by every run in it.
           const mine = [...this.inflight.values()].filter((f) => f.job.lane === lane);
           const finishing = mine.filter((f) => f.handlerDone).length;
-          const busy = mine.length - finishing + Math.max(0, finishing - Math.max(this.o.concurrency, 2 * COMPLETION_BATCH));
+          const busy =
+            mine.length - finishing + Math.max(0, finishing - Math.max(this.o.concurrency, 2 * COMPLETION_BATCH));
           const free = Math.min(this.o.concurrency - busy, this.o.batchSize, remaining - claimed);
           if (free <= 0) continue;
           if (!this.mayHaveWork(lane)) {
@@ -191,7 +208,9 @@ export class Worker {
       }
       if (claimed > 0) continue; // there may be more: claim again straight away
       if (this.o.once && this.inflight.size === 0) {
-        const ready = await withReconnect(() => this.o.pool.query(ENGINE_SQL.queuedReady), this.log).catch(() => ({ rows: [] as { lane: string; n: number }[] }));
+        const ready = await withReconnect(() => this.o.pool.query(ENGINE_SQL.queuedReady), this.log).catch(() => ({
+          rows: [] as { lane: string; n: number }[],
+        }));
         if (!ready.rows.some((r) => this.o.lanes.includes(r.lane as Lane) && r.n > 0)) break;
         if (skipped) {
           this.pollAll(); // work is ready in a lane this loop did not look at: look now
@@ -205,7 +224,16 @@ export class Worker {
   }
 
   private async register(): Promise<void> {
-    await this.o.pool.query(ENGINE_SQL.registerWorker, [this.id, this.o.role, this.o.lanes, process.pid, os.hostname(), this.o.concurrency, this.o.pipelineFile ?? null, version]);
+    await this.o.pool.query(ENGINE_SQL.registerWorker, [
+      this.id,
+      this.o.role,
+      this.o.lanes,
+      process.pid,
+      os.hostname(),
+      this.o.concurrency,
+      this.o.pipelineFile ?? null,
+      version,
+    ]);
     const t = await this.o.pool.query(ENGINE_SQL.typeTimeouts);
     this.timeouts = new Map(t.rows.map((r) => [r.name as string, Number(r.timeout_seconds)]));
   }
@@ -217,14 +245,25 @@ export class Worker {
     const histories = new Map<string, LedgerEvent[]>();
     let claimed: (ClaimedJob & { run_id: number })[];
     if (lane === 'execution') {
-      const rows = (await this.o.pool.query({ name: 'canon_claim_runs_with_history', text: ENGINE_SQL.claimRunsWithHistory, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number; events: LedgerEvent[] })[];
+      const rows = (
+        await this.o.pool.query({
+          name: 'canon_claim_runs_with_history',
+          text: ENGINE_SQL.claimRunsWithHistory,
+          values: [lane, this.id, n],
+        })
+      ).rows as (ClaimedJob & { run_id: number; events: LedgerEvent[] })[];
       claimed = rows.map(({ events, ...job }) => {
         // created_at arrives as JSON text; handlers get the Date a row read would give
-        histories.set(job.entity_id, events.map((e) => ({ ...e, created_at: new Date(e.created_at) })));
+        histories.set(
+          job.entity_id,
+          events.map((e) => ({ ...e, created_at: new Date(e.created_at) })),
+        );
         return job;
       });
     } else {
-      claimed = (await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })).rows as (ClaimedJob & { run_id: number })[];
+      claimed = (
+        await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })
+      ).rows as (ClaimedJob & { run_id: number })[];
     }
     this.stats.claimed += claimed.length;
     for (const { run_id: runId, ...job } of claimed) {
@@ -239,8 +278,19 @@ export class Worker {
     return claimed;
   }
 
-  private async process(job: ClaimedJob, runId: number, controller: AbortController, events?: LedgerEvent[]): Promise<void> {
-    const log = this.log.child({ job_id: job.id, type: job.type, entity_id: job.entity_id, correlation_id: job.correlation_id, trace_id: job.trace_id });
+  private async process(
+    job: ClaimedJob,
+    runId: number,
+    controller: AbortController,
+    events?: LedgerEvent[],
+  ): Promise<void> {
+    const log = this.log.child({
+      job_id: job.id,
+      type: job.type,
+      entity_id: job.entity_id,
+      correlation_id: job.correlation_id,
+      trace_id: job.trace_id,
+    });
     let outcome = 'error';
     try {
       if (job.lane === 'decision') outcome = await this.processDecision(job, runId, log);
@@ -252,7 +302,19 @@ export class Worker {
           if (f) f.handlerDone = true;
           this.wake();
         };
-        outcome = await execute({ pool: this.o.pool, job, runId, workerId: this.id, pipeline: this.o.pipeline, timeoutSeconds: this.timeouts.get(job.type) ?? 300, controller, log, events, complete: this.completer, handlerDone });
+        outcome = await execute({
+          pool: this.o.pool,
+          job,
+          runId,
+          workerId: this.id,
+          pipeline: this.o.pipeline,
+          timeoutSeconds: this.timeouts.get(job.type) ?? 300,
+          controller,
+          log,
+          events,
+          complete: this.completer,
+          handlerDone,
+        });
         if (outcome === 'succeeded') this.stats.succeeded++;
         else if (outcome === 'retry') this.stats.retried++;
         else if (outcome === 'dead') this.stats.dead++;
@@ -296,7 +358,9 @@ export class Worker {
         return 'fenced';
       }
       const msg = coerceError(e).message.slice(0, 4000);
-      const r = await goneIsRefused(withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, msg, false, 'handler_error']), log));
+      const r = await goneIsRefused(
+        withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, msg, false, 'handler_error']), log),
+      );
       const outcome = r.rows[0].ok ? (r.rows[0].outcome as string) : 'fenced';
       if (outcome === 'dead') this.stats.dead++;
       else if (outcome === 'retry') this.stats.retried++;
@@ -336,7 +400,9 @@ export class Worker {
     try {
       await this.o.pool.query(ENGINE_SQL.workerHeartbeat, [this.id, ids.length]);
       if (ids.length === 0) return;
-      const owned = new Set((await this.o.pool.query(ENGINE_SQL.heartbeat, [this.id, ids])).rows.map((r) => Number(r.id)));
+      const owned = new Set(
+        (await this.o.pool.query(ENGINE_SQL.heartbeat, [this.id, ids])).rows.map((r) => Number(r.id)),
+      );
       for (const id of ids) {
         const f = this.inflight.get(id);
         if (f && !owned.has(id) && f.job.lane === 'execution') {
@@ -352,7 +418,11 @@ export class Worker {
   private async listenLoop(): Promise<void> {
     let backoff = 250;
     while (!this.stopping) {
-      const client = new pg.Client({ connectionString: this.o.url, application_name: `canon-listen ${this.id}`, connectionTimeoutMillis: 10_000 });
+      const client = new pg.Client({
+        connectionString: this.o.url,
+        application_name: `canon-listen ${this.id}`,
+        connectionTimeoutMillis: 10_000,
+      });
       client.on('error', () => {});
       try {
         await client.connect();
@@ -393,7 +463,10 @@ export class Worker {
     this.stopping = true;
     if (this.inflight.size > 0) {
       const all = Promise.all([...this.inflight.values()].map((f) => f.done));
-      const graceful = await Promise.race([all.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), this.o.graceMs).unref())]);
+      const graceful = await Promise.race([
+        all.then(() => true),
+        new Promise<boolean>((r) => setTimeout(() => r(false), this.o.graceMs).unref()),
+      ]);
       if (!graceful) {
         this.log.warn('grace period over: releasing in-flight jobs', { in_flight: this.inflight.size });
         for (const f of this.inflight.values()) f.controller.abort(new AbortError('shutdown'));

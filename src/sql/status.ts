@@ -2,8 +2,21 @@
 // of every stored row with the set-based recomputation (the view canon.entity_status_recomputed)
 // behind `canon status verify`.
 export const STATUS_COLUMNS = [
-  'status', 'health_score', 'jobs_total', 'jobs_queued', 'jobs_running', 'jobs_blocked', 'jobs_succeeded', 'jobs_failed',
-  'jobs_cancelled', 'jobs_dead', 'runs_total', 'runs_running', 'runs_succeeded', 'runs_failed', 'runs_cancelled',
+  'status',
+  'health_score',
+  'jobs_total',
+  'jobs_queued',
+  'jobs_running',
+  'jobs_blocked',
+  'jobs_succeeded',
+  'jobs_failed',
+  'jobs_cancelled',
+  'jobs_dead',
+  'runs_total',
+  'runs_running',
+  'runs_succeeded',
+  'runs_failed',
+  'runs_cancelled',
 ] as const;
 
 const cols = (alias: string) => STATUS_COLUMNS.map((c) => `${alias}.${c}`).join(', ');
