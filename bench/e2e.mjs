@@ -6,7 +6,19 @@ export async function endToEnd(o) {
   const db = await freshDb('e2e');
   try {
     await migrateDb(db.url);
-    const r = await runCanon(['demo', '--documents', String(o.documents), '--concurrency', String(o.concurrency), '--flaky-rate', '0', '--json'], { DATABASE_URL: db.url });
+    const r = await runCanon(
+      [
+        'demo',
+        '--documents',
+        String(o.documents),
+        '--concurrency',
+        String(o.concurrency),
+        '--flaky-rate',
+        '0',
+        '--json',
+      ],
+      { DATABASE_URL: db.url },
+    );
     if (r.code !== 0) throw new Error(`canon demo exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
     const d = JSON.parse(r.stdout);
     return {

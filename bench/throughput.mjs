@@ -13,15 +13,38 @@ export async function canonThroughput(o) {
     await pool.query('analyze');
     const { Worker } = await importDist('src/engine/worker.js');
     const log = await silentCanonLogger();
-    const w = new Worker({ pool, url: db.url, pipeline, lanes: ['execution'], role: 'execute', concurrency: o.concurrency, batchSize: o.batch, log, once: true, listen: true, pollMs: 1000 });
+    const w = new Worker({
+      pool,
+      url: db.url,
+      pipeline,
+      lanes: ['execution'],
+      role: 'execute',
+      concurrency: o.concurrency,
+      batchSize: o.batch,
+      log,
+      once: true,
+      listen: true,
+      pollMs: 1000,
+    });
     const t = performance.now();
     const stats = await w.run();
     const ms = performance.now() - t;
-    const left = (await pool.query(`select count(*)::int as n from canon.jobs where type = 'noop' and status <> 'succeeded'`)).rows[0].n;
-    const events = (await pool.query(`select count(*)::int as n from canon.events where kind = 'noop.succeeded'`)).rows[0].n;
+    const left = (
+      await pool.query(`select count(*)::int as n from canon.jobs where type = 'noop' and status <> 'succeeded'`)
+    ).rows[0].n;
+    const events = (await pool.query(`select count(*)::int as n from canon.events where kind = 'noop.succeeded'`))
+      .rows[0].n;
     await pool.end();
-    if (left !== 0 || events !== o.jobs) throw new Error(`canon: ${left} jobs left, ${events} result events for ${o.jobs} jobs`);
-    return { system: 'canon', jobs: o.jobs, seconds: ms / 1000, jobs_per_second: o.jobs / (ms / 1000), errors: stats.errors, settings: `execution lane, concurrency ${o.concurrency}, claim batch ${o.batch}, LISTEN/NOTIFY` };
+    if (left !== 0 || events !== o.jobs)
+      throw new Error(`canon: ${left} jobs left, ${events} result events for ${o.jobs} jobs`);
+    return {
+      system: 'canon',
+      jobs: o.jobs,
+      seconds: ms / 1000,
+      jobs_per_second: o.jobs / (ms / 1000),
+      errors: stats.errors,
+      settings: `execution lane, concurrency ${o.concurrency}, claim batch ${o.batch}, LISTEN/NOTIFY`,
+    };
   } finally {
     await db.drop();
   }
@@ -42,14 +65,31 @@ export async function graphileThroughput(o, variant) {
     await pool.query(`select graphile_worker.add_job('noop', '{}'::json) from generate_series(1, $1)`, [o.jobs]);
     await pool.query('analyze');
     // "batched" is what graphile-worker's own perf test runs: a local queue and batched completions
-    const preset = variant === 'batched' ? { worker: { localQueue: { size: 100 }, completeJobBatchDelay: 0 } } : undefined;
+    const preset =
+      variant === 'batched' ? { worker: { localQueue: { size: 100 }, completeJobBatchDelay: 0 } } : undefined;
     const t = performance.now();
-    const runner = await run({ connectionString: db.url, concurrency: o.concurrency, noHandleSignals: true, pollInterval: 1000, logger, taskList: { noop: async () => {} }, ...(preset ? { preset } : {}) });
-    await waitUntil(async () => (await pool.query('select count(*)::int as n from graphile_worker._private_jobs')).rows[0].n === 0);
+    const runner = await run({
+      connectionString: db.url,
+      concurrency: o.concurrency,
+      noHandleSignals: true,
+      pollInterval: 1000,
+      logger,
+      taskList: { noop: async () => {} },
+      ...(preset ? { preset } : {}),
+    });
+    await waitUntil(
+      async () => (await pool.query('select count(*)::int as n from graphile_worker._private_jobs')).rows[0].n === 0,
+    );
     const ms = performance.now() - t;
     await runner.stop();
     await pool.end();
-    return { system: variant === 'batched' ? 'graphile-worker (batched)' : 'graphile-worker', jobs: o.jobs, seconds: ms / 1000, jobs_per_second: o.jobs / (ms / 1000), settings: `0.17.3, concurrency ${o.concurrency}${preset ? ', localQueue.size 100, completeJobBatchDelay 0' : ', defaults'}` };
+    return {
+      system: variant === 'batched' ? 'graphile-worker (batched)' : 'graphile-worker',
+      jobs: o.jobs,
+      seconds: ms / 1000,
+      jobs_per_second: o.jobs / (ms / 1000),
+      settings: `0.17.3, concurrency ${o.concurrency}${preset ? ', localQueue.size 100, completeJobBatchDelay 0' : ', defaults'}`,
+    };
   } finally {
     await db.drop();
   }
@@ -63,19 +103,30 @@ export async function pgBossThroughput(o) {
     boss.on('error', () => {});
     await boss.start();
     await boss.createQueue('noop');
-    for (let i = 0; i < o.jobs; i += 5000) await boss.insert(Array.from({ length: Math.min(5000, o.jobs - i) }, () => ({ name: 'noop', data: {} })));
+    for (let i = 0; i < o.jobs; i += 5000)
+      await boss.insert(Array.from({ length: Math.min(5000, o.jobs - i) }, () => ({ name: 'noop', data: {} })));
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
     await pool.query('analyze');
     const t = performance.now();
     // pg-boss 10 polls: each work() loop fetches a batch, runs it, then waits the interval
-    for (let i = 0; i < o.concurrency; i++) await boss.work('noop', { batchSize: 100, pollingIntervalSeconds: 0.5 }, async () => {});
-    await waitUntil(async () => (await pool.query(`select count(*)::int as n from pgboss.job where name = 'noop' and state <> 'completed'`)).rows[0].n === 0);
+    for (let i = 0; i < o.concurrency; i++)
+      await boss.work('noop', { batchSize: 100, pollingIntervalSeconds: 0.5 }, async () => {});
+    await waitUntil(
+      async () =>
+        (await pool.query(`select count(*)::int as n from pgboss.job where name = 'noop' and state <> 'completed'`))
+          .rows[0].n === 0,
+    );
     const ms = performance.now() - t;
     await boss.stop({ graceful: false, wait: true, timeout: 2000 }).catch(() => {});
     await pool.end();
-    return { system: 'pg-boss', jobs: o.jobs, seconds: ms / 1000, jobs_per_second: o.jobs / (ms / 1000), settings: `10.4.2, ${o.concurrency} work() loops, batchSize 100, pollingIntervalSeconds 0.5` };
+    return {
+      system: 'pg-boss',
+      jobs: o.jobs,
+      seconds: ms / 1000,
+      jobs_per_second: o.jobs / (ms / 1000),
+      settings: `10.4.2, ${o.concurrency} work() loops, batchSize 100, pollingIntervalSeconds 0.5`,
+    };
   } finally {
     await db.drop();
   }
 }
-

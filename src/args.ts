@@ -20,7 +20,8 @@ export function intArg(name: string, min: number, max: number) {
 export function numberArg(name: string, min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${value}"`);
+    if (value.trim() === '' || !Number.isFinite(n))
+      throw new InvalidArgumentError(`${name} must be a number, got "${value}"`);
     if (n < min || n > max) throw new InvalidArgumentError(`${name} must be between ${min} and ${max}, got ${n}`);
     return n;
   };
@@ -38,7 +39,9 @@ export function parseDuration(name: string, value: string): number {
 const ENTITY_ID = /^[^\s\u0000-\u001f\u007f]{1,200}$/;
 export function checkEntityId(id: string): string {
   if (!ENTITY_ID.test(id)) {
-    throw usageError(`entity id "${printable(id)}" is invalid: use 1 to 200 characters without spaces or control characters`);
+    throw usageError(
+      `entity id "${printable(id)}" is invalid: use 1 to 200 characters without spaces or control characters`,
+    );
   }
   return id;
 }
@@ -46,7 +49,9 @@ export function checkEntityId(id: string): string {
 const KIND = /^[A-Za-z0-9_.:-]{1,200}$/;
 export function checkKind(kind: string): string {
   if (!KIND.test(kind)) {
-    throw usageError(`event kind "${printable(kind)}" is invalid: use letters, digits and . _ : - (for example document.created)`);
+    throw usageError(
+      `event kind "${printable(kind)}" is invalid: use letters, digits and . _ : - (for example document.created)`,
+    );
   }
   return kind;
 }
@@ -72,7 +77,8 @@ export function parsePayload(raw: string | undefined, what = '--payload'): Recor
     let buf: Buffer;
     try {
       const st = fs.statSync(file);
-      if (st.size > MAX_PAYLOAD_BYTES) throw usageError(`${what} file ${file} is ${st.size} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (1 MiB)`);
+      if (st.size > MAX_PAYLOAD_BYTES)
+        throw usageError(`${what} file ${file} is ${st.size} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (1 MiB)`);
       buf = fs.readFileSync(file);
     } catch (e) {
       if ((e as { exitCode?: number }).exitCode) throw e;
@@ -86,7 +92,8 @@ export function parsePayload(raw: string | undefined, what = '--payload'): Recor
   } else {
     text = raw;
   }
-  if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES) throw usageError(`${what} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (1 MiB)`);
+  if (Buffer.byteLength(text) > MAX_PAYLOAD_BYTES)
+    throw usageError(`${what} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_PAYLOAD_BYTES} bytes (1 MiB)`);
   if (/\uFFFD/.test(text) && !raw.startsWith('@')) throw usageError(`${what} is not valid UTF-8`);
   let value: unknown;
   try {
@@ -94,7 +101,8 @@ export function parsePayload(raw: string | undefined, what = '--payload'): Recor
   } catch (e) {
     throw usageError(`${what} is not valid JSON: ${(e as Error).message.split('\n')[0]}`);
   }
-  if (!value || typeof value !== 'object' || Array.isArray(value)) throw usageError(`${what} must be a JSON object, like '{"content":"hello"}'`);
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw usageError(`${what} must be a JSON object, like '{"content":"hello"}'`);
   if (depth(value) > MAX_JSON_DEPTH) throw usageError(`${what} is nested deeper than ${MAX_JSON_DEPTH} levels`);
   if (/\\u0000/.test(text)) throw usageError(`${what} contains a NUL character (\\u0000), which Postgres cannot store`);
   return value as Record<string, unknown>;

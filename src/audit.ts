@@ -48,13 +48,26 @@ export interface HeadRow {
 /** Adds the first broken link of each entity, and a head mismatch for an entity whose chain verifies but whose head does not name its last event. */
 export function addBreaks(breaks: ChainBreak[], found: BreakRow[], heads: HeadRow[]): ChainBreak[] {
   for (const b of found) {
-    const out: ChainBreak = { entity_id: b.entity_id, seq: b.seq, problem: b.problem, expected_hash: b.expected_hash, actual_hash: b.actual_hash };
+    const out: ChainBreak = {
+      entity_id: b.entity_id,
+      seq: b.seq,
+      problem: b.problem,
+      expected_hash: b.expected_hash,
+      actual_hash: b.actual_hash,
+    };
     if (b.found_seq !== b.seq) out.found_seq = b.found_seq;
     breaks.push(out);
   }
   const broken = new Set(breaks.map((b) => b.entity_id));
   for (const h of heads) {
-    if (!broken.has(h.entity_id)) breaks.push({ entity_id: h.entity_id, seq: h.head_seq, problem: 'head_mismatch', expected_hash: h.last_hash, actual_hash: h.head_hash });
+    if (!broken.has(h.entity_id))
+      breaks.push({
+        entity_id: h.entity_id,
+        seq: h.head_seq,
+        problem: 'head_mismatch',
+        expected_hash: h.last_hash,
+        actual_hash: h.head_hash,
+      });
   }
   return breaks;
 }
@@ -92,7 +105,12 @@ export async function verifyChains(
   }
   breaks.sort((a, b) => (a.entity_id < b.entity_id ? -1 : a.entity_id > b.entity_id ? 1 : 0));
   const c = (await db.query(AUDIT_SQL.counts, [id])).rows[0];
-  return { ok: breaks.length === 0, events: Number(c.events), entities: Number(c.entities), breaks: breaks.slice(0, limit) };
+  return {
+    ok: breaks.length === 0,
+    events: Number(c.events),
+    entities: Number(c.entities),
+    breaks: breaks.slice(0, limit),
+  };
 }
 
 export interface LedgerEditRegister {
@@ -122,7 +140,15 @@ export function ledgerEditRegisterOf(r: RegisterRow): LedgerEditRegister {
   return {
     refused_total: Number(r.refused_total),
     bypass_total: Number(r.bypass_total),
-    last: r.last_at ? { at: new Date(r.last_at).toISOString(), role: r.last_role, operation: r.last_op, bypassed: !!r.last_bypass, pid: r.last_pid } : null,
+    last: r.last_at
+      ? {
+          at: new Date(r.last_at).toISOString(),
+          role: r.last_role,
+          operation: r.last_op,
+          bypassed: !!r.last_bypass,
+          pid: r.last_pid,
+        }
+      : null,
   };
 }
 
@@ -141,16 +167,26 @@ export async function tamperAlerts(db: Queryable): Promise<TamperAlert> {
 }
 
 /** The alert from the register and the rows of AUDIT_SQL.acknowledged (what `--ack` last saw). */
-export function tamperAlertOf(register: LedgerEditRegister, acknowledged: { key: string; value: string | number }[]): TamperAlert {
+export function tamperAlertOf(
+  register: LedgerEditRegister,
+  acknowledged: { key: string; value: string | number }[],
+): TamperAlert {
   const ack = new Map<string, number>(acknowledged.map((r) => [r.key, Number(r.value)]));
   const refused_new = Math.max(0, register.refused_total - (ack.get('ledger_refused_ack') ?? 0));
   const bypass_new = Math.max(0, register.bypass_total - (ack.get('ledger_bypass_ack') ?? 0));
   const severity = bypass_new > 0 ? 'critical' : refused_new > 0 ? 'warning' : 'ok';
-  const last = register.last ? `; last: ${register.last.operation} by ${register.last.role} at ${register.last.at}${register.last.bypassed ? ' with triggers bypassed' : ''} (pid ${register.last.pid})` : '';
+  const last = register.last
+    ? `; last: ${register.last.operation} by ${register.last.role} at ${register.last.at}${register.last.bypassed ? ' with triggers bypassed' : ''} (pid ${register.last.pid})`
+    : '';
   const message =
     severity === 'ok'
       ? 'no new edit attempts on the ledger'
-      : [bypass_new ? `${bypass_new} ledger edit(s) with triggers bypassed (run canon audit verify)` : '', refused_new ? `${refused_new} refused ledger edit attempt(s)` : ''].filter(Boolean).join(', ') + last;
+      : [
+          bypass_new ? `${bypass_new} ledger edit(s) with triggers bypassed (run canon audit verify)` : '',
+          refused_new ? `${refused_new} refused ledger edit attempt(s)` : '',
+        ]
+          .filter(Boolean)
+          .join(', ') + last;
   return { severity, refused_new, bypass_new, register, message };
 }
 

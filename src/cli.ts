@@ -1,12 +1,12 @@
 // The canon binary: commander wiring, one module per command under src/commands/, and the
 // single place where errors become one line on stderr and an exit code.
 import { Command, CommanderError } from 'commander';
-import { CanonError, EXIT, PG, coerceError, pgCode } from './errors.js';
-import { redact } from './db/url.js';
-import { Ctx, type GlobalOptions } from './context.js';
-import { version } from './paths.js';
 import { commands } from './commands/index.js';
 import type { Action } from './commands/types.js';
+import { Ctx, type GlobalOptions } from './context.js';
+import { redact } from './db/url.js';
+import { CanonError, coerceError, EXIT, PG, pgCode } from './errors.js';
+import { version } from './paths.js';
 
 /** Wraps a command body: builds its context, maps errors, always closes the database. */
 export function runner(state: { code: number }) {
@@ -36,10 +36,14 @@ export function reportError(e: unknown, debug: boolean): number {
   }
   if (pgCode(e) === PG.INSUFFICIENT_PRIVILEGE) {
     // a least-privilege role (migrations/0006_privileges.sql) ran a command beyond its grants: say so, not "unexpected"
-    process.stderr.write(`canon: ${redact(err.message, url).split('\n')[0]}: this database user lacks the privilege; run it as a member of the role it needs (canon_operator for steering and retries, the owner for migrations)\n`);
+    process.stderr.write(
+      `canon: ${redact(err.message, url).split('\n')[0]}: this database user lacks the privilege; run it as a member of the role it needs (canon_operator for steering and retries, the owner for migrations)\n`,
+    );
     return EXIT.FAILURE;
   }
-  process.stderr.write(`canon: unexpected error: ${redact(err.message, url).split('\n')[0]} (run with --debug for details)\n`);
+  process.stderr.write(
+    `canon: unexpected error: ${redact(err.message, url).split('\n')[0]} (run with --debug for details)\n`,
+  );
   if (debug && err.stack) process.stderr.write(`${redact(err.stack, url)}\n`);
   return EXIT.FAILURE;
 }
@@ -50,7 +54,12 @@ function writeUsageError(text: string): void {
     process.stderr.write(text);
     return;
   }
-  const line = text.replace(/^error:\s*/, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+  const line = text
+    .replace(/^error:\s*/, '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(' ');
   process.stderr.write(`canon: ${line} (see --help)\n`);
 }
 
@@ -103,7 +112,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return EXIT.OK;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help')
+        return EXIT.OK;
       return EXIT.USAGE;
     }
     return reportError(e, argv.includes('--debug'));

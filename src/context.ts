@@ -3,7 +3,7 @@
 // driven from tests and composed (River's rivercli does the same with its command bundle).
 import type { Writable } from 'node:stream';
 import chalk, { Chalk, type ChalkInstance } from 'chalk';
-import { openDb, type Db } from './db/connect.js';
+import { type Db, openDb } from './db/connect.js';
 import { assertMigrated } from './migrate.js';
 
 export interface GlobalOptions {

@@ -13,19 +13,36 @@ export interface ContractResult {
 }
 
 export const COMPAT_VIEWS = ['document_entities', 'events', 'executor_jobs', 'executor_job_runs', 'feature_flags'];
-const REQUIRED_TRIGGERS = ['canon_core_trigger', 'canon_events_chain', 'canon_events_immutable', 'canon_events_no_truncate', 'canon_jobs_gateway_guard', 'canon_flags_history'];
+const REQUIRED_TRIGGERS = [
+  'canon_core_trigger',
+  'canon_events_chain',
+  'canon_events_immutable',
+  'canon_events_no_truncate',
+  'canon_jobs_gateway_guard',
+  'canon_flags_history',
+];
 
-export async function checkContracts(client: pg.ClientBase, opts: { pipelineTypes?: { name: string; lane: string }[] } = {}): Promise<ContractResult[]> {
+export async function checkContracts(
+  client: pg.ClientBase,
+  opts: { pipelineTypes?: { name: string; lane: string }[] } = {},
+): Promise<ContractResult[]> {
   const out: ContractResult[] = [];
 
   const trig = (await client.query(CONTRACTS_SQL.triggers)).rows as { name: string; enabled: string }[];
   for (const name of REQUIRED_TRIGGERS) {
     const t = trig.find((r) => r.name === name);
-    const label = name === 'canon_core_trigger' ? 'core_trigger_enabled' : `trigger_${name.replace(/^canon_/, '')}_enabled`;
+    const label =
+      name === 'canon_core_trigger' ? 'core_trigger_enabled' : `trigger_${name.replace(/^canon_/, '')}_enabled`;
     out.push({
       name: label,
       ok: !!t && (t.enabled === 'O' || t.enabled === 'A'),
-      detail: !t ? `trigger ${name} is missing` : t.enabled === 'D' ? `trigger ${name} is disabled: ALTER TABLE ... ENABLE TRIGGER ${name}` : t.enabled === 'R' ? `trigger ${name} fires only in replica mode` : `trigger ${name} is enabled`,
+      detail: !t
+        ? `trigger ${name} is missing`
+        : t.enabled === 'D'
+          ? `trigger ${name} is disabled: ALTER TABLE ... ENABLE TRIGGER ${name}`
+          : t.enabled === 'R'
+            ? `trigger ${name} fires only in replica mode`
+            : `trigger ${name} is enabled`,
     });
   }
 
@@ -38,20 +55,40 @@ export async function checkContracts(client: pg.ClientBase, opts: { pipelineType
     const worker = `contract-${randomUUID()}`;
     const dec = (await client.query(CONTRACTS_SQL.claimDecision, [worker])).rows as { id: number; lane: string }[];
     const exe = (await client.query(CONTRACTS_SQL.claimExecution, [worker])).rows as { id: number; lane: string }[];
-    const decOk = dec.every((r) => r.lane === 'decision') && dec.some((r) => r.id === d) && !dec.some((r) => r.id === x);
-    const exeOk = exe.every((r) => r.lane === 'execution') && exe.some((r) => r.id === x) && !exe.some((r) => r.id === d);
-    out.push({ name: 'claim_initial_decision_jobs_only_decision', ok: decOk, detail: decOk ? `returned ${dec.length} decision job(s) and no execution job` : `returned lanes ${[...new Set(dec.map((r) => r.lane))].join(',') || 'none'}` });
-    out.push({ name: 'claim_orchestrator_jobs_only_execution', ok: exeOk, detail: exeOk ? `returned ${exe.length} execution job(s) and no decision job` : `returned lanes ${[...new Set(exe.map((r) => r.lane))].join(',') || 'none'}` });
+    const decOk =
+      dec.every((r) => r.lane === 'decision') && dec.some((r) => r.id === d) && !dec.some((r) => r.id === x);
+    const exeOk =
+      exe.every((r) => r.lane === 'execution') && exe.some((r) => r.id === x) && !exe.some((r) => r.id === d);
+    out.push({
+      name: 'claim_initial_decision_jobs_only_decision',
+      ok: decOk,
+      detail: decOk
+        ? `returned ${dec.length} decision job(s) and no execution job`
+        : `returned lanes ${[...new Set(dec.map((r) => r.lane))].join(',') || 'none'}`,
+    });
+    out.push({
+      name: 'claim_orchestrator_jobs_only_execution',
+      ok: exeOk,
+      detail: exeOk
+        ? `returned ${exe.length} execution job(s) and no decision job`
+        : `returned lanes ${[...new Set(exe.map((r) => r.lane))].join(',') || 'none'}`,
+    });
   } catch (e) {
     out.push({ name: 'claim_functions', ok: false, detail: `claim probe failed: ${(e as Error).message}` });
   } finally {
     await client.query('rollback');
   }
 
-  const inUse = (await client.query(CONTRACTS_SQL.typesInUse)).rows as { type: string; lane: string; declared_lane: string | null }[];
+  const inUse = (await client.query(CONTRACTS_SQL.typesInUse)).rows as {
+    type: string;
+    lane: string;
+    declared_lane: string | null;
+  }[];
   const badUse = inUse.filter((r) => r.declared_lane === null || r.declared_lane !== r.lane);
   const known = (await client.query(CONTRACTS_SQL.jobTypes)).rows as { name: string; lane: string }[];
-  const missingFromPipeline = (opts.pipelineTypes ?? []).filter((p) => !known.some((k) => k.name === p.name && k.lane === p.lane));
+  const missingFromPipeline = (opts.pipelineTypes ?? []).filter(
+    (p) => !known.some((k) => k.name === p.name && k.lane === p.lane),
+  );
   out.push({
     name: 'job_types_whitelisted',
     ok: badUse.length === 0 && missingFromPipeline.length === 0,
@@ -65,7 +102,11 @@ export async function checkContracts(client: pg.ClientBase, opts: { pipelineType
 
   const views = new Set((await client.query(CONTRACTS_SQL.views, [COMPAT_VIEWS])).rows.map((r) => r.name as string));
   const missingViews = COMPAT_VIEWS.filter((v) => !views.has(v));
-  out.push({ name: 'compat_views_present', ok: missingViews.length === 0, detail: missingViews.length ? `missing views: ${missingViews.join(', ')}` : `${COMPAT_VIEWS.join(', ')}` });
+  out.push({
+    name: 'compat_views_present',
+    ok: missingViews.length === 0,
+    detail: missingViews.length ? `missing views: ${missingViews.join(', ')}` : `${COMPAT_VIEWS.join(', ')}`,
+  });
 
   out.push(...(await securityDefinerContracts(client)));
 
@@ -90,10 +131,15 @@ export async function checkContracts(client: pg.ClientBase, opts: { pipelineType
  * roles granted it may call it: EXECUTE is revoked from PUBLIC.
  */
 export async function securityDefinerContracts(client: pg.ClientBase): Promise<ContractResult[]> {
-  const fns = (await client.query(CONTRACTS_SQL.securityDefiner)).rows as { name: string; search_path: string | null; public_execute: boolean }[];
+  const fns = (await client.query(CONTRACTS_SQL.securityDefiner)).rows as {
+    name: string;
+    search_path: string | null;
+    public_execute: boolean;
+  }[];
   const unpinned = fns.filter((f) => !searchPathIsPinned(f.search_path));
   const open = fns.filter((f) => f.public_execute);
-  const list = (xs: typeof fns, why: (f: (typeof fns)[number]) => string) => xs.slice(0, 5).map(why).join('; ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
+  const list = (xs: typeof fns, why: (f: (typeof fns)[number]) => string) =>
+    xs.slice(0, 5).map(why).join('; ') + (xs.length > 5 ? ` and ${xs.length - 5} more` : '');
   return [
     {
       name: 'security_definer_search_path_pinned',
@@ -105,7 +151,9 @@ export async function securityDefinerContracts(client: pg.ClientBase): Promise<C
     {
       name: 'security_definer_not_executable_by_public',
       ok: open.length === 0,
-      detail: open.length ? `${list(open, (f) => f.name)} executable by PUBLIC: REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC` : `${fns.length} SECURITY DEFINER function(s), none executable by PUBLIC`,
+      detail: open.length
+        ? `${list(open, (f) => f.name)} executable by PUBLIC: REVOKE EXECUTE ON FUNCTION ... FROM PUBLIC`
+        : `${fns.length} SECURITY DEFINER function(s), none executable by PUBLIC`,
     },
   ];
 }

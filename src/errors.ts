@@ -82,7 +82,28 @@ export function isRunGone(err: unknown): boolean {
 /** True when an error means "the connection or server went away": retry after reconnecting. */
 export function isConnectionError(err: unknown): boolean {
   const code = pgCode(err);
-  if (code && ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'].includes(code)) return true;
+  if (
+    code &&
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'EPIPE',
+      'ETIMEDOUT',
+      'ENOTFOUND',
+      'EHOSTUNREACH',
+      '57P01',
+      '57P02',
+      '57P03',
+      '08000',
+      '08003',
+      '08006',
+      '08001',
+      '08004',
+    ].includes(code)
+  )
+    return true;
   const msg = coerceError(err).message;
-  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|terminating connection/i.test(msg);
+  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|terminating connection/i.test(
+    msg,
+  );
 }

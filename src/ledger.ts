@@ -1,7 +1,7 @@
 // Appending to the ledger, as a library call and for `canon events append`. Postgres
 // assigns seq and hash; this module turns its refusals into clear errors.
 import type pg from 'pg';
-import { CanonError, EXIT, PG, conflictError, pgCode, usageError } from './errors.js';
+import { CanonError, conflictError, EXIT, PG, pgCode, usageError } from './errors.js';
 import { LEDGER_SQL } from './sql/ledger.js';
 
 export interface AppendInput {
@@ -62,7 +62,8 @@ export function ledgerError(e: unknown): unknown {
   const msg = (e as Error).message;
   if (code === PG.CANON_CONFLICT) return conflictError(msg);
   if (code === PG.CHECK_VIOLATION) return usageError(`the event was refused by a check: ${msg}`);
-  if (code === PG.UNTRANSLATABLE || code === PG.CHARACTER_NOT_IN_REPERTOIRE || code === PG.INVALID_TEXT) return usageError(`the payload cannot be stored: ${msg}`);
+  if (code === PG.UNTRANSLATABLE || code === PG.CHARACTER_NOT_IN_REPERTOIRE || code === PG.INVALID_TEXT)
+    return usageError(`the payload cannot be stored: ${msg}`);
   if (code === PG.PROGRAM_LIMIT) return new CanonError(`the event is too large for Postgres: ${msg}`, EXIT.USAGE);
   return e;
 }

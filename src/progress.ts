@@ -45,7 +45,10 @@ export function phaseProgress(stderr: NodeJS.WritableStream, label: string) {
     if (total < 20_000) return;
     if (current?.phase !== phase) {
       current?.bar.finish();
-      current = { phase, bar: new Progress(`${label}: ${phase}`, total, stderr as never, phase === 'rows' ? 'rows' : 'events') };
+      current = {
+        phase,
+        bar: new Progress(`${label}: ${phase}`, total, stderr as never, phase === 'rows' ? 'rows' : 'events'),
+      };
     }
     current.bar.update(done);
   };

@@ -22,8 +22,23 @@ const LAYERS: { name: string; prefixes: string[] }[] = [
   { name: 'interfaces (dashboard, HTTP)', prefixes: ['src/tui/', 'src/serve/'] },
   { name: 'features', prefixes: ['src/engine/', 'src/load/', 'src/observe/', 'src/proof/'] },
   { name: 'steering', prefixes: ['src/steering/'] },
-  { name: 'core', prefixes: ['src/context', 'src/contracts', 'src/pipeline/', 'src/audit', 'src/ledger', 'src/migrate'] },
-  { name: 'base (SQL text, connections, formats, errors)', prefixes: ['src/sql/', 'src/db/', 'src/args', 'src/errors', 'src/paths', 'src/progress', 'src/format', 'src/proof/provenance-format.ts'] },
+  {
+    name: 'core',
+    prefixes: ['src/context', 'src/contracts', 'src/pipeline/', 'src/audit', 'src/ledger', 'src/migrate'],
+  },
+  {
+    name: 'base (SQL text, connections, formats, errors)',
+    prefixes: [
+      'src/sql/',
+      'src/db/',
+      'src/args',
+      'src/errors',
+      'src/paths',
+      'src/progress',
+      'src/format',
+      'src/proof/provenance-format.ts',
+    ],
+  },
 ];
 
 /** Command modules that may import other command modules: they register them. */
@@ -40,7 +55,22 @@ interface Import {
   to?: string;
 }
 
-const KEYWORDS_BEFORE_EXPRESSION = new Set(['return', 'typeof', 'case', 'do', 'else', 'in', 'of', 'new', 'delete', 'void', 'throw', 'instanceof', 'yield', 'await']);
+const KEYWORDS_BEFORE_EXPRESSION = new Set([
+  'return',
+  'typeof',
+  'case',
+  'do',
+  'else',
+  'in',
+  'of',
+  'new',
+  'delete',
+  'void',
+  'throw',
+  'instanceof',
+  'yield',
+  'await',
+]);
 
 type Token = { kind: 'word' | 'string' | 'template' | 'punct'; value: string; line: number };
 
@@ -142,7 +172,8 @@ function importsOf(src: string): { spec: string; line: number }[] {
   const found: { spec: string; line: number }[] = [];
   const at = (k: number) => t[k] as Token | undefined;
   const fromClause = (k: number) => {
-    if (at(k)?.kind === 'word' && at(k)?.value === 'from' && at(k + 1)?.kind === 'string') found.push({ spec: t[k + 1].value, line: t[k + 1].line });
+    if (at(k)?.kind === 'word' && at(k)?.value === 'from' && at(k + 1)?.kind === 'string')
+      found.push({ spec: t[k + 1].value, line: t[k + 1].line });
   };
   for (let k = 0; k < t.length; k++) {
     const tok = t[k];
@@ -150,12 +181,17 @@ function importsOf(src: string): { spec: string; line: number }[] {
     if (tok.value === 'import') {
       const next = at(k + 1);
       if (next?.value === '(') {
-        if (at(k + 2)?.kind === 'string' && at(k + 3)?.value === ')') found.push({ spec: t[k + 2].value, line: t[k + 2].line });
+        if (at(k + 2)?.kind === 'string' && at(k + 3)?.value === ')')
+          found.push({ spec: t[k + 2].value, line: t[k + 2].line });
       } else if (next?.kind === 'string') found.push({ spec: next.value, line: next.line });
       else {
         // the import clause: names, braces, commas, `* as`, `type`; then `from '…'`
         let j = k + 1;
-        while (at(j) && (at(j)!.kind === 'word' ? at(j)!.value !== 'from' : ['{', '}', ',', '*'].includes(at(j)!.value))) j++;
+        while (
+          at(j) &&
+          (at(j)!.kind === 'word' ? at(j)!.value !== 'from' : ['{', '}', ',', '*'].includes(at(j)!.value))
+        )
+          j++;
         fromClause(j);
       }
     } else if (tok.value === 'export') {
@@ -261,7 +297,8 @@ function cycles(files: string[], imports: Import[]): string[][] {
 function layerOf(file: string): number | undefined {
   let best: { layer: number; length: number } | undefined;
   LAYERS.forEach((l, layer) => {
-    for (const p of l.prefixes) if (file.startsWith(p) && (!best || p.length > best.length)) best = { layer, length: p.length };
+    for (const p of l.prefixes)
+      if (file.startsWith(p) && (!best || p.length > best.length)) best = { layer, length: p.length };
   });
   return best?.layer;
 }
@@ -284,16 +321,25 @@ describe('module boundaries', () => {
       "import './side-effect.js';",
       "const m = await import('./lazy.js');",
       // biome-ignore lint/suspicious/noTemplateCurlyInString: source text with a template, for the lexer
-      "const n = await import(`./${name}.js`); // not a literal: not an edge",
+      'const n = await import(`./${name}.js`); // not a literal: not an edge',
       "// import x from './commented.js';",
       "/* import y from './block.js'; */",
-      "const s = \"import z from './in-a-string.js'\";",
+      'const s = "import z from \'./in-a-string.js\'";',
       // biome-ignore lint/suspicious/noTemplateCurlyInString: source text with a template, for the lexer
       "const t = `select 1 ${x ? `import w from './nested.js'` : ''} from canon.events`;",
       "const r = /['\"]/g; import v from './after-regex.js';",
-      "const q = import.meta.url;",
+      'const q = import.meta.url;',
     ].join('\n');
-    expect(importsOf(sample).map((i) => i.spec)).toEqual(['./a.js', '../d.js', './e.js', './f.js', './h.js', './side-effect.js', './lazy.js', './after-regex.js']);
+    expect(importsOf(sample).map((i) => i.spec)).toEqual([
+      './a.js',
+      '../d.js',
+      './e.js',
+      './f.js',
+      './h.js',
+      './side-effect.js',
+      './lazy.js',
+      './after-regex.js',
+    ]);
   });
 
   it('has no import cycle among the files under src/', () => {
@@ -307,7 +353,11 @@ describe('module boundaries', () => {
   });
 
   it('assigns every file under src/ a layer', () => {
-    expect(files.filter((f) => layerOf(f) === undefined).map((f) => `${f}: give it a layer in LAYERS (test/boundaries.test.ts)`)).toEqual([]);
+    expect(
+      files
+        .filter((f) => layerOf(f) === undefined)
+        .map((f) => `${f}: give it a layer in LAYERS (test/boundaries.test.ts)`),
+    ).toEqual([]);
   });
 
   it('never imports up a layer', () => {
@@ -322,8 +372,11 @@ describe('module boundaries', () => {
   });
 
   it('has commands import other commands only to register them', () => {
-    const isCommand = (f: string) => f.startsWith('src/commands/') && layerOf(f) === LAYERS.findIndex((l) => l.name === 'commands');
-    const bad = imports.filter((i) => isCommand(i.from) && i.to && isCommand(i.to) && !(i.from in REGISTRIES)).map((i) => `${where(i)}: share it through src/commands/shared/ instead`);
+    const isCommand = (f: string) =>
+      f.startsWith('src/commands/') && layerOf(f) === LAYERS.findIndex((l) => l.name === 'commands');
+    const bad = imports
+      .filter((i) => isCommand(i.from) && i.to && isCommand(i.to) && !(i.from in REGISTRIES))
+      .map((i) => `${where(i)}: share it through src/commands/shared/ instead`);
     expect(bad).toEqual([]);
   });
 });

@@ -2,9 +2,9 @@
 // idempotence), bad input with one clear line and nothing changed, and connection failures
 // that never show a stack trace or a password.
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, migrationStatus, readMigrationFiles } from '../src/migrate.js';
 import { migrationsDir } from '../src/paths.js';
@@ -17,13 +17,20 @@ beforeAll(async () => {
 afterAll(async () => db.end());
 
 const ledgerDigest = async () =>
-  (await db.pool.query(`select count(*)::int as n, coalesce(encode(sha256(string_agg(hash, ''::bytea order by position)), 'hex'), '') as d from canon.events`)).rows[0];
+  (
+    await db.pool.query(
+      `select count(*)::int as n, coalesce(encode(sha256(string_agg(hash, ''::bytea order by position)), 'hex'), '') as d from canon.events`,
+    )
+  ).rows[0];
 
 describe('migrations', () => {
   it('applies once, is a no-op the second time, and two concurrent runs are safe', async () => {
     const empty = await createEmptyDb('mig');
     try {
-      const [a, b] = await Promise.all([canon(['migrate', '--json'], { url: empty.url }), canon(['migrate', '--json'], { url: empty.url })]);
+      const [a, b] = await Promise.all([
+        canon(['migrate', '--json'], { url: empty.url }),
+        canon(['migrate', '--json'], { url: empty.url }),
+      ]);
       expect(a.exitCode, a.stderr).toBe(0);
       expect(b.exitCode, b.stderr).toBe(0);
       const applied = [JSON.parse(a.stdout), JSON.parse(b.stdout)].map((r) => r.applied.length).sort();
@@ -71,14 +78,20 @@ describe('migrations', () => {
 
 describe('events append', () => {
   it('appends and prints the new seq; --json gives the row', async () => {
-    const r = await canon(['events', 'append', 'cli-doc', 'document.created', '--payload', '{"content":"hi"}', '--json'], { url: db.url });
+    const r = await canon(
+      ['events', 'append', 'cli-doc', 'document.created', '--payload', '{"content":"hi"}', '--json'],
+      { url: db.url },
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     const e = JSON.parse(r.stdout);
     expect(e.seq).toBe(1);
     expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
     const file = path.join(os.tmpdir(), `payload-${Date.now()}.json`);
     fs.writeFileSync(file, JSON.stringify({ content: 'from a file' }));
-    const f = await canon(['events', 'append', 'cli-doc', 'document.note', '--payload', `@${file}`, '--expected-seq', '1'], { url: db.url });
+    const f = await canon(
+      ['events', 'append', 'cli-doc', 'document.note', '--payload', `@${file}`, '--expected-seq', '1'],
+      { url: db.url },
+    );
     expect(f.exitCode, f.stderr).toBe(0);
     expect(f.stdout).toMatch(/at seq 2/);
   });
@@ -87,7 +100,10 @@ describe('events append', () => {
   const badUtf8 = path.join(os.tmpdir(), `bad-utf8-${process.pid}.json`);
   beforeAll(() => {
     fs.writeFileSync(bigFile, JSON.stringify({ content: 'x'.repeat(10 * 1024 * 1024) }));
-    fs.writeFileSync(badUtf8, Buffer.concat([Buffer.from('{"content":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]));
+    fs.writeFileSync(
+      badUtf8,
+      Buffer.concat([Buffer.from('{"content":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+    );
   });
 
   it.each([
@@ -96,12 +112,35 @@ describe('events append', () => {
     [['events', 'append', 'cli-doc', 'document.x', '--payload', `@${bigFile}`], 2, /limit is 1048576 bytes/],
     [['events', 'append', 'cli-doc', 'document.x', '--payload', `@${badUtf8}`], 2, /not valid UTF-8/],
     [['events', 'append', 'cli-doc', 'document.x', '--payload', '{"a":"\\u0000"}'], 2, /NUL character/],
-    [['events', 'append', 'cli-doc', 'document.x', '--payload', '@/no/such/file.json'], 2, /cannot read \/no\/such\/file.json/],
-    [['events', 'append', 'cli-doc', 'document.x', '--payload', JSON.stringify(JSON.parse(`${'{"a":'.repeat(100)}1${'}'.repeat(100)}`))], 2, /nested deeper than 64/],
+    [
+      ['events', 'append', 'cli-doc', 'document.x', '--payload', '@/no/such/file.json'],
+      2,
+      /cannot read \/no\/such\/file.json/,
+    ],
+    [
+      [
+        'events',
+        'append',
+        'cli-doc',
+        'document.x',
+        '--payload',
+        JSON.stringify(JSON.parse(`${'{"a":'.repeat(100)}1${'}'.repeat(100)}`)),
+      ],
+      2,
+      /nested deeper than 64/,
+    ],
     [['events', 'append', 'bad id', 'document.x'], 2, /entity id "bad id" is invalid/],
     [['events', 'append', 'cli-doc', "kind'; drop table x;--"], 2, /event kind .* is invalid/],
-    [['events', 'append', 'cli-doc', 'document.x', '--expected-seq', 'abc'], 2, /--expected-seq must be a whole number/],
-    [['events', 'append', 'cli-doc', 'document.x', '--expected-seq', '0'], 4, /stale expected seq for entity cli-doc: expected 0/],
+    [
+      ['events', 'append', 'cli-doc', 'document.x', '--expected-seq', 'abc'],
+      2,
+      /--expected-seq must be a whole number/,
+    ],
+    [
+      ['events', 'append', 'cli-doc', 'document.x', '--expected-seq', '0'],
+      4,
+      /stale expected seq for entity cli-doc: expected 0/,
+    ],
     [['events', 'append', 'cli-doc'], 2, /missing required argument 'kind'/],
     [['events', 'apend', 'x'], 2, /unknown command 'apend'/],
     [['gateway', 'mode', 'loose'], 2, /gateway mode must be compat or strict/],
@@ -137,7 +176,9 @@ describe('connection failures', () => {
 
   it('a server that is down: one line, exit 3, no password', async () => {
     const port = await freePort();
-    const r = await canon(['events', 'append', 'x', 'y'], { url: `postgres://canon:${secret}@127.0.0.1:${port}/canon` });
+    const r = await canon(['events', 'append', 'x', 'y'], {
+      url: `postgres://canon:${secret}@127.0.0.1:${port}/canon`,
+    });
     expect(r.exitCode).toBe(3);
     expect(oneLineError(r)).toMatch(/connection refused/);
     expect(r.stdout + r.stderr).not.toContain(secret);
@@ -182,9 +223,14 @@ describe('embedded Postgres', () => {
     fs.chmodSync(home, 0o755);
     const envv = { CANON_HOME: home, DATABASE_URL: '' };
     const blocker = net.createServer();
-    const port = await new Promise<number>((r) => blocker.listen(0, '127.0.0.1', () => r((blocker.address() as net.AddressInfo).port)));
+    const port = await new Promise<number>((r) =>
+      blocker.listen(0, '127.0.0.1', () => r((blocker.address() as net.AddressInfo).port)),
+    );
     try {
-      const started = await canon(['db', 'start', '--port', String(port + 1), '--json'], { env: envv, timeout: 120_000 });
+      const started = await canon(['db', 'start', '--port', String(port + 1), '--json'], {
+        env: envv,
+        timeout: 120_000,
+      });
       expect(started.exitCode, started.stderr).toBe(0);
       const m = await canon(['migrate'], { env: envv });
       expect(m.exitCode, m.stderr).toBe(0);
@@ -220,7 +266,9 @@ describe('help', () => {
     for (const name of names) {
       const h = await canon([name, '--help']);
       expect(h.stdout, name).toContain('Examples:');
-      const subs = [...h.stdout.matchAll(/^Commands:\n([\s\S]*?)(?:\n\n|$)/gm)].flatMap((m) => [...m[1].matchAll(/^ {2}([a-z][\w:-]*)/gm)].map((x) => x[1])).filter((n) => n !== 'help');
+      const subs = [...h.stdout.matchAll(/^Commands:\n([\s\S]*?)(?:\n\n|$)/gm)]
+        .flatMap((m) => [...m[1].matchAll(/^ {2}([a-z][\w:-]*)/gm)].map((x) => x[1]))
+        .filter((n) => n !== 'help');
       for (const sub of subs) {
         const hs = await canon([name, sub, '--help']);
         expect(hs.stdout, `${name} ${sub}`).toContain('Examples:');
@@ -238,7 +286,9 @@ describe('contracts check', () => {
     try {
       const bad = await canon(['contracts', 'check', '--json'], { url: db.url });
       expect(bad.exitCode).toBe(1);
-      const failed = JSON.parse(bad.stdout).contracts.filter((c: { ok: boolean }) => !c.ok).map((c: { name: string }) => c.name);
+      const failed = JSON.parse(bad.stdout)
+        .contracts.filter((c: { ok: boolean }) => !c.ok)
+        .map((c: { name: string }) => c.name);
       expect(failed).toEqual(['core_trigger_enabled']);
     } finally {
       await db.pool.query('alter table canon.events enable trigger canon_core_trigger');

@@ -1,12 +1,13 @@
 // The foundation on a real Postgres: the ledger's concurrency and immutability, the gateway's
 // dedupe and strict/compat guard, lane-pure claims under concurrency, and the seed guides' SQL.
+
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvent } from '../src/ledger.js';
 import { verifyChains } from '../src/audit.js';
-import { PG, pgCode, CanonError } from '../src/errors.js';
+import { CanonError, PG, pgCode } from '../src/errors.js';
+import { appendEvent } from '../src/ledger.js';
 import { createTestDb, root, type TestDb } from './helpers.js';
 
 let db: TestDb;
@@ -27,9 +28,17 @@ describe('ledger', () => {
       Array.from({ length: writers }, async (_, w) => {
         for (let i = 0; i < perWriter; i++) {
           for (;;) {
-            const head = (await db.pool.query('select head_seq from canon.entities where id = $1', [entity])).rows[0]?.head_seq ?? 0;
+            const head =
+              (await db.pool.query('select head_seq from canon.entities where id = $1', [entity])).rows[0]?.head_seq ??
+              0;
             try {
-              await appendEvent(db.pool, { entityId: entity, kind: 'note.added', payload: { w, i }, expectedSeq: head, actor: `writer-${w}` });
+              await appendEvent(db.pool, {
+                entityId: entity,
+                kind: 'note.added',
+                payload: { w, i },
+                expectedSeq: head,
+                actor: `writer-${w}`,
+              });
               break;
             } catch (e) {
               expect(e).toBeInstanceOf(CanonError);
@@ -40,7 +49,9 @@ describe('ledger', () => {
         }
       }),
     );
-    const seqs = (await db.pool.query('select seq from canon.events where entity_id = $1 order by seq', [entity])).rows.map((r) => r.seq);
+    const seqs = (
+      await db.pool.query('select seq from canon.events where entity_id = $1 order by seq', [entity])
+    ).rows.map((r) => r.seq);
     expect(seqs).toEqual(Array.from({ length: writers * perWriter }, (_, i) => i + 1));
     expect(conflicts).toBeGreaterThan(0); // the test really raced
     const audit = await verifyChains(db.pool, entity);
@@ -76,11 +87,17 @@ describe('ledger', () => {
 
 describe('gateway', () => {
   it('keeps one job under 20 concurrent identical requests', async () => {
-    await db.pool.query(`insert into canon.job_types (name, lane) values ('gw_probe', 'execution') on conflict do nothing`);
+    await db.pool.query(
+      `insert into canon.job_types (name, lane) values ('gw_probe', 'execution') on conflict do nothing`,
+    );
     const entity = `doc-${randomUUID()}`;
     const key = `${entity}:gw_probe:1`;
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => db.pool.query(`select job_id, created from canon.enqueue_job('gw_probe', $1, '{}', $2)`, [entity, key]).then((r) => r.rows[0])),
+      Array.from({ length: 20 }, () =>
+        db.pool
+          .query(`select job_id, created from canon.enqueue_job('gw_probe', $1, '{}', $2)`, [entity, key])
+          .then((r) => r.rows[0]),
+      ),
     );
     const ids = new Set(results.map((r) => r.job_id));
     expect(ids.size).toBe(1);
@@ -92,15 +109,29 @@ describe('gateway', () => {
   it('refuses an unknown type or a wrong lane', async () => {
     const e1 = await db.pool.query(`select * from canon.enqueue_job('no_such_type', 'x')`).catch((e) => e);
     expect(pgCode(e1)).toBe(PG.CANON_UNKNOWN_TYPE);
-    const e2 = await db.pool.query(`select * from canon.enqueue_job('decide', 'x', '{}', null, null, null, null, 0, 'execution')`).catch((e) => e);
+    const e2 = await db.pool
+      .query(`select * from canon.enqueue_job('decide', 'x', '{}', null, null, null, null, 0, 'execution')`)
+      .catch((e) => e);
     expect(pgCode(e2)).toBe(PG.CANON_UNKNOWN_TYPE);
   });
 
   it('carries the correlation id from the source event', async () => {
-    await db.pool.query(`insert into canon.job_types (name, lane) values ('gw_corr', 'execution') on conflict do nothing`);
-    const e = await appendEvent(db.pool, { entityId: `doc-${randomUUID()}`, kind: 'document.created', correlationId: 'corr-42' });
-    const j = (await db.pool.query(`select * from canon.enqueue_job('gw_corr', $1, '{}', null, $2)`, [e.entity_id, e.position])).rows[0];
-    const row = (await db.pool.query('select correlation_id, source_event_position, via_gateway from canon.jobs where id = $1', [j.job_id])).rows[0];
+    await db.pool.query(
+      `insert into canon.job_types (name, lane) values ('gw_corr', 'execution') on conflict do nothing`,
+    );
+    const e = await appendEvent(db.pool, {
+      entityId: `doc-${randomUUID()}`,
+      kind: 'document.created',
+      correlationId: 'corr-42',
+    });
+    const j = (
+      await db.pool.query(`select * from canon.enqueue_job('gw_corr', $1, '{}', null, $2)`, [e.entity_id, e.position])
+    ).rows[0];
+    const row = (
+      await db.pool.query('select correlation_id, source_event_position, via_gateway from canon.jobs where id = $1', [
+        j.job_id,
+      ])
+    ).rows[0];
     expect(row).toEqual({ correlation_id: 'corr-42', source_event_position: e.position, via_gateway: true });
   });
 
@@ -135,21 +166,28 @@ describe('core trigger', () => {
       await c.query('begin');
       await appendEvent(c, { entityId: entity, kind: 'document.created' });
       await appendEvent(c, { entityId: entity, kind: 'document.note' });
-      const inTx = (await c.query(`select count(*)::int as n from canon.jobs where entity_id = $1 and lane = 'decision'`, [entity])).rows[0].n;
+      const inTx = (
+        await c.query(`select count(*)::int as n from canon.jobs where entity_id = $1 and lane = 'decision'`, [entity])
+      ).rows[0].n;
       expect(inTx).toBe(1); // at most one queued decision job per entity
       await c.query('rollback');
     } finally {
       c.release();
     }
-    const after = (await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = $1`, [entity])).rows[0].n;
+    const after = (await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = $1`, [entity]))
+      .rows[0].n;
     expect(after).toBe(0);
   });
 });
 
 describe('claims', () => {
   it('each claim function returns only its lane under concurrent claimers, and no job is claimed twice', async () => {
-    await db.pool.query(`insert into canon.job_types (name, lane) values ('claim_probe', 'execution') on conflict do nothing`);
-    await db.pool.query(`update canon.jobs set status = 'cancelled', finished_at = now(), locked_by = null where status in ('queued','running')`);
+    await db.pool.query(
+      `insert into canon.job_types (name, lane) values ('claim_probe', 'execution') on conflict do nothing`,
+    );
+    await db.pool.query(
+      `update canon.jobs set status = 'cancelled', finished_at = now(), locked_by = null where status in ('queued','running')`,
+    );
     const n = 200;
     for (let i = 0; i < n; i++) {
       const entity = `claim-${i}-${randomUUID()}`;
@@ -168,12 +206,18 @@ describe('claims', () => {
         }
       }),
     );
-    expect(claimed.filter((c) => c.fn === 'claim_initial_decision_jobs').every((c) => c.lane === 'decision')).toBe(true);
+    expect(claimed.filter((c) => c.fn === 'claim_initial_decision_jobs').every((c) => c.lane === 'decision')).toBe(
+      true,
+    );
     expect(claimed.filter((c) => c.fn === 'claim_orchestrator_jobs').every((c) => c.lane === 'execution')).toBe(true);
     expect(new Set(claimed.map((c) => c.id)).size).toBe(claimed.length);
     expect(claimed.length).toBe(2 * n);
     // each claim created its run row with the trace id <worker id>-<job id>-<attempt>
-    const runs = (await db.pool.query(`select job_id, trace_id, worker_id, attempt from canon.job_runs where job_id = any($1)`, [claimed.map((c) => c.id)])).rows;
+    const runs = (
+      await db.pool.query(`select job_id, trace_id, worker_id, attempt from canon.job_runs where job_id = any($1)`, [
+        claimed.map((c) => c.id),
+      ])
+    ).rows;
     expect(runs.length).toBe(2 * n);
     for (const r of runs) expect(r.trace_id).toBe(`${r.worker_id}-${r.job_id}-${r.attempt}`);
   });
@@ -194,7 +238,9 @@ describe('seed guides', () => {
     const [job] = (await db.pool.query(`select id from canon.claim_initial_decision_jobs($1, 1)`, [w])).rows;
     const run = (await db.pool.query(`select id from canon.job_runs where job_id = $1`, [job.id])).rows[0];
     await db.pool.query(`select * from canon.complete_run($1, $2)`, [run.id, w]);
-    await db.pool.query(`insert into canon.flags (name, enabled) values ('D1_RUN_TSA_ENABLED', false) on conflict do nothing`);
+    await db.pool.query(
+      `insert into canon.flags (name, enabled) values ('D1_RUN_TSA_ENABLED', false) on conflict do nothing`,
+    );
     const all = [...statements('seed-guide-000.sql'), ...statements('seed-guide-002.sql')];
     expect(all.length).toBe(19);
     for (const sql of all) {
@@ -205,10 +251,20 @@ describe('seed guides', () => {
   });
 
   it("records the guide's UPDATE feature_flags in flag_changes with the database user as actor", async () => {
-    await db.pool.query(`insert into canon.flags (name, enabled) values ('D1_RUN_TSA_ENABLED', false) on conflict do nothing`);
-    await db.pool.query(`UPDATE feature_flags SET enabled = false, updated_at = NOW() WHERE flag_name = 'D1_RUN_TSA_ENABLED'`);
-    await db.pool.query(`UPDATE feature_flags \nSET enabled = true, updated_at = NOW()\nWHERE flag_name = 'D1_RUN_TSA_ENABLED'`);
-    const last = (await db.pool.query(`select actor, source, before, after from canon.flag_changes where flag_name = 'D1_RUN_TSA_ENABLED' order by id desc limit 1`)).rows[0];
+    await db.pool.query(
+      `insert into canon.flags (name, enabled) values ('D1_RUN_TSA_ENABLED', false) on conflict do nothing`,
+    );
+    await db.pool.query(
+      `UPDATE feature_flags SET enabled = false, updated_at = NOW() WHERE flag_name = 'D1_RUN_TSA_ENABLED'`,
+    );
+    await db.pool.query(
+      `UPDATE feature_flags \nSET enabled = true, updated_at = NOW()\nWHERE flag_name = 'D1_RUN_TSA_ENABLED'`,
+    );
+    const last = (
+      await db.pool.query(
+        `select actor, source, before, after from canon.flag_changes where flag_name = 'D1_RUN_TSA_ENABLED' order by id desc limit 1`,
+      )
+    ).rows[0];
     const user = (await db.pool.query('select session_user as u')).rows[0].u;
     expect(last.actor).toBe(user);
     expect(last.source).toBe('sql');

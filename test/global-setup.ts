@@ -3,8 +3,8 @@
 // each of which clones the template into a database of its own.
 import fs from 'node:fs';
 import os from 'node:os';
-import pg from 'pg';
 import path from 'node:path';
+import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { embeddedPaths, embeddedUrl, startEmbedded } from '../src/db/embedded.js';
 import { migrate } from '../src/migrate.js';

@@ -5,13 +5,14 @@
 // ran it before) and checks the snapshot against it, on a fixture with each way of covering an
 // event, events outside the window on both sides, entities partly covered, positions that are
 // out of seq order within an entity (two concurrent appends), and on random fixtures.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeHealth } from '../src/observe/health.js';
 import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
 import { HEALTH_SQL } from '../src/sql/health.js';
 import { WATCH_SQL } from '../src/sql/watch.js';
-import { createTestDb, waitFor, type TestDb } from './helpers.js';
+import { createTestDb, type TestDb, waitFor } from './helpers.js';
 
 /** The rule as one statement: every non-required event of the window, checked one by one. */
 const REFERENCE_GAP_DECISION = `
@@ -46,7 +47,8 @@ let db: TestDb;
 let runIds = 0;
 
 async function append(entity: string, kind = 'note.added', c: pg.Pool | pg.ClientBase = db.pool): Promise<Ev> {
-  return (await c.query(`select position, seq, created_at::text as at from canon.append_event($1, $2)`, [entity, kind])).rows[0];
+  return (await c.query(`select position, seq, created_at::text as at from canon.append_event($1, $2)`, [entity, kind]))
+    .rows[0];
 }
 
 async function stamp(): Promise<string> {
@@ -55,17 +57,29 @@ async function stamp(): Promise<string> {
 
 /** A decision job of the entity, from `source`, left in `status`, with these runs. */
 async function decision(entity: string, source: number | null, status: Status, runs: Run[] = []): Promise<number> {
-  const id = Number((await db.pool.query(`select job_id from canon.enqueue_job('decide', $1, '{}'::jsonb, null, $2)`, [entity, source])).rows[0].job_id);
+  const id = Number(
+    (await db.pool.query(`select job_id from canon.enqueue_job('decide', $1, '{}'::jsonb, null, $2)`, [entity, source]))
+      .rows[0].job_id,
+  );
   for (const [i, r] of runs.entries()) {
     const last = i === runs.length - 1;
-    const runStatus = last && status === 'running' ? 'running' : last && status !== 'succeeded' ? 'failed' : 'succeeded';
+    const runStatus =
+      last && status === 'running' ? 'running' : last && status !== 'succeeded' ? 'failed' : 'succeeded';
     await db.pool.query(
       `insert into canon.job_runs (job_id, attempt, lane, type, entity_id, worker_id, trace_id, correlation_id, status,
                                    started_at, heartbeat_at, lease_expires_at, finished_at, detail)
        select $1, $2, 'decision', 'decide', $3, 'gap-test', $4, $3, $5, s, s, s + interval '1 minute',
               case when $5 = 'running' then null else s end, $6::jsonb
          from (select coalesce($7::timestamptz, clock_timestamp()) as s) t`,
-      [id, i + 1, entity, `gap-test-${++runIds}`, runStatus, r.historySeq === undefined ? null : JSON.stringify({ history_seq: r.historySeq }), r.startedAt ?? null],
+      [
+        id,
+        i + 1,
+        entity,
+        `gap-test-${++runIds}`,
+        runStatus,
+        r.historySeq === undefined ? null : JSON.stringify({ history_seq: r.historySeq }),
+        r.startedAt ?? null,
+      ],
     );
   }
   if (status !== 'queued') {
@@ -91,11 +105,17 @@ async function gaps(from: string, to: string) {
   const c = await db.pool.connect();
   try {
     await c.query('begin isolation level repeatable read');
-    const w = (await c.query(`select extract(epoch from now() - $1::timestamptz)::float8 as lo, extract(epoch from now() - $2::timestamptz)::float8 as hi`, [from, to])).rows[0];
+    const w = (
+      await c.query(
+        `select extract(epoch from now() - $1::timestamptz)::float8 as lo, extract(epoch from now() - $2::timestamptz)::float8 as hi`,
+        [from, to],
+      )
+    ).rows[0];
     const reference = (await c.query(REFERENCE_GAP_DECISION, [w.lo, w.hi])).rows[0].n as number;
     const snapshot = (await c.query(HEALTH_SQL.snapshot, [w.lo, w.hi, 60, 86400, 3600])).rows[0].gap_decision as number;
     const health = await computeHealth(c, { ...DEFAULT_THRESHOLDS, gap_window_seconds: w.lo, gap_grace_seconds: w.hi });
-    const watch = (await c.query(WATCH_SQL.snapshot, [w.lo, w.hi, 60, 86400, 3600, null, null])).rows[0].snapshot.health.gap_decision as number;
+    const watch = (await c.query(WATCH_SQL.snapshot, [w.lo, w.hi, 60, 86400, 3600, null, null])).rows[0].snapshot.health
+      .gap_decision as number;
     await c.query('commit');
     return { reference, snapshot, health: health.event_to_job_gap_by_lane.decision, watch };
   } finally {
@@ -122,7 +142,12 @@ describe('gap_decision in two stages', () => {
     // ── in the window ──
     // covered by a run that read the history through the newest event (a required event after
     // it belongs to the execution gap, not to this one)
-    const runSeq = [await append('cov-run-seq'), await append('cov-run-seq'), await append('cov-run-seq'), await append('cov-run-seq')];
+    const runSeq = [
+      await append('cov-run-seq'),
+      await append('cov-run-seq'),
+      await append('cov-run-seq'),
+      await append('cov-run-seq'),
+    ];
     await decision('cov-run-seq', runSeq[0].position, 'succeeded', [{ historySeq: 4 }]);
     await append('cov-run-seq', 'job.protect.required');
     // covered by a queued decision (it will read the whole history); an older one had no run
@@ -146,7 +171,12 @@ describe('gap_decision in two stages', () => {
     await append('cov-multi-run');
     await decision('cov-multi-run', null, 'failed', [{ historySeq: 1 }, { historySeq: 3 }]);
     // partly covered: the run started after seq 2 was written and before seq 3 → 2
-    const part = [await append('partial-started'), await append('partial-started'), await append('partial-started'), await append('partial-started')];
+    const part = [
+      await append('partial-started'),
+      await append('partial-started'),
+      await append('partial-started'),
+      await append('partial-started'),
+    ];
     await decision('partial-started', null, 'succeeded', [{ startedAt: part[1].at }]);
     // the newest uncovered and two older ones too (seq 1, before the window, is covered) → 3
     open3.push(await append('open-3'), await append('open-3'), await append('open-3'));
@@ -169,7 +199,12 @@ describe('gap_decision in two stages', () => {
       await holder.query('begin');
       await holder.query(`select 1 from canon.entities where id = 'swapped' for update`);
       const waiting = append('swapped', 'note.added', waiter);
-      await waitFor(async () => (await db.pool.query(`select wait_event_type from pg_stat_activity where pid = $1`, [pid])).rows[0]?.wait_event_type === 'Lock', { what: 'the second append waiting for the entity lock' });
+      await waitFor(
+        async () =>
+          (await db.pool.query(`select wait_event_type from pg_stat_activity where pid = $1`, [pid])).rows[0]
+            ?.wait_event_type === 'Lock',
+        { what: 'the second append waiting for the entity lock' },
+      );
       older = await append('swapped', 'note.added', holder);
       await holder.query('commit');
       newer = await waiting;
@@ -193,16 +228,36 @@ describe('gap_decision in two stages', () => {
 
     // one entity at a time, so a wrong entity cannot hide behind a right total
     const expected: Record<string, number> = {
-      'cov-run-seq': 0, 'cov-queued': 0, 'cov-running': 0, 'cov-source': 0, 'cov-started': 0, 'cov-multi-run': 0,
-      'partial-started': 2, 'open-3': 3, 'no-decision': 2, 'history-not-time': 2, swapped: 1,
+      'cov-run-seq': 0,
+      'cov-queued': 0,
+      'cov-running': 0,
+      'cov-source': 0,
+      'cov-started': 0,
+      'cov-multi-run': 0,
+      'partial-started': 2,
+      'open-3': 3,
+      'no-decision': 2,
+      'history-not-time': 2,
+      swapped: 1,
     };
     expect(REFERENCE_GAP_DECISION).toContain('where e.kind');
     const c = await db.pool.connect();
     try {
       await c.query('begin isolation level repeatable read');
-      const w = (await c.query(`select extract(epoch from now() - $1::timestamptz)::float8 as lo, extract(epoch from now() - $2::timestamptz)::float8 as hi`, [from, to])).rows[0];
+      const w = (
+        await c.query(
+          `select extract(epoch from now() - $1::timestamptz)::float8 as lo, extract(epoch from now() - $2::timestamptz)::float8 as hi`,
+          [from, to],
+        )
+      ).rows[0];
       for (const [entity, n] of Object.entries(expected)) {
-        const ref = (await c.query(REFERENCE_GAP_DECISION.replace('where e.kind', 'where e.entity_id = $3 and e.kind'), [w.lo, w.hi, entity])).rows[0].n;
+        const ref = (
+          await c.query(REFERENCE_GAP_DECISION.replace('where e.kind', 'where e.entity_id = $3 and e.kind'), [
+            w.lo,
+            w.hi,
+            entity,
+          ])
+        ).rows[0].n;
         expect([entity, ref]).toEqual([entity, n]);
       }
       await c.query('commit');
@@ -235,16 +290,30 @@ describe('gap_decision in two stages', () => {
         if (rnd() < 0.5) continue;
         // decisions made between events, as the pipeline makes them
         const runs: Run[] = [];
-        for (let r = Math.floor(rnd() * 3); r > 0; r--) runs.push(rnd() < 0.5 ? { historySeq: Math.floor(rnd() * (events.length + 1)) } : { startedAt: pick(events).at });
+        for (let r = Math.floor(rnd() * 3); r > 0; r--)
+          runs.push(
+            rnd() < 0.5 ? { historySeq: Math.floor(rnd() * (events.length + 1)) } : { startedAt: pick(events).at },
+          );
         const source = rnd() < 0.3 ? null : pick(events).position;
-        await decision(entity, source, pick<Status>(['succeeded', 'succeeded', 'failed', 'cancelled', 'running']), runs);
+        await decision(
+          entity,
+          source,
+          pick<Status>(['succeeded', 'succeeded', 'failed', 'cancelled', 'running']),
+          runs,
+        );
       }
       if (rnd() < 0.05) await decision(entity, null, 'queued');
     }
     const to = await stamp();
     const g = await gaps(from, to);
     expect(g.reference).toBeGreaterThan(10); // the fixture leaves real gaps, and covered entities
-    expect(g.reference).toBeLessThan((await db.pool.query(`select count(*)::int as n from canon.events where entity_id like 'rnd-%' and kind not like 'job.%.required'`)).rows[0].n);
+    expect(g.reference).toBeLessThan(
+      (
+        await db.pool.query(
+          `select count(*)::int as n from canon.events where entity_id like 'rnd-%' and kind not like 'job.%.required'`,
+        )
+      ).rows[0].n,
+    );
     expect(g).toEqual({ reference: g.reference, snapshot: g.reference, health: g.reference, watch: g.reference });
   });
 });

@@ -3,8 +3,8 @@
 // failed test can be inspected; the next run's global setup drops them.
 import { randomBytes, randomUUID } from 'node:crypto';
 import path from 'node:path';
-import pg from 'pg';
 import { execa, type Options, type ResultPromise } from 'execa';
+import pg from 'pg';
 import { inject } from 'vitest';
 
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -21,7 +21,10 @@ export interface TestDb {
 
 export async function createTestDb(label = 'db'): Promise<TestDb> {
   const adminUrl = inject('adminUrl');
-  const name = `canon_t_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const name = `canon_t_${label
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   // CREATE DATABASE ... TEMPLATE fails if another session is copying it at the same moment
@@ -65,7 +68,10 @@ export interface RunResult {
 }
 
 /** Runs the real binary against a test database. */
-export async function canon(args: string[], opts: { url?: string; env?: Record<string, string>; input?: string; timeout?: number } = {}): Promise<RunResult> {
+export async function canon(
+  args: string[],
+  opts: { url?: string; env?: Record<string, string>; input?: string; timeout?: number } = {},
+): Promise<RunResult> {
   const r = await execa('node', [bin, ...args], {
     env: { ...(opts.url ? { DATABASE_URL: opts.url } : {}), NO_COLOR: '1', ...opts.env },
     reject: false,
@@ -77,22 +83,34 @@ export async function canon(args: string[], opts: { url?: string; env?: Record<s
 }
 
 /** Starts the real binary in the background (workers). */
-export function spawnCanon(args: string[], opts: { url: string; env?: Record<string, string> } & Options): ResultPromise {
+export function spawnCanon(
+  args: string[],
+  opts: { url: string; env?: Record<string, string> } & Options,
+): ResultPromise {
   const { url, env, ...rest } = opts;
-  return execa('node', [bin, ...args], { env: { DATABASE_URL: url, NO_COLOR: '1', ...env }, reject: false, cwd: root, ...rest });
+  return execa('node', [bin, ...args], {
+    env: { DATABASE_URL: url, NO_COLOR: '1', ...env },
+    reject: false,
+    cwd: root,
+    ...rest,
+  });
 }
 
 /** Asserts the shape of a bad-input failure: one line on stderr, no stack trace. */
 export function oneLineError(r: RunResult): string {
   const lines = r.stderr.trim().split('\n').filter(Boolean);
   if (lines.length !== 1) throw new Error(`expected one stderr line, got ${lines.length}:\n${r.stderr}`);
-  if (/\n\s+at /.test(r.stderr) || /\bat .*\.js:\d+/.test(r.stderr)) throw new Error(`stack trace on stderr:\n${r.stderr}`);
+  if (/\n\s+at /.test(r.stderr) || /\bat .*\.js:\d+/.test(r.stderr))
+    throw new Error(`stack trace on stderr:\n${r.stderr}`);
   return lines[0];
 }
 
 export const uuid = () => randomUUID();
 
-export async function waitFor<T>(fn: () => Promise<T | undefined | false>, opts: { timeout?: number; interval?: number; what?: string } = {}): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | undefined | false>,
+  opts: { timeout?: number; interval?: number; what?: string } = {},
+): Promise<T> {
   const deadline = Date.now() + (opts.timeout ?? 30_000);
   for (;;) {
     const v = await fn();

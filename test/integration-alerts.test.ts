@@ -3,9 +3,10 @@
 // by advanceRollouts with a failing guard, and refused / trigger-bypassing edits of the ledger.
 // Each alert fires on its state and clears when the state is repaired; the seed's six health
 // fields keep their names; the dashboard's one-statement snapshot carries the new sections.
+
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +16,8 @@ import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
 import { CanonMetrics } from '../src/serve/metrics.js';
 import { forceBreaker } from '../src/steering/breakers.js';
 import { changeFlag, createFlag } from '../src/steering/flags.js';
-import { setPaused } from '../src/steering/pause.js';
 import { parseGuard } from '../src/steering/guard.js';
+import { setPaused } from '../src/steering/pause.js';
 import { advanceRollouts, startAutoRollout } from '../src/steering/rollout.js';
 import { readSnapshot } from '../src/tui/snapshot.js';
 import { canon, createTestDb, root, type TestDb } from './helpers.js';
@@ -38,7 +39,12 @@ async function alerts() {
   const r = await canon(['alerts', '--json'], { url: db.url });
   const d = JSON.parse(r.stdout);
   const all = d.alerts as Alert[];
-  return { code: r.exitCode, firing: all.filter((a) => a.firing).map((a) => `${a.name}:${a.severity}`), get: (n: string) => all.find((a) => a.name === n)!, line: d.status_line as string };
+  return {
+    code: r.exitCode,
+    firing: all.filter((a) => a.firing).map((a) => `${a.name}:${a.severity}`),
+    get: (n: string) => all.find((a) => a.name === n)!,
+    line: d.status_line as string,
+  };
 }
 
 /** The firing alerts as computeHealth sees them in-process (the same rules, no process start). */
@@ -55,16 +61,35 @@ describe('steering and ledger edits in health, alerts and /metrics', () => {
     const r = await canon(['health', '--json'], { url: db.url });
     expect(r.exitCode, r.stdout).toBe(0);
     const h = JSON.parse(r.stdout);
-    for (const f of ['jobs_queued', 'jobs_processing', 'stuck_count', 'dead_last_24h', 'estimated_lag_seconds', 'runtime_version']) expect(h, f).toHaveProperty(f);
+    for (const f of [
+      'jobs_queued',
+      'jobs_processing',
+      'stuck_count',
+      'dead_last_24h',
+      'estimated_lag_seconds',
+      'runtime_version',
+    ])
+      expect(h, f).toHaveProperty(f);
     expect(Object.keys(h.jobs_queued).sort()).toEqual(['by_type', 'total']);
     expect(Object.keys(h.jobs_processing).sort()).toEqual(['avg_age_seconds', 'count']);
-    expect(h.steering).toEqual({ paused_types: [], breakers_not_closed: [], held_jobs: { total: 0, by_flag: {} }, rollouts_running: [], auto_rollbacks_24h: [] });
+    expect(h.steering).toEqual({
+      paused_types: [],
+      breakers_not_closed: [],
+      held_jobs: { total: 0, by_flag: {} },
+      rollouts_running: [],
+      auto_rollbacks_24h: [],
+    });
     expect(h.ledger_edits).toMatchObject({ severity: 'ok', refused_new: 0, bypass_new: 0 });
     const a = await alerts();
     expect(a).toMatchObject({ code: 0, firing: [] });
     for (const n of NEW_ALERTS) expect(fs.existsSync(path.join(root, a.get(n).runbook)), n).toBe(true);
     const body = await scrape();
-    for (const line of ['canon_job_types_paused 0', 'canon_ledger_edits_refused_new 0', 'canon_ledger_edits_bypassed_new 0']) expect(body).toContain(line);
+    for (const line of [
+      'canon_job_types_paused 0',
+      'canon_ledger_edits_refused_new 0',
+      'canon_ledger_edits_bypassed_new 0',
+    ])
+      expect(body).toContain(line);
     const p = await execa('promtool', ['check', 'metrics'], { input: body, reject: false }).catch(() => undefined);
     if (p) expect(p.exitCode, p.stdout + p.stderr).toBe(0);
   });
@@ -76,10 +101,16 @@ describe('steering and ledger edits in health, alerts and /metrics', () => {
     for (let i = 0; i < 3; i++) await enqueue(db.pool, type);
     const a = await alerts();
     expect(a).toMatchObject({ code: 1, firing: ['CanonJobTypePaused:warning'] });
-    expect(a.get('CanonJobTypePaused')).toMatchObject({ value: 3, summary: `job type ${type} is paused with 3 queued jobs (by alice: TSA outage)`, runbook: 'runbooks/job-type-paused.md' });
+    expect(a.get('CanonJobTypePaused')).toMatchObject({
+      value: 3,
+      summary: `job type ${type} is paused with 3 queued jobs (by alice: TSA outage)`,
+      runbook: 'runbooks/job-type-paused.md',
+    });
     const human = await canon(['health'], { url: db.url });
     expect(human.exitCode).toBe(1);
-    expect(human.stdout.split('\n')[0]).toMatch(new RegExp(`^CANON WARNING - job type ${type} is paused with 3 queued jobs`));
+    expect(human.stdout.split('\n')[0]).toMatch(
+      new RegExp(`^CANON WARNING - job type ${type} is paused with 3 queued jobs`),
+    );
     expect(human.stdout).toContain(`paused types    ${type} (3 queued, by alice: TSA outage)`);
     expect(await scrape()).toContain(`canon_job_type_paused_queued_jobs{type="${type}"} 3`);
     // the dashboard's one statement carries the same sections as canon health
@@ -98,7 +129,9 @@ describe('steering and ledger edits in health, alerts and /metrics', () => {
     await forceBreaker(db.pool, type, 'open', { actor: 'ops', reason: 'TSA maintenance' });
     const a = await alerts();
     expect(a).toMatchObject({ code: 1, firing: ['CanonBreakerOpen:warning'] });
-    expect(a.get('CanonBreakerOpen').summary).toMatch(new RegExp(`^breaker of ${type} open until \\S+ after 0 failures: `));
+    expect(a.get('CanonBreakerOpen').summary).toMatch(
+      new RegExp(`^breaker of ${type} open until \\S+ after 0 failures: `),
+    );
     const h = await computeHealth(db.pool);
     expect(h.steering.breakers_not_closed).toEqual([expect.objectContaining({ job_type: type, state: 'open' })]);
     expect(await scrape()).toContain(`canon_breaker_not_closed{job_type="${type}",state="open"} 1`);
@@ -135,14 +168,20 @@ describe('steering and ledger edits in health, alerts and /metrics', () => {
       intruder.on('notice', () => {});
       await intruder.connect();
       try {
-        const err = await intruder.query(`update canon.events set payload = '{"content":"forged"}' where entity_id = 'victim-doc'`).catch((e) => e);
+        const err = await intruder
+          .query(`update canon.events set payload = '{"content":"forged"}' where entity_id = 'victim-doc'`)
+          .catch((e) => e);
         expect(pgCode(err)).toBe(PG.CANON_IMMUTABLE);
       } finally {
         await intruder.end();
       }
       const a = await alerts();
       expect(a).toMatchObject({ code: 1, firing: ['CanonLedgerEditAttempts:warning'] });
-      expect(a.get('CanonLedgerEditAttempts').summary).toMatch(new RegExp(`^1 refused ledger edit attempt\\(s\\); last: UPDATE by ${role} .*; acknowledge with canon audit attempts --ack$`));
+      expect(a.get('CanonLedgerEditAttempts').summary).toMatch(
+        new RegExp(
+          `^1 refused ledger edit attempt\\(s\\); last: UPDATE by ${role} .*; acknowledge with canon audit attempts --ack$`,
+        ),
+      );
       expect(await scrape()).toContain('canon_ledger_edits_refused_new 1');
 
       // a superuser with the triggers bypassed (the statement-level register trigger still fires;
@@ -179,12 +218,28 @@ describe('steering and ledger edits in health, alerts and /metrics', () => {
     const flag = uniq('R');
     await createFlag(db.pool, flag, '', ops);
     const type = await jobType(db.pool, uniq('ro'));
-    await startAutoRollout(db.pool, flag, { step: 20, everySeconds: 900, until: 100, guard: parseGuard('success_rate>=0.9') }, ops);
-    expect((await computeHealth(db.pool)).steering.rollouts_running).toEqual([expect.objectContaining({ flag, current_percent: 20, until_percent: 100, step_percent: 20, guard: 'success_rate>=0.9' })]);
+    await startAutoRollout(
+      db.pool,
+      flag,
+      { step: 20, everySeconds: 900, until: 100, guard: parseGuard('success_rate>=0.9') },
+      ops,
+    );
+    expect((await computeHealth(db.pool)).steering.rollouts_running).toEqual([
+      expect.objectContaining({
+        flag,
+        current_percent: 20,
+        until_percent: 100,
+        step_percent: 20,
+        guard: 'success_rate>=0.9',
+      }),
+    ]);
     for (let i = 0; i < 3; i++) await enqueue(db.pool, type, { [flag]: true });
     await runJobs(db.pool, 1, 'succeed');
     await runJobs(db.pool, 2, 'fail');
-    await db.pool.query(`update canon.flag_rollouts set next_step_at = now() - interval '1 second' where flag_name = $1 and status = 'running'`, [flag]);
+    await db.pool.query(
+      `update canon.flag_rollouts set next_step_at = now() - interval '1 second' where flag_name = $1 and status = 'running'`,
+      [flag],
+    );
     const steps = (await advanceRollouts(db.pool)).filter((s) => s.flag === flag);
     expect(steps).toMatchObject([{ action: 'rolled_back', from_percent: 20, to_percent: 0 }]);
     await clearQueue(db.pool); // the failed jobs went back to the queue for another attempt
@@ -192,7 +247,9 @@ describe('steering and ledger edits in health, alerts and /metrics', () => {
     const a = await alerts();
     expect(a).toMatchObject({ code: 1, firing: ['CanonFlagAutoRollback:warning'] });
     const s = a.get('CanonFlagAutoRollback').summary;
-    expect(s).toContain(`1 automatic rollback in the last 24 h: ${flag} 20% → 0% (guard "success_rate>=0.9" failed at 20%`);
+    expect(s).toContain(
+      `1 automatic rollback in the last 24 h: ${flag} 20% → 0% (guard "success_rate>=0.9" failed at 20%`,
+    );
     expect(s).toContain('success_rate=0.3333');
     const h = await computeHealth(db.pool);
     expect(h.steering.rollouts_running).toEqual([]);

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
-import { jsonbText, type Json } from '../src/load/jsonb.js';
+import { type Json, jsonbText } from '../src/load/jsonb.js';
 import { backoffSeconds, eventHash, hashInput, isoMicros, pgTime, traceId } from '../src/load/mirror.js';
 import { ENGINE_SQL } from '../src/sql/engine.js';
 import { createTestDb, type TestDb } from './helpers.js';
@@ -24,7 +24,8 @@ afterAll(async () => {
 });
 
 // Postgres text holds no NUL; the rest of Unicode, controls and chr(31) included, is fair game
-const text = (o: { minLength?: number; maxLength?: number } = {}) => fc.string({ unit: 'grapheme', maxLength: 30, ...o }).filter((s) => !s.includes('\u0000'));
+const text = (o: { minLength?: number; maxLength?: number } = {}) =>
+  fc.string({ unit: 'grapheme', maxLength: 30, ...o }).filter((s) => !s.includes('\u0000'));
 const json: fc.Arbitrary<Json> = fc.letrec<{ value: Json }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -37,7 +38,9 @@ const json: fc.Arbitrary<Json> = fc.letrec<{ value: Json }>((tie) => ({
   ),
 })).value;
 // from 1970 to 2100, to the microsecond
-const micros = fc.integer({ min: 0, max: 4_102_444_800_000 }).chain((ms) => fc.integer({ min: 0, max: 999 }).map((extra) => ms * 1000 + extra));
+const micros = fc
+  .integer({ min: 0, max: 4_102_444_800_000 })
+  .chain((ms) => fc.integer({ min: 0, max: 999 }).map((extra) => ms * 1000 + extra));
 const RUNS = { numRuns: 150 };
 
 describe('the loader computes what Postgres computes', () => {
@@ -68,18 +71,21 @@ describe('the loader computes what Postgres computes', () => {
       fc.asyncProperty(event, async (e) => {
         const createdAt = isoMicros(e.at);
         const prev = e.prev ? Buffer.from(e.prev) : null;
-        const sql = await c.query(`select encode(canon.event_hash($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10::timestamptz), 'hex') as h`, [
-          prev,
-          e.entity_id,
-          e.seq,
-          e.kind,
-          JSON.stringify(e.payload),
-          e.correlation_id,
-          e.causation_id,
-          e.trace_id,
-          e.actor,
-          createdAt,
-        ]);
+        const sql = await c.query(
+          `select encode(canon.event_hash($1, $2, $3, $4, $5::jsonb, $6, $7, $8, $9, $10::timestamptz), 'hex') as h`,
+          [
+            prev,
+            e.entity_id,
+            e.seq,
+            e.kind,
+            JSON.stringify(e.payload),
+            e.correlation_id,
+            e.causation_id,
+            e.trace_id,
+            e.actor,
+            createdAt,
+          ],
+        );
         const ts = eventHash(prev, hashInput({ ...e, payloadText: jsonbText(e.payload), createdAt }));
         expect(ts.toString('hex')).toBe(sql.rows[0].h);
       }),
@@ -97,10 +103,18 @@ describe('the loader computes what Postgres computes', () => {
       fc.asyncProperty(workerId, fc.integer({ min: 0, max: 50 }), async (worker, before) => {
         const entity = `mirror-${n++}-${randomBytes(3).toString('hex')}`;
         const ev = await appendEvent(c, { entityId: entity, kind: 'mirror.created' });
-        const job = (await c.query(`select job_id from canon.enqueue_job($1, $2, '{}'::jsonb, null, $3)`, [type, entity, ev.position])).rows[0].job_id;
+        const job = (
+          await c.query(`select job_id from canon.enqueue_job($1, $2, '{}'::jsonb, null, $3)`, [
+            type,
+            entity,
+            ev.position,
+          ])
+        ).rows[0].job_id;
         // earlier attempts, as if it had failed `before` times
         await c.query('update canon.jobs set attempts = $2 where id = $1', [job, before]);
-        const claimed = (await c.query(ENGINE_SQL.claimRuns, ['execution', worker, 1000])).rows.find((r) => Number(r.id) === Number(job));
+        const claimed = (await c.query(ENGINE_SQL.claimRuns, ['execution', worker, 1000])).rows.find(
+          (r) => Number(r.id) === Number(job),
+        );
         expect(claimed, `job ${job} was not claimed`).toBeDefined();
         expect(claimed.trace_id).toBe(traceId(worker, Number(job), before + 1));
       }),
@@ -113,16 +127,25 @@ describe('the loader computes what Postgres computes', () => {
     await c.query(ENGINE_SQL.upsertJobType, [type, 5, 60, 1, 60, 10, 30, 'test']);
     const seconds = fc.integer({ min: 0, max: 86_400_000 }).map((ms) => ms / 1000);
     await fc.assert(
-      fc.asyncProperty(seconds, seconds, fc.integer({ min: 0, max: 60 }), fc.double({ min: -1, max: 1, noNaN: true }), async (base, max, attempts, seed) => {
-        await c.query('update canon.job_types set backoff_base_seconds = $2, backoff_max_seconds = $3 where name = $1', [type, base, max]);
-        // the same seed gives the function the same draw that random() gives here
-        await c.query('select setseed($1)', [seed]);
-        const unit = (await c.query('select random() as r')).rows[0].r as number;
-        await c.query('select setseed($1)', [seed]);
-        const sql = Number((await c.query('select canon.backoff_seconds($1, $2) as s', [type, attempts])).rows[0].s);
-        const ts = backoffSeconds({ baseSeconds: base, maxSeconds: max }, attempts, unit);
-        expect(Math.abs(ts - sql)).toBeLessThanOrEqual(1e-9 * Math.max(1, sql));
-      }),
+      fc.asyncProperty(
+        seconds,
+        seconds,
+        fc.integer({ min: 0, max: 60 }),
+        fc.double({ min: -1, max: 1, noNaN: true }),
+        async (base, max, attempts, seed) => {
+          await c.query(
+            'update canon.job_types set backoff_base_seconds = $2, backoff_max_seconds = $3 where name = $1',
+            [type, base, max],
+          );
+          // the same seed gives the function the same draw that random() gives here
+          await c.query('select setseed($1)', [seed]);
+          const unit = (await c.query('select random() as r')).rows[0].r as number;
+          await c.query('select setseed($1)', [seed]);
+          const sql = Number((await c.query('select canon.backoff_seconds($1, $2) as s', [type, attempts])).rows[0].s);
+          const ts = backoffSeconds({ baseSeconds: base, maxSeconds: max }, attempts, unit);
+          expect(Math.abs(ts - sql)).toBeLessThanOrEqual(1e-9 * Math.max(1, sql));
+        },
+      ),
       RUNS,
     );
   });

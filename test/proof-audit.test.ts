@@ -47,7 +47,11 @@ describe('audit verify', () => {
     const fields = Object.keys(EDITS);
     const edits = Array.from({ length: n }, (_, k) => {
       const events = 2 + ((k + 1) % 7);
-      return { entity: `${prefix}-${k + 1}`, seq: 1 + Math.floor(Math.random() * events), field: fields[Math.floor(Math.random() * fields.length)] };
+      return {
+        entity: `${prefix}-${k + 1}`,
+        seq: 1 + Math.floor(Math.random() * events),
+        field: fields[Math.floor(Math.random() * fields.length)],
+      };
     });
     const c = await db.pool.connect();
     try {
@@ -75,7 +79,9 @@ describe('audit verify', () => {
     expect(seen[seen.length - 1]).toBe(audit.entities);
     expect(audit.ok).toBe(false);
     const found = new Map(audit.breaks.map((b) => [b.entity_id, b]));
-    const wrong = edits.filter((e) => found.get(e.entity)?.seq !== e.seq).map((e) => ({ ...e, found: found.get(e.entity) }));
+    const wrong = edits
+      .filter((e) => found.get(e.entity)?.seq !== e.seq)
+      .map((e) => ({ ...e, found: found.get(e.entity) }));
     expect(wrong.slice(0, 5)).toEqual([]);
     expect(audit.breaks).toHaveLength(n);
     // every kind of edit was made, and each shows as the problem it is
@@ -97,7 +103,9 @@ describe('audit verify', () => {
     // the command line: one entity, then all (exit 1, first broken link with both hashes)
     const one = await canon(['audit', 'verify', '--entity', hashEdit.entity, '--json'], { url: db.url });
     expect(one.exitCode).toBe(1);
-    expect(JSON.parse(one.stdout).breaks).toEqual([expect.objectContaining({ entity_id: hashEdit.entity, seq: hashEdit.seq, problem: 'hash_mismatch' })]);
+    expect(JSON.parse(one.stdout).breaks).toEqual([
+      expect.objectContaining({ entity_id: hashEdit.entity, seq: hashEdit.seq, problem: 'hash_mismatch' }),
+    ]);
     const human = await canon(['audit', 'verify', '--entity', hashEdit.entity], { url: db.url });
     expect(human.stdout).toContain(`${hashEdit.entity} seq ${hashEdit.seq}`);
     expect(human.stdout).toMatch(/expected [0-9a-f]{64}\n\s+actual\s+[0-9a-f]{64}/);
@@ -108,9 +116,17 @@ describe('audit verify', () => {
   it('reports nothing for a sound ledger whose positions came out of seq order under contention', async () => {
     const entity = `contended-${randomBytes(4).toString('hex')}`;
     // positions are drawn before the chain trigger takes the entity lock: concurrent appends interleave
-    await Promise.all(Array.from({ length: 20 }, (_, w) => (async () => {
-      for (let i = 0; i < 5; i++) await db.pool.query(`select canon.append_event($1, 'note.added', $2::jsonb)`, [entity, JSON.stringify({ w, i })]);
-    })()));
+    await Promise.all(
+      Array.from({ length: 20 }, (_, w) =>
+        (async () => {
+          for (let i = 0; i < 5; i++)
+            await db.pool.query(`select canon.append_event($1, 'note.added', $2::jsonb)`, [
+              entity,
+              JSON.stringify({ w, i }),
+            ]);
+        })(),
+      ),
+    );
     const audit = await verifyChains(db.pool, entity);
     expect(audit.breaks).toEqual([]);
     expect(audit.events).toBe(100);
@@ -155,8 +171,16 @@ describe('audit verify', () => {
       expect(alert.register.last).toMatchObject({ role, operation: 'UPDATE', bypassed: false });
       expect(alert.message).toContain(role);
       // the FacturaXpress guide's own query
-      const seed = (await db.pool.query('SELECT * FROM vault_tampering_attempts ORDER BY created_at DESC LIMIT 10')).rows;
-      expect(seed).toEqual([expect.objectContaining({ user_id: role, operation: 'UPDATE', triggers_bypassed: false, table_name: 'canon.events' })]);
+      const seed = (await db.pool.query('SELECT * FROM vault_tampering_attempts ORDER BY created_at DESC LIMIT 10'))
+        .rows;
+      expect(seed).toEqual([
+        expect.objectContaining({
+          user_id: role,
+          operation: 'UPDATE',
+          triggers_bypassed: false,
+          table_name: 'canon.events',
+        }),
+      ]);
       expect(Number(seed[0].refused_total)).toBeGreaterThanOrEqual(4);
 
       const r = await canon(['audit', 'attempts', '--json'], { url: db.url });

@@ -7,14 +7,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import type { ResultPromise } from 'execa';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
 import { canon, root, spawnCanon, waitFor } from './helpers.js';
 import { checkInvariants, outcomes } from './support/invariants.js';
 import { hasStackTrace, report, soak } from './support/report.js';
-import { ownServer, type OwnServer } from './support/server.js';
+import { type OwnServer, ownServer } from './support/server.js';
 import { FaultProxy, seeded } from './support/tcp-proxy.js';
 
 const FAST = path.join(root, 'test/fixtures/fast-pipeline.mjs');
@@ -31,7 +31,9 @@ beforeAll(async () => {
   pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => {});
   // decisions rescued quickly too, and retried without a long backoff
-  await pool.query(`update canon.job_types set timeout_seconds = 2, backoff_base_seconds = 0.1, backoff_max_seconds = 0.5, max_attempts = 20 where name = 'decide'`);
+  await pool.query(
+    `update canon.job_types set timeout_seconds = 2, backoff_base_seconds = 0.1, backoff_max_seconds = 0.5, max_attempts = 20 where name = 'decide'`,
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -40,13 +42,41 @@ afterAll(async () => {
 });
 
 async function docs(prefix: string, n: number): Promise<void> {
-  for (let i = 0; i < n; i++) await appendEvent(pool, { entityId: `${prefix}-${i}`, kind: 'document.created', payload: { content: `${prefix} document ${i}` } });
+  for (let i = 0; i < n; i++)
+    await appendEvent(pool, {
+      entityId: `${prefix}-${i}`,
+      kind: 'document.created',
+      payload: { content: `${prefix} document ${i}` },
+    });
 }
 
-const anchored = async (prefix: string) => (await pool.query(`select count(*)::int as n from canon.events where kind = 'anchor.succeeded' and entity_id like $1 || '-%'`, [prefix])).rows[0].n as number;
+const anchored = async (prefix: string) =>
+  (
+    await pool.query(
+      `select count(*)::int as n from canon.events where kind = 'anchor.succeeded' and entity_id like $1 || '-%'`,
+      [prefix],
+    )
+  ).rows[0].n as number;
 
 function startWorkers(n: number, workerUrl: string): ResultPromise[] {
-  return Array.from({ length: n }, () => spawnCanon(['work', '--pipeline', FAST, '--concurrency', '4', '--log', 'json', '--log-level', 'warn', '--poll-interval', '200'], { url: workerUrl, env }));
+  return Array.from({ length: n }, () =>
+    spawnCanon(
+      [
+        'work',
+        '--pipeline',
+        FAST,
+        '--concurrency',
+        '4',
+        '--log',
+        'json',
+        '--log-level',
+        'warn',
+        '--poll-interval',
+        '200',
+      ],
+      { url: workerUrl, env },
+    ),
+  );
 }
 
 /** `canon tick` as cron runs it (rescue only) until every document is anchored. */
@@ -58,7 +88,12 @@ async function settle(prefix: string, n: number, timeout = 120_000): Promise<voi
     },
     { timeout, interval: 500, what: `all ${prefix} documents anchored` },
   ).catch(async (e) => {
-    const state = (await pool.query(`select lane, type, status, count(*)::int as n from canon.jobs where entity_id like $1 || '-%' group by 1, 2, 3 order by 1, 2, 3`, [prefix])).rows;
+    const state = (
+      await pool.query(
+        `select lane, type, status, count(*)::int as n from canon.jobs where entity_id like $1 || '-%' group by 1, 2, 3 order by 1, 2, 3`,
+        [prefix],
+      )
+    ).rows;
     throw new Error(`${(e as Error).message}: ${await anchored(prefix)}/${n}; jobs ${JSON.stringify(state)}`);
   });
 }
@@ -79,12 +114,27 @@ async function stopWorkers(ws: ResultPromise[]) {
 }
 
 /** Stops the workers, prints the scenario's counts and asserts the guarantees. */
-async function stopAndCheck(scenario: string, prefix: string, n: number, ws: ResultPromise[], counts: Record<string, number>) {
+async function stopAndCheck(
+  scenario: string,
+  prefix: string,
+  n: number,
+  ws: ResultPromise[],
+  counts: Record<string, number>,
+) {
   const w = await stopWorkers(ws);
   const inv = await checkInvariants(pool);
   const out = await outcomes(pool, `${prefix}-`);
   const audit = await canon(['audit', 'verify', '--json'], { url });
-  report(scenario, { runs: n, ...counts, lost: n - out.done, doubled: out.doubled, partial: Object.keys(inv.violations).length, stack_traces: w.stackTraces, reconnect_warnings: w.reconnects, workers_died: w.died });
+  report(scenario, {
+    runs: n,
+    ...counts,
+    lost: n - out.done,
+    doubled: out.doubled,
+    partial: Object.keys(inv.violations).length,
+    stack_traces: w.stackTraces,
+    reconnect_warnings: w.reconnects,
+    workers_died: w.died,
+  });
   expect(w.died).toBe(0);
   expect(w.stackTraces, w.stderr.slice(0, 2000)).toBe(0);
   expect(inv.violations).toEqual({});
@@ -101,7 +151,10 @@ describe('Postgres stopped hard and restarted in the middle of a run', () => {
     const ws = startWorkers(2, url);
     for (let k = 0; k < crashes; k++) {
       const target = Math.ceil((N * (k + 1)) / (crashes + 2));
-      await waitFor(async () => (await anchored('crash').catch(() => 0)) >= target, { timeout: 60_000, what: `${target} anchored before crash ${k + 1}` });
+      await waitFor(async () => (await anchored('crash').catch(() => 0)) >= target, {
+        timeout: 60_000,
+        what: `${target} anchored before crash ${k + 1}`,
+      });
       await srv.crash();
       await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
       await srv.restart();
@@ -147,7 +200,17 @@ describe('worker backends killed with pg_terminate_backend', () => {
         await killer.query('commit');
         for (const v of victims.filter((x) => x.killed)) {
           const q = v.query;
-          kills[/claim_(jobs|runs)/.test(q) ? 'claim' : /complete_runs?\(/.test(q) ? 'complete' : /fail_run/.test(q) ? 'fail' : /append_event|enqueue_job|lock_entity|lock_run|begin_decision|finish_decision/.test(q) ? 'decide' : 'other']++;
+          kills[
+            /claim_(jobs|runs)/.test(q)
+              ? 'claim'
+              : /complete_runs?\(/.test(q)
+                ? 'complete'
+                : /fail_run/.test(q)
+                  ? 'fail'
+                  : /append_event|enqueue_job|lock_entity|lock_run|begin_decision|finish_decision/.test(q)
+                    ? 'decide'
+                    : 'other'
+          ]++;
         }
         await new Promise((r) => setTimeout(r, 100 + random() * 400));
       }
@@ -156,13 +219,18 @@ describe('worker backends killed with pg_terminate_backend', () => {
     }
     await settle('term', N);
     const total = Object.values(kills).reduce((a, b) => a + b, 0);
-    await stopAndCheck('pg_terminate_backend', 'term', N, ws, { faults: total, during_claim: kills.claim, during_complete: kills.complete, during_decide: kills.decide });
+    await stopAndCheck('pg_terminate_backend', 'term', N, ws, {
+      faults: total,
+      during_claim: kills.claim,
+      during_complete: kills.complete,
+      during_decide: kills.decide,
+    });
     expect(kills.claim).toBeGreaterThan(0);
     expect(kills.complete).toBeGreaterThan(0);
   }, 300_000);
 });
 
-describe('a TCP proxy that drops and stalls the workers\' connections at random', () => {
+describe("a TCP proxy that drops and stalls the workers' connections at random", () => {
   it('keeps the same invariants', async () => {
     const N = soak(200);
     await docs('proxy', N);
@@ -173,13 +241,27 @@ describe('a TCP proxy that drops and stalls the workers\' connections at random'
     const ws = startWorkers(2, proxied.toString());
     // a worker that cannot reach the database at start exits 3 for its supervisor to restart:
     // the chaos begins once both are up and registered
-    await waitFor(async () => (await pool.query(`select count(*)::int as n from canon.workers where pid = any($1) and stopped_at is null`, [ws.map((w) => w.pid)])).rows[0].n === 2, { what: 'workers registered' });
-    proxy.chaos({ everyMs: 100, dropShare: 0.5, maxStallMs: 1500, stallThenDropShare: 0.3 }, seeded(Number(process.env.CANON_FAULT_SEED ?? 20260102)));
+    await waitFor(
+      async () =>
+        (
+          await pool.query(`select count(*)::int as n from canon.workers where pid = any($1) and stopped_at is null`, [
+            ws.map((w) => w.pid),
+          ])
+        ).rows[0].n === 2,
+      { what: 'workers registered' },
+    );
+    proxy.chaos(
+      { everyMs: 100, dropShare: 0.5, maxStallMs: 1500, stallThenDropShare: 0.3 },
+      seeded(Number(process.env.CANON_FAULT_SEED ?? 20260102)),
+    );
     try {
       await waitFor(
         async () => {
           const gone = ws.find((w) => w.exitCode !== null && w.exitCode !== undefined);
-          if (gone) throw new Error(`a worker exited during the chaos (${gone.exitCode}): ${String((await gone).stderr).slice(-1500)}`);
+          if (gone)
+            throw new Error(
+              `a worker exited during the chaos (${gone.exitCode}): ${String((await gone).stderr).slice(-1500)}`,
+            );
           return (await anchored('proxy')) >= N * 0.8;
         },
         { timeout: 120_000, interval: 250, what: '80% anchored through the proxy' },
@@ -190,7 +272,12 @@ describe('a TCP proxy that drops and stalls the workers\' connections at random'
       proxy.calm();
     }
     const st = proxy.stats;
-    await stopAndCheck('tcp proxy drop/stall', 'proxy', N, ws, { faults: st.drops + st.stalls, drops: st.drops, stalls: st.stalls, connections: st.connections });
+    await stopAndCheck('tcp proxy drop/stall', 'proxy', N, ws, {
+      faults: st.drops + st.stalls,
+      drops: st.drops,
+      stalls: st.stalls,
+      connections: st.connections,
+    });
     await proxy.close();
     expect(st.drops).toBeGreaterThan(5);
     expect(st.stalls).toBeGreaterThan(5);

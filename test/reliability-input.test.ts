@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
-import { canon, createTestDb, root, type RunResult, type TestDb } from './helpers.js';
-import { checkInvariants } from './support/invariants.js';
+import { canon, createTestDb, type RunResult, root, type TestDb } from './helpers.js';
 import { runBatch } from './support/batch.js';
-import { argsFor, listCommands, type CommandSpec } from './support/commands.js';
+import { argsFor, type CommandSpec, listCommands } from './support/commands.js';
+import { checkInvariants } from './support/invariants.js';
 import { hasStackTrace, report, soak } from './support/report.js';
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-input-'));
@@ -35,13 +35,23 @@ const files = {
 let db: TestDb;
 beforeAll(async () => {
   db = await createTestDb('input');
-  fs.writeFileSync(files.big, JSON.stringify({ format: 'canon-provenance', entities: [{ entity_id: 'x', pad: 'x'.repeat(10 * 1024 * 1024) }] }));
+  fs.writeFileSync(
+    files.big,
+    JSON.stringify({ format: 'canon-provenance', entities: [{ entity_id: 'x', pad: 'x'.repeat(10 * 1024 * 1024) }] }),
+  );
   fs.writeFileSync(files.deep, '['.repeat(100_000) + ']'.repeat(100_000));
-  fs.writeFileSync(files.badUtf8, Buffer.concat([Buffer.from('{"format":"'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}')]));
-  fs.writeFileSync(files.sqlish, JSON.stringify({ format: SQL, entity_id: SQL, entities: [{ entity_id: SQL, hash: SQL }] }));
+  fs.writeFileSync(
+    files.badUtf8,
+    Buffer.concat([Buffer.from('{"format":"'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}')]),
+  );
+  fs.writeFileSync(
+    files.sqlish,
+    JSON.stringify({ format: SQL, entity_id: SQL, entities: [{ entity_id: SQL, hash: SQL }] }),
+  );
   fs.writeFileSync(files.empty, '');
   fs.writeFileSync(files.garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
-  for (let i = 0; i < 3; i++) await appendEvent(db.pool, { entityId: `in-${i}`, kind: 'document.created', payload: { content: `input ${i}` } });
+  for (let i = 0; i < 3; i++)
+    await appendEvent(db.pool, { entityId: `in-${i}`, kind: 'document.created', payload: { content: `input ${i}` } });
   const w = await canon(['work', '--once'], { url: db.url, env });
   expect(w.exitCode, w.stderr).toBe(0);
 });
@@ -77,7 +87,9 @@ function badValues(c: CommandSpec, placeholder: string): string[] {
 const NUMERIC = /^(n|s|ms|seconds|x|h|r|percent|duration|port|days|count|limit|bytes)$/;
 
 function numericOptions(c: CommandSpec): string[] {
-  return [...c.help.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z-]*) <([^>]+)>/gm)].filter((m) => NUMERIC.test(m[2])).map((m) => m[1]);
+  return [...c.help.matchAll(/^\s+(?:-\w, )?(--[a-z][a-z-]*) <([^>]+)>/gm)]
+    .filter((m) => NUMERIC.test(m[2]))
+    .map((m) => m[1]);
 }
 
 function generate(specs: CommandSpec[]): Case[] {
@@ -96,7 +108,8 @@ function generate(specs: CommandSpec[]): Case[] {
       }
     });
     for (const opt of numericOptions(c)) {
-      for (const v of ['abc', '-1e999', SQL]) cases.push({ label: `${c.path.join(' ')} ${opt} ${v.slice(0, 20)}`, args: [...base, opt, v] });
+      for (const v of ['abc', '-1e999', SQL])
+        cases.push({ label: `${c.path.join(' ')} ${opt} ${v.slice(0, 20)}`, args: [...base, opt, v] });
     }
   }
   // values that are only wrong for one command
@@ -141,7 +154,8 @@ function generate(specs: CommandSpec[]): Case[] {
 function problem(r: RunResult): string | undefined {
   if (r.exitCode === 0) return `exit 0 (accepted): ${(r.stdout + r.stderr).slice(0, 200)}`;
   if (r.exitCode < 0) return `did not finish: ${r.stderr.slice(0, 300)}`;
-  if (hasStackTrace(r.stdout + r.stderr) || /UNCAUGHT|UNHANDLED|THREW/.test(r.stderr)) return `stack trace: ${(r.stderr + r.stdout).slice(0, 600)}`;
+  if (hasStackTrace(r.stdout + r.stderr) || /UNCAUGHT|UNHANDLED|THREW/.test(r.stderr))
+    return `stack trace: ${(r.stderr + r.stdout).slice(0, 600)}`;
   const err = r.stderr.trim().split('\n').filter(Boolean);
   const plugin = r.stdout.trim().split('\n').filter(Boolean);
   if (err.length === 1) return undefined;
@@ -166,13 +180,25 @@ describe('bad input', () => {
     cases = Array.from({ length: rounds }, () => cases).flat();
     const results = await runBatch(cases.map((c) => ({ args: c.args, env: { ...env, DATABASE_URL: db.url } })));
     const problems = results.map((r, i) => [cases[i].label, problem(r)] as const).filter(([, p]) => p !== undefined);
-    if (process.env.CANON_DEBUG_TIMING) console.log(results.map((r, i) => [r.ms, cases[i].label] as const).sort((a, b) => b[0] - a[0]).slice(0, 20).map((x) => x.join(' ms ')).join('\n'));
+    if (process.env.CANON_DEBUG_TIMING)
+      console.log(
+        results
+          .map((r, i) => [r.ms, cases[i].label] as const)
+          .sort((a, b) => b[0] - a[0])
+          .slice(0, 20)
+          .map((x) => x.join(' ms '))
+          .join('\n'),
+      );
     // the same verdict from real processes for a sample, so the in-process runs stand for the binary
     const sample = cases.filter((_, i) => i % Math.ceil(cases.length / 12) === 0);
     for (const c of sample) {
       const r = await canon(c.args, { url: db.url, env });
       const b = results[cases.indexOf(c)];
-      expect({ label: c.label, code: r.exitCode, refused: problem(r) === undefined }).toEqual({ label: c.label, code: b.exitCode, refused: problem(b) === undefined });
+      expect({ label: c.label, code: r.exitCode, refused: problem(r) === undefined }).toEqual({
+        label: c.label,
+        code: b.exitCode,
+        refused: problem(b) === undefined,
+      });
     }
     const after = await digest();
     report('bad input: every command', {
@@ -190,7 +216,16 @@ describe('bad input', () => {
 
 describe('bad pipeline modules', () => {
   const mods = path.join(root, 'test/support/pipelines');
-  const shapes = ['number.mjs', 'array.mjs', 'authority-not-function.mjs', 'no-job-types.mjs', 'decide-type.mjs', 'syntax-error.mjs', 'rejects-at-import.mjs', 'throws-object.ts'];
+  const shapes = [
+    'number.mjs',
+    'array.mjs',
+    'authority-not-function.mjs',
+    'no-job-types.mjs',
+    'decide-type.mjs',
+    'syntax-error.mjs',
+    'rejects-at-import.mjs',
+    'throws-object.ts',
+  ];
 
   it('wrong shapes, syntax errors and imports that throw non-Errors: one line naming the file, exit 2, ledger unchanged', async () => {
     const before = await digest();
@@ -199,7 +234,9 @@ describe('bad pipeline modules', () => {
       { label: `tick ${f}`, args: ['tick', '--pipeline', path.join(mods, f)] },
     ]);
     const results = await runBatch(cases.map((c) => ({ args: c.args, env: { ...env, DATABASE_URL: db.url } })));
-    const bad = results.map((r, i) => [cases[i].label, r] as const).filter(([label, r]) => problem(r) !== undefined || r.exitCode !== 2 || !r.stderr.includes(label.split(' ')[1]));
+    const bad = results
+      .map((r, i) => [cases[i].label, r] as const)
+      .filter(([label, r]) => problem(r) !== undefined || r.exitCode !== 2 || !r.stderr.includes(label.split(' ')[1]));
     expect(bad.map(([l, r]) => `${l}: exit ${r.exitCode} ${r.stderr.slice(0, 300)}`)).toEqual([]);
     // and as real processes, for the module loader's own paths (tsx for .ts)
     for (const f of ['syntax-error.mjs', 'throws-object.ts']) {
@@ -208,19 +245,47 @@ describe('bad pipeline modules', () => {
       expect(problem(r)).toBeUndefined();
     }
     expect(await digest()).toBe(before);
-    report('bad input: pipeline module shapes', { runs: results.length + 2, modules: shapes.length, stack_traces: 0, ledger_changed: 0 });
+    report('bad input: pipeline module shapes', {
+      runs: results.length + 2,
+      modules: shapes.length,
+      stack_traces: 0,
+      ledger_changed: 0,
+    });
   }, 120_000);
 
   it('handlers returning what JSON cannot hold, throwing non-Errors, and an authority throwing a string: each job ends dead with a clear reason, once; the worker carries on', async () => {
     const own = await createTestDb('input-values');
     try {
-      const contents = ['#circular', '#function', '#symbol', '#nul', '#huge', '#throw-string', '#throw-undefined', '#throw-object', '#throw-number', 'fine'];
-      for (const [i, c] of contents.entries()) await appendEvent(own.pool, { entityId: `bv-${i}`, kind: 'document.created', payload: { content: c } });
-      await appendEvent(own.pool, { entityId: 'bv-auth', kind: 'document.created', payload: { content: '#authority-string' } });
-      const r = await canon(['work', '--once', '--pipeline', path.join(mods, 'bad-values.mjs'), '--log', 'json'], { url: own.url, env });
+      const contents = [
+        '#circular',
+        '#function',
+        '#symbol',
+        '#nul',
+        '#huge',
+        '#throw-string',
+        '#throw-undefined',
+        '#throw-object',
+        '#throw-number',
+        'fine',
+      ];
+      for (const [i, c] of contents.entries())
+        await appendEvent(own.pool, { entityId: `bv-${i}`, kind: 'document.created', payload: { content: c } });
+      await appendEvent(own.pool, {
+        entityId: 'bv-auth',
+        kind: 'document.created',
+        payload: { content: '#authority-string' },
+      });
+      const r = await canon(['work', '--once', '--pipeline', path.join(mods, 'bad-values.mjs'), '--log', 'json'], {
+        url: own.url,
+        env,
+      });
       expect(r.exitCode, r.stderr.slice(0, 1000)).toBe(0);
       expect(hasStackTrace(r.stdout + r.stderr), r.stderr.slice(0, 2000)).toBe(false);
-      const jobs = (await own.pool.query(`select entity_id, status, last_error from canon.jobs where type = 'protect' order by entity_id`)).rows as { entity_id: string; status: string; last_error: string | null }[];
+      const jobs = (
+        await own.pool.query(
+          `select entity_id, status, last_error from canon.jobs where type = 'protect' order by entity_id`,
+        )
+      ).rows as { entity_id: string; status: string; last_error: string | null }[];
       const byEntity = Object.fromEntries(jobs.map((j) => [j.entity_id, j]));
       for (const [i, c] of contents.entries()) {
         const j = byEntity[`bv-${i}`];
@@ -231,15 +296,28 @@ describe('bad pipeline modules', () => {
       expect(byEntity['bv-0'].last_error).toMatch(/not JSON-serialisable/);
       expect(byEntity['bv-3'].last_error).toMatch(/NUL/);
       expect(byEntity['bv-4'].last_error).toMatch(/limit is 8 MiB/);
-      const failedEvents = (await own.pool.query(`select entity_id, count(*)::int as n from canon.events where kind = 'protect.failed' group by 1`)).rows;
+      const failedEvents = (
+        await own.pool.query(
+          `select entity_id, count(*)::int as n from canon.events where kind = 'protect.failed' group by 1`,
+        )
+      ).rows;
       expect(failedEvents.every((x) => x.n === 1)).toBe(true);
       expect(failedEvents.length).toBe(contents.length - 1);
-      const auth = (await own.pool.query(`select status, error from canon.job_runs where entity_id = 'bv-auth' and lane = 'decision' order by id limit 1`)).rows[0];
+      const auth = (
+        await own.pool.query(
+          `select status, error from canon.job_runs where entity_id = 'bv-auth' and lane = 'decision' order by id limit 1`,
+        )
+      ).rows[0];
       expect(auth).toMatchObject({ status: 'failed' });
       expect(auth.error).toMatch(/authority threw: authority says no/);
       const inv = await checkInvariants(own.pool);
       expect(inv.violations).toEqual({});
-      report('bad input: handler results', { runs: contents.length + 1, dead_with_reason: contents.length - 1, doubled: 0, stack_traces: 0 });
+      report('bad input: handler results', {
+        runs: contents.length + 1,
+        dead_with_reason: contents.length - 1,
+        doubled: 0,
+        stack_traces: 0,
+      });
     } finally {
       await own.end();
     }

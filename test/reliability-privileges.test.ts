@@ -3,23 +3,30 @@
 // commands each role runs work when connected as that role and nothing else does; the owner,
 // who alone can change the ledger, is caught by `canon audit verify`; and `canon contracts
 // check` catches a SECURITY DEFINER function that is unpinned or executable by PUBLIC.
+
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
 import { canon, createTestDb, oneLineError, type RunResult, type TestDb } from './helpers.js';
-import { checkInvariants } from './support/invariants.js';
 import { runBatch } from './support/batch.js';
+import { checkInvariants } from './support/invariants.js';
 import { hasStackTrace, report } from './support/report.js';
 
 type Priv = 'SELECT' | 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
 type Role = 'canon_reader' | 'canon_worker' | 'canon_operator' | 'none';
 const PRIVS: Priv[] = ['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'];
 const ROLES: Role[] = ['canon_reader', 'canon_worker', 'canon_operator', 'none'];
-const COMPAT_VIEWS = ['public.document_entities', 'public.events', 'public.executor_jobs', 'public.executor_job_runs', 'public.feature_flags'];
+const COMPAT_VIEWS = [
+  'public.document_entities',
+  'public.events',
+  'public.executor_jobs',
+  'public.executor_job_runs',
+  'public.feature_flags',
+];
 
 /** What each role may do beyond reading; every other cell is "denied". Column lists are column grants. */
 const WRITES: Record<Exclude<Role, 'none'>, Partial<Record<string, Partial<Record<Priv, 'all' | string[]>>>>> = {
@@ -30,7 +37,16 @@ const WRITES: Record<Exclude<Role, 'none'>, Partial<Record<string, Partial<Recor
     'canon.job_runs': { UPDATE: ['detail'] },
     'canon.job_types': {
       INSERT: 'all',
-      UPDATE: ['backoff_base_seconds', 'backoff_max_seconds', 'breaker_cooldown_seconds', 'breaker_threshold', 'declared_by', 'max_attempts', 'timeout_seconds', 'updated_at'],
+      UPDATE: [
+        'backoff_base_seconds',
+        'backoff_max_seconds',
+        'breaker_cooldown_seconds',
+        'breaker_threshold',
+        'declared_by',
+        'max_attempts',
+        'timeout_seconds',
+        'updated_at',
+      ],
     },
     'canon.flags': { INSERT: 'all' },
   },
@@ -73,7 +89,9 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const role of ROLES) {
     if (!users[role]) continue;
-    await db.pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [users[role].name]).catch(() => {});
+    await db.pool
+      .query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [users[role].name])
+      .catch(() => {});
     await db.pool.query(`drop owned by ${users[role].name}`).catch(() => {});
     await db.pool.query(`drop user if exists ${users[role].name}`).catch(() => {});
   }
@@ -96,8 +114,16 @@ async function attempt(c: pg.Client, sql: string): Promise<boolean> {
 }
 
 async function catalogPrivilege(user: string, table: string, priv: Priv, columns: string[]): Promise<string> {
-  if (priv !== 'UPDATE' && priv !== 'INSERT') return (await db.pool.query(`select has_table_privilege($1, $2, $3) as ok`, [user, table, priv])).rows[0].ok ? 'all' : 'denied';
-  const ok = (await db.pool.query(`select array(select col from unnest($3::text[]) col where has_column_privilege($1, $2, col, $4) order by col) as cols`, [user, table, columns, priv])).rows[0].cols as string[];
+  if (priv !== 'UPDATE' && priv !== 'INSERT')
+    return (await db.pool.query(`select has_table_privilege($1, $2, $3) as ok`, [user, table, priv])).rows[0].ok
+      ? 'all'
+      : 'denied';
+  const ok = (
+    await db.pool.query(
+      `select array(select col from unnest($3::text[]) col where has_column_privilege($1, $2, col, $4) order by col) as cols`,
+      [user, table, columns, priv],
+    )
+  ).rows[0].cols as string[];
   return ok.length === 0 ? 'denied' : ok.length === columns.length ? 'all' : ok.join(',');
 }
 
@@ -115,7 +141,9 @@ describe('the privilege matrix', () => {
         [COMPAT_VIEWS],
       )
     ).rows as { name: string; view: boolean; columns: string[] }[];
-    expect(tables.map((t) => t.name)).toEqual(expect.arrayContaining(['canon.events', 'canon.entities', 'canon.jobs', 'canon.job_runs', ...COMPAT_VIEWS]));
+    expect(tables.map((t) => t.name)).toEqual(
+      expect.arrayContaining(['canon.events', 'canon.entities', 'canon.jobs', 'canon.job_runs', ...COMPAT_VIEWS]),
+    );
     const mismatches: string[] = [];
     const matrix: Record<string, Record<string, string>> = {};
     let tried = 0;
@@ -140,7 +168,12 @@ describe('the privilege matrix', () => {
               actual = ok.length === 0 ? 'denied' : ok.length === t.columns.length ? 'all' : ok.sort().join(',');
             } else {
               tried++;
-              const sql = { SELECT: `select * from ${t.name} limit 0`, INSERT: `insert into ${t.name} default values`, DELETE: `delete from ${t.name} where false`, TRUNCATE: `truncate ${t.name}` }[priv];
+              const sql = {
+                SELECT: `select * from ${t.name} limit 0`,
+                INSERT: `insert into ${t.name} default values`,
+                DELETE: `delete from ${t.name} where false`,
+                TRUNCATE: `truncate ${t.name}`,
+              }[priv];
               actual = (await attempt(c, sql)) ? 'all' : 'denied';
             }
             const want = expected(role, t.name, priv, t.columns);
@@ -157,8 +190,15 @@ describe('the privilege matrix', () => {
     if (process.env.CANON_PRINT_MATRIX) console.table(matrix);
     expect(mismatches).toEqual([]);
     // the ledger: nobody but the owner writes it, directly
-    for (const role of ROLES) for (const t of ['canon.events', 'canon.entities']) for (const p of ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) expect(matrix[`${role} ${t}`][p]).toBe('denied');
-    report('privilege matrix', { runs: tried, roles: ROLES.length, tables: tables.length, mismatches: mismatches.length });
+    for (const role of ROLES)
+      for (const t of ['canon.events', 'canon.entities'])
+        for (const p of ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) expect(matrix[`${role} ${t}`][p]).toBe('denied');
+    report('privilege matrix', {
+      runs: tried,
+      roles: ROLES.length,
+      tables: tables.length,
+      mismatches: mismatches.length,
+    });
   });
 
   it('the catalog agrees: no role has any write privilege on the ledger or INSERT on jobs, and a user outside the roles cannot even see the schema', async () => {
@@ -175,15 +215,18 @@ describe('the privilege matrix', () => {
     ).rows;
     // the operator's column grants on jobs (cancel) are the only write anywhere near here
     expect(r.filter((x) => !(x.role === 'canon_operator' && x.t === 'canon.jobs' && x.p === 'UPDATE'))).toEqual([]);
-    const none = (await db.pool.query(`select has_schema_privilege($1, 'canon', 'USAGE') as usage`, [users.none.name])).rows[0];
+    const none = (await db.pool.query(`select has_schema_privilege($1, 'canon', 'USAGE') as usage`, [users.none.name]))
+      .rows[0];
     expect(none.usage).toBe(false);
   });
 });
 
 describe('each role runs its commands, and only those', () => {
-  const as = (role: Role, args: string[], env: Record<string, string> = {}) => canon(args, { url: users[role].url, env: { ...tsaEnv, ...env } });
+  const as = (role: Role, args: string[], env: Record<string, string> = {}) =>
+    canon(args, { url: users[role].url, env: { ...tsaEnv, ...env } });
   // many commands of one role through the binary's main() in one process (sequentially, in order)
-  const asMany = (role: Role, argss: string[][]) => runBatch(argss.map((args) => ({ args, env: { ...tsaEnv, DATABASE_URL: users[role].url } })));
+  const asMany = (role: Role, argss: string[][]) =>
+    runBatch(argss.map((args) => ({ args, env: { ...tsaEnv, DATABASE_URL: users[role].url } })));
   const refused = (r: RunResult, what: string) => {
     expect(r.exitCode, `${what}: ${r.stdout}${r.stderr}`).not.toBe(0);
     expect(hasStackTrace(r.stderr), r.stderr).toBe(false);
@@ -191,16 +234,40 @@ describe('each role runs its commands, and only those', () => {
   };
 
   it('canon_worker: appends, runs `canon work` end to end and `canon tick`; cannot steer or touch the ledger directly', async () => {
-    for (const a of await asMany('canon_worker', [0, 1, 2].map((i) => ['events', 'append', `pw-${i}`, 'document.created', '--payload', JSON.stringify({ content: `doc ${i}` })]))) {
+    for (const a of await asMany(
+      'canon_worker',
+      [0, 1, 2].map((i) => [
+        'events',
+        'append',
+        `pw-${i}`,
+        'document.created',
+        '--payload',
+        JSON.stringify({ content: `doc ${i}` }),
+      ]),
+    )) {
       expect(a.exitCode, a.stderr).toBe(0);
     }
     const w = await as('canon_worker', ['work', '--once', '--json']);
     expect(w.exitCode, w.stderr).toBe(0);
-    const done = (await db.pool.query(`select count(*)::int as n from canon.events where kind = 'anchor.succeeded' and entity_id like 'pw-%'`)).rows[0].n;
+    const done = (
+      await db.pool.query(
+        `select count(*)::int as n from canon.events where kind = 'anchor.succeeded' and entity_id like 'pw-%'`,
+      )
+    ).rows[0].n;
     expect(done).toBe(3);
     // the workers row was written as the worker: it registered itself
-    expect((await db.pool.query(`select count(*)::int as n from canon.workers where id = $1`, [JSON.parse(w.stdout).worker_id])).rows[0].n).toBe(1);
-    const [t, f, g] = await asMany('canon_worker', [['tick', '--max-jobs', '5', '--json'], ['flags', 'disable', 'D1_RUN_TSA_ENABLED'], ['gateway', 'mode', 'strict']]);
+    expect(
+      (
+        await db.pool.query(`select count(*)::int as n from canon.workers where id = $1`, [
+          JSON.parse(w.stdout).worker_id,
+        ])
+      ).rows[0].n,
+    ).toBe(1);
+    const [t, f, g] = await asMany('canon_worker', [
+      ['tick', '--max-jobs', '5', '--json'],
+      ['flags', 'disable', 'D1_RUN_TSA_ENABLED'],
+      ['gateway', 'mode', 'strict'],
+    ]);
     expect(t.exitCode, t.stderr).toBe(0);
     expect(refused(f, 'worker flags disable')).toMatch(/permission denied/);
     expect(refused(g, 'worker gateway mode')).toMatch(/permission denied/);
@@ -241,17 +308,20 @@ describe('each role runs its commands, and only those', () => {
       ['gateway', 'mode', 'strict'],
       ['gateway', 'mode', 'compat'],
     ].map((a) => [...a, '--json']);
-    for (const [i, r] of (await asMany('canon_operator', steer)).entries()) expect(r.exitCode, `${steer[i].join(' ')}: ${r.stderr}`).toBe(0);
+    for (const [i, r] of (await asMany('canon_operator', steer)).entries())
+      expect(r.exitCode, `${steer[i].join(' ')}: ${r.stderr}`).toBe(0);
     // a dead job to retry and a queued one to cancel
     await appendEvent(db.pool, { entityId: 'po-dead', kind: 'document.created', payload: { content: 'x #permanent' } });
     const w = await as('canon_worker', ['work', '--once']);
     expect(w.exitCode, w.stderr).toBe(0);
-    const dead = (await db.pool.query(`select id from canon.jobs where entity_id = 'po-dead' and status = 'failed'`)).rows[0].id;
+    const dead = (await db.pool.query(`select id from canon.jobs where entity_id = 'po-dead' and status = 'failed'`))
+      .rows[0].id;
     const [r1] = await asMany('canon_operator', [['jobs', 'retry', String(dead), '-m', 'fixed', '--json']]);
     expect(r1.exitCode, r1.stderr).toBe(0);
     const retried = JSON.parse(r1.stdout);
     expect(retried.new_job_id ?? retried.results?.[0]?.new_job_id).toBeGreaterThan(dead);
-    const queued = (await db.pool.query(`select id from canon.jobs where entity_id = 'po-dead' and status = 'queued'`)).rows[0].id;
+    const queued = (await db.pool.query(`select id from canon.jobs where entity_id = 'po-dead' and status = 'queued'`))
+      .rows[0].id;
     const [r2] = await asMany('canon_operator', [['jobs', 'cancel', String(queued), '-m', 'not now', '--json']]);
     expect(r2.exitCode, r2.stderr).toBe(0);
     // the seed guide's statement through the compat view, recorded with the operator as actor
@@ -259,15 +329,28 @@ describe('each role runs its commands, and only those', () => {
     await c.connect();
     try {
       await c.query(`UPDATE feature_flags SET enabled = true WHERE flag_name = 'OP_FLAG'`);
-      await expect(c.query(`update canon.jobs set attempts = 0 where id = $1`, [queued])).rejects.toMatchObject({ code: '42501' });
-      await expect(c.query(`insert into canon.jobs (lane, type, entity_id, max_attempts, correlation_id) values ('execution', 'protect', 'po-x', 1, 'c')`)).rejects.toMatchObject({ code: '42501' });
+      await expect(c.query(`update canon.jobs set attempts = 0 where id = $1`, [queued])).rejects.toMatchObject({
+        code: '42501',
+      });
+      await expect(
+        c.query(
+          `insert into canon.jobs (lane, type, entity_id, max_attempts, correlation_id) values ('execution', 'protect', 'po-x', 1, 'c')`,
+        ),
+      ).rejects.toMatchObject({ code: '42501' });
     } finally {
       await c.end();
     }
-    const last = (await db.pool.query(`select actor, source from canon.flag_changes where flag_name = 'OP_FLAG' order by id desc limit 1`)).rows[0];
+    const last = (
+      await db.pool.query(
+        `select actor, source from canon.flag_changes where flag_name = 'OP_FLAG' order by id desc limit 1`,
+      )
+    ).rows[0];
     expect(last).toEqual({ actor: users.canon_operator.name, source: 'sql' });
 
-    const [ow, ot] = await asMany('canon_operator', [['work', '--once'], ['tick', '--max-jobs', '0']]);
+    const [ow, ot] = await asMany('canon_operator', [
+      ['work', '--once'],
+      ['tick', '--max-jobs', '0'],
+    ]);
     expect(refused(ow, 'operator work')).toMatch(/permission denied/);
     expect(refused(ot, 'operator tick')).toMatch(/permission denied/);
   });
@@ -300,8 +383,14 @@ describe('each role runs its commands, and only those', () => {
     ];
     const rs = await asMany('canon_reader', [...reads, ...writes]);
     // health and alerts answer 0-2 (monitoring-plugin OK/WARNING/CRITICAL); 3 would be UNKNOWN
-    for (const [i, args] of reads.entries()) expect((rs[i].exitCode === 0 || (['health', 'alerts'].includes(args[0]) && rs[i].exitCode < 3)) && !/permission denied/.test(rs[i].stdout + rs[i].stderr), `${args.join(' ')} → ${rs[i].exitCode}: ${rs[i].stdout.slice(0, 200)} ${rs[i].stderr}`).toBe(true);
-    for (const [i, args] of writes.entries()) expect(refused(rs[reads.length + i], args.join(' '))).toMatch(/permission denied/);
+    for (const [i, args] of reads.entries())
+      expect(
+        (rs[i].exitCode === 0 || (['health', 'alerts'].includes(args[0]) && rs[i].exitCode < 3)) &&
+          !/permission denied/.test(rs[i].stdout + rs[i].stderr),
+        `${args.join(' ')} → ${rs[i].exitCode}: ${rs[i].stdout.slice(0, 200)} ${rs[i].stderr}`,
+      ).toBe(true);
+    for (const [i, args] of writes.entries())
+      expect(refused(rs[reads.length + i], args.join(' '))).toMatch(/permission denied/);
   });
 
   it('a user in no canon role reaches nothing', async () => {
@@ -310,7 +399,9 @@ describe('each role runs its commands, and only those', () => {
     expect(h.exitCode).toBe(3);
     expect(h.stdout.trim()).toMatch(/^CANON UNKNOWN - permission denied for schema canon$/);
     expect(hasStackTrace(h.stdout + h.stderr)).toBe(false);
-    expect(refused(await as('none', ['events', 'append', 'pn-1', 'document.created']), 'none append')).toMatch(/permission denied|migrat/);
+    expect(refused(await as('none', ['events', 'append', 'pn-1', 'document.created']), 'none append')).toMatch(
+      /permission denied|migrat/,
+    );
   });
 });
 
@@ -321,7 +412,9 @@ describe('the owner', () => {
     const c = await db.pool.connect();
     try {
       await c.query('set session_replication_role = replica');
-      await c.query(`update canon.events set payload = jsonb_set(payload, '{content}', '"edited"') where entity_id = 'pw-1' and seq = 1`);
+      await c.query(
+        `update canon.events set payload = jsonb_set(payload, '{content}', '"edited"') where entity_id = 'pw-1' and seq = 1`,
+      );
       await c.query('set session_replication_role = origin');
     } finally {
       c.release();
@@ -339,18 +432,26 @@ describe('canon contracts check', () => {
     const ok = await canon(['contracts', 'check', '--json'], { url: db.url });
     expect(ok.exitCode, ok.stdout + ok.stderr).toBe(0);
     const names = JSON.parse(ok.stdout).contracts.map((c: { name: string }) => c.name);
-    expect(names).toEqual(expect.arrayContaining(['security_definer_search_path_pinned', 'security_definer_not_executable_by_public']));
+    expect(names).toEqual(
+      expect.arrayContaining(['security_definer_search_path_pinned', 'security_definer_not_executable_by_public']),
+    );
 
     await db.pool.query(`create function canon.t_unpinned() returns int language sql security definer as 'select 1'`);
-    await db.pool.query(`create function canon.t_public_path() returns int language sql security definer set search_path = public, pg_temp as 'select 1'`);
+    await db.pool.query(
+      `create function canon.t_public_path() returns int language sql security definer set search_path = public, pg_temp as 'select 1'`,
+    );
     await db.pool.query(`revoke execute on function canon.t_public_path() from public`);
     try {
       const bad = await canon(['contracts', 'check', '--json'], { url: db.url });
       expect(bad.exitCode).toBe(1);
-      const byName = Object.fromEntries(JSON.parse(bad.stdout).contracts.map((c: { name: string; ok: boolean; detail: string }) => [c.name, c]));
+      const byName = Object.fromEntries(
+        JSON.parse(bad.stdout).contracts.map((c: { name: string; ok: boolean; detail: string }) => [c.name, c]),
+      );
       expect(byName.security_definer_search_path_pinned.ok).toBe(false);
       expect(byName.security_definer_search_path_pinned.detail).toMatch(/t_unpinned\(\) has no search_path/);
-      expect(byName.security_definer_search_path_pinned.detail).toMatch(/t_public_path\(\) has search_path public, pg_temp/);
+      expect(byName.security_definer_search_path_pinned.detail).toMatch(
+        /t_public_path\(\) has search_path public, pg_temp/,
+      );
       expect(byName.security_definer_not_executable_by_public.ok).toBe(false);
       expect(byName.security_definer_not_executable_by_public.detail).toMatch(/t_unpinned/);
       expect(byName.security_definer_not_executable_by_public.detail).not.toMatch(/t_public_path/);

@@ -4,11 +4,12 @@
 // --debug, where stack traces are allowed and must be redacted too), and `canon work --log json --log-level debug`; then
 // `canon serve` with a canary bearer token answers every endpoint. stdout, stderr, HTTP bodies
 // and headers are searched for the password (raw and URL-encoded) and the token.
+
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendEvent } from '../src/ledger.js';
 import { canon, createTestDb, spawnCanon, type TestDb } from './helpers.js';
@@ -45,7 +46,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await db.pool.query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [user]).catch(() => {});
+  await db.pool
+    .query(`select pg_terminate_backend(pid) from pg_stat_activity where usename = $1`, [user])
+    .catch(() => {});
   await db.pool.query(`drop user if exists ${user}`).catch(() => {});
   await db.end();
 });
@@ -75,31 +78,73 @@ describe('secrets', () => {
     for (const s of specs) {
       if (s.path[0] === 'serve') continue; // long-running: its own test below
       const args = argsFor(s, { entity: 'sec-doc', file });
-      runs.push({ label: `reachable --json ${args.join(' ')}`, args: [...args, '--json'], url: reachable, debug: false });
+      runs.push({
+        label: `reachable --json ${args.join(' ')}`,
+        args: [...args, '--json'],
+        url: reachable,
+        debug: false,
+      });
       runs.push({ label: `reachable ${args.join(' ')}`, args, url: reachable, debug: false });
       // every connection failure goes through the same one-line path (friendlyDbError): one
       // subcommand per command by default, all of them in a soak
       if (process.env.CANON_SOAK || !seen.has(s.path[0])) {
         seen.add(s.path[0]);
-        runs.push({ label: `unreachable --debug ${args.join(' ')}`, args: [...args, '--debug'], url: unreachable, debug: true });
+        runs.push({
+          label: `unreachable --debug ${args.join(' ')}`,
+          args: [...args, '--debug'],
+          url: unreachable,
+          debug: true,
+        });
       }
     }
     for (const url of [reachable, unreachable]) {
-      runs.push({ label: `work --log json (${url === reachable ? 'reachable' : 'unreachable'})`, args: ['work', '--once', '--log', 'json', '--log-level', 'debug'], url, debug: false });
+      runs.push({
+        label: `work --log json (${url === reachable ? 'reachable' : 'unreachable'})`,
+        args: ['work', '--once', '--log', 'json', '--log-level', 'debug'],
+        url,
+        debug: false,
+      });
     }
     // Through the binary's main() in one process (cli-batch), and a sample as real processes
     // (the JSON logs and every tenth of the rest).
     const real = runs.map((r, i) => r.args.includes('--log') || i % 10 === 0);
-    const batch = await runBatch(runs.filter((_, i) => !real[i]).map((r) => ({ args: r.args, env: { ...env, DATABASE_URL: r.url }, timeoutMs: 45_000 })));
-    const procs = await pool(runs.filter((_, i) => real[i]), 4, (r) => canon(r.args, { url: r.url, env, timeout: 45_000 }));
-    if (process.env.CANON_DEBUG_TIMING) console.log(batch.map((b, i) => [b.ms, runs.filter((_, j) => !real[j])[i].label] as const).sort((a, b) => b[0] - a[0]).slice(0, 12).map((x) => x.join(' ms ')).join('\n'));
+    const batch = await runBatch(
+      runs
+        .filter((_, i) => !real[i])
+        .map((r) => ({ args: r.args, env: { ...env, DATABASE_URL: r.url }, timeoutMs: 45_000 })),
+    );
+    const procs = await pool(
+      runs.filter((_, i) => real[i]),
+      4,
+      (r) => canon(r.args, { url: r.url, env, timeout: 45_000 }),
+    );
+    if (process.env.CANON_DEBUG_TIMING)
+      console.log(
+        batch
+          .map((b, i) => [b.ms, runs.filter((_, j) => !real[j])[i].label] as const)
+          .sort((a, b) => b[0] - a[0])
+          .slice(0, 12)
+          .map((x) => x.join(' ms '))
+          .join('\n'),
+      );
     let bi = 0;
     let pi = 0;
     const results = runs.map((r, i) => ({ ...r, res: real[i] ? procs[pi++] : batch[bi++] }));
     const leaked = results.filter((r) => leaks(r.res.stdout + r.res.stderr).length > 0);
     const traced = results.filter((r) => !r.debug && hasStackTrace(r.res.stdout + r.res.stderr));
-    report('secrets: every command', { runs: results.length, as_processes: procs.length, commands: specs.length, leaked_secrets: leaked.length, stack_traces: traced.length });
-    expect(leaked.map((r) => `${r.label}: ${leaks(r.res.stdout + r.res.stderr).join(', ')} in ${(r.res.stdout + r.res.stderr).slice(0, 300)}`)).toEqual([]);
+    report('secrets: every command', {
+      runs: results.length,
+      as_processes: procs.length,
+      commands: specs.length,
+      leaked_secrets: leaked.length,
+      stack_traces: traced.length,
+    });
+    expect(
+      leaked.map(
+        (r) =>
+          `${r.label}: ${leaks(r.res.stdout + r.res.stderr).join(', ')} in ${(r.res.stdout + r.res.stderr).slice(0, 300)}`,
+      ),
+    ).toEqual([]);
     expect(traced.map((r) => `${r.label}: ${r.res.stderr.slice(0, 500)}`)).toEqual([]);
     // the unreachable runs did fail on the connection (they were not all usage errors)
     expect(results.filter((r) => r.url === unreachable && r.res.exitCode === 3).length).toBeGreaterThanOrEqual(10);
@@ -156,4 +201,3 @@ describe('secrets', () => {
     expect(found).toEqual([]);
   }, 120_000);
 });
-

@@ -2,18 +2,19 @@
 // dataset has the realistic mix and the same shape canon's own code paths leave (gap zero,
 // one result event per successful run, status rows equal to a recomputation, proofs that
 // verify), progress goes to stderr, and a non-empty target is refused or resumed.
+
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyChains } from '../src/audit.js';
-import { appendEvent } from '../src/ledger.js';
-import { jsonbText, type Json } from '../src/load/jsonb.js';
-import { load } from '../src/load/load.js';
-import { verifyStatus } from '../src/proof/status.js';
 import { inclusionProof, treeHash } from '../pipelines/example/merkle.js';
 import { merkleBatch } from '../pipelines/example/synthetic.js';
+import { verifyChains } from '../src/audit.js';
+import { appendEvent } from '../src/ledger.js';
+import { type Json, jsonbText } from '../src/load/jsonb.js';
+import { load } from '../src/load/load.js';
+import { verifyStatus } from '../src/proof/status.js';
 import { canon, createTestDb, oneLineError, type TestDb } from './helpers.js';
 
 // 60 entities, 10 jobs and 50 events each: small, and every rare outcome still appears once
@@ -31,7 +32,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(async () => db.end());
 
-const one = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) => (await db.pool.query(sql, params)).rows[0] as T;
+const one = async <T = Record<string, unknown>>(sql: string, params: unknown[] = []) =>
+  (await db.pool.query(sql, params)).rows[0] as T;
 
 describe('canon load', () => {
   it('writes exactly the counts asked for, with a progress line on stderr and nothing but JSON on stdout', async () => {
@@ -51,7 +53,11 @@ describe('canon load', () => {
   });
 
   it('has the realistic mix: successes, retries, dead jobs with every reason code, stuck runs, a ready backlog, 30 days of history', async () => {
-    const reasons = (await db.pool.query(`select last_reason, count(*)::int as n from canon.jobs where status = 'failed' group by 1`)).rows.map((r) => r.last_reason).sort();
+    const reasons = (
+      await db.pool.query(`select last_reason, count(*)::int as n from canon.jobs where status = 'failed' group by 1`)
+    ).rows
+      .map((r) => r.last_reason)
+      .sort();
     expect(reasons).toEqual(['handler_error', 'max_attempts_exceeded', 'precondition_failed', 'ttl_exceeded']);
     const s = await one<Record<string, number>>(`
       select (select count(*) from canon.jobs j join canon.job_types t on t.name = j.type
@@ -83,11 +89,23 @@ describe('canon load', () => {
              (select count(distinct entity_id) from canon.jobs where lane = 'decision' and status = 'queued')::int as entities_with_queued_decision,
              (select count(*) from canon.jobs where not via_gateway)::int as bypass,
              (select count(*) from canon.events where created_at > now())::int as future`);
-    expect(s).toEqual({ gap: 0, results_not_one: 0, failed_not_one: 0, queued_decisions: s.entities_with_queued_decision, entities_with_queued_decision: s.entities_with_queued_decision, bypass: 0, future: 0 });
+    expect(s).toEqual({
+      gap: 0,
+      results_not_one: 0,
+      failed_not_one: 0,
+      queued_decisions: s.entities_with_queued_decision,
+      entities_with_queued_decision: s.entities_with_queued_decision,
+      bypass: 0,
+      future: 0,
+    });
   });
 
-  it("writes real proofs: the TSA tokens and Merkle proofs of loaded documents verify in a provenance report", async () => {
-    const ids = (await db.pool.query(`select entity_id from canon.events where kind = 'anchor.succeeded' order by entity_id limit 3`)).rows.map((r) => r.entity_id);
+  it('writes real proofs: the TSA tokens and Merkle proofs of loaded documents verify in a provenance report', async () => {
+    const ids = (
+      await db.pool.query(
+        `select entity_id from canon.events where kind = 'anchor.succeeded' order by entity_id limit 3`,
+      )
+    ).rows.map((r) => r.entity_id);
     const file = path.join(os.tmpdir(), `canon-scale-prov-${randomBytes(4).toString('hex')}.json`);
     const w = await canon(['report:provenance', ...ids, '-o', file], { url: db.url });
     expect(w.exitCode, w.stderr).toBe(0);
@@ -124,17 +142,89 @@ describe('canon load', () => {
   it('resumes an interrupted load with --resume and ends with the same counts and valid chains', async () => {
     const t = await createTestDb('scaleresume');
     try {
-      const o = { entities: 60, jobs: 600, runs: 640, events: 3000, days: 30, seed: 'resume', prefix: 'doc', chunk: 20 };
+      const o = {
+        entities: 60,
+        jobs: 600,
+        runs: 640,
+        events: 3000,
+        days: 30,
+        seed: 'resume',
+        prefix: 'doc',
+        chunk: 20,
+      };
       // the first chunk commits, then the process "dies"
-      await expect(load(t.pool, t.url, o, { progress: { chunk: () => { throw new Error('killed'); }, phase: () => {} } })).rejects.toThrow(/--resume/);
+      await expect(
+        load(t.pool, t.url, o, {
+          progress: {
+            chunk: () => {
+              throw new Error('killed');
+            },
+            phase: () => {},
+          },
+        }),
+      ).rejects.toThrow(/--resume/);
       expect((await t.pool.query('select count(*)::int as n from canon.entities')).rows[0].n).toBe(20);
-      const plain = await canon(['load', '--entities', '60', '--jobs', '600', '--runs', '640', '--events', '3000', '--seed', 'resume', '--chunk', '20'], { url: t.url });
+      const plain = await canon(
+        [
+          'load',
+          '--entities',
+          '60',
+          '--jobs',
+          '600',
+          '--runs',
+          '640',
+          '--events',
+          '3000',
+          '--seed',
+          'resume',
+          '--chunk',
+          '20',
+        ],
+        { url: t.url },
+      );
       expect(plain.exitCode).toBe(2);
       expect(oneLineError(plain)).toMatch(/interrupted canon load .*chunk 1 of 3.*--resume/);
-      const other = await canon(['load', '--entities', '60', '--jobs', '600', '--runs', '640', '--events', '3000', '--seed', 'other', '--chunk', '20', '--resume'], { url: t.url });
+      const other = await canon(
+        [
+          'load',
+          '--entities',
+          '60',
+          '--jobs',
+          '600',
+          '--runs',
+          '640',
+          '--events',
+          '3000',
+          '--seed',
+          'other',
+          '--chunk',
+          '20',
+          '--resume',
+        ],
+        { url: t.url },
+      );
       expect(other.exitCode).toBe(2);
       expect(oneLineError(other)).toMatch(/started with other options/);
-      const r = await canon(['load', '--entities', '60', '--jobs', '600', '--runs', '640', '--events', '3000', '--seed', 'resume', '--chunk', '20', '--resume', '--json'], { url: t.url });
+      const r = await canon(
+        [
+          'load',
+          '--entities',
+          '60',
+          '--jobs',
+          '600',
+          '--runs',
+          '640',
+          '--events',
+          '3000',
+          '--seed',
+          'resume',
+          '--chunk',
+          '20',
+          '--resume',
+          '--json',
+        ],
+        { url: t.url },
+      );
       expect(r.exitCode, r.stderr).toBe(0);
       const s = JSON.parse(r.stdout);
       expect(s.resumed_from_chunk).toBe(1);
@@ -151,9 +241,13 @@ describe('the loader hashes as Postgres does', () => {
   it("prints jsonb's canonical text for keys of every length and order, escapes and unicode", async () => {
     const values: Json[] = [
       { b: 1, a: 2, aa: [1, 'x'], '': null, é: 'ü', zz: { y: true, x: false } },
-      { content: 'quote " backslash \\ tab \t newline \n bell \u0007 del \u007f emoji 😀', n: -12, big: 9007199254740991 },
+      {
+        content: 'quote " backslash \\ tab \t newline \n bell \u0007 del \u007f emoji 😀',
+        n: -12,
+        big: 9007199254740991,
+      },
       [{}, [], '', 0],
-      { 'ключ': 1, key: 2, k: 3, 'a b': 4 },
+      { ключ: 1, key: 2, k: 3, 'a b': 4 },
     ];
     for (const v of values) {
       const pg = (await db.pool.query('select $1::jsonb::text as t', [JSON.stringify(v)])).rows[0].t;
@@ -166,7 +260,10 @@ describe('the loader hashes as Postgres does', () => {
       const leaves = Array.from({ length: n }, () => randomBytes(32));
       const t = merkleBatch(leaves);
       expect(t.root.equals(treeHash(leaves))).toBe(true);
-      for (let i = 0; i < n; i++) expect(t.paths[i].map((p) => p.toString('hex'))).toEqual(inclusionProof(i, leaves).map((p) => p.toString('hex')));
+      for (let i = 0; i < n; i++)
+        expect(t.paths[i].map((p) => p.toString('hex'))).toEqual(
+          inclusionProof(i, leaves).map((p) => p.toString('hex')),
+        );
     }
   });
 });

@@ -3,8 +3,9 @@
 // contended case: the chain trigger serialises them on the entity's row). Afterwards every
 // event is there once, each entity's seq runs 1..n without gaps, every chain verifies, and the
 // core trigger left one queued decision per entity (coalesced, never lost).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyChains } from '../src/audit.js';
 import { appendEvent } from '../src/ledger.js';
 import { createTestDb, type TestDb } from './helpers.js';
@@ -36,11 +37,16 @@ describe('100 concurrent writers', () => {
         }
       }),
     );
-    const rows = (await db.pool.query(`select entity_id, seq, payload from canon.events where kind = 'note.added'`)).rows;
+    const rows = (await db.pool.query(`select entity_id, seq, payload from canon.events where kind = 'note.added'`))
+      .rows;
     expect(rows.length).toBe(writers * perWriter);
     const keys = new Set(rows.map((r) => `${r.payload.w}:${r.payload.i}`));
     expect(keys.size).toBe(writers * perWriter);
-    const perEntity = (await db.pool.query(`select entity_id, count(*)::int as n, min(seq) as lo, max(seq) as hi, count(distinct seq)::int as d from canon.events group by entity_id`)).rows;
+    const perEntity = (
+      await db.pool.query(
+        `select entity_id, count(*)::int as n, min(seq) as lo, max(seq) as hi, count(distinct seq)::int as d from canon.events group by entity_id`,
+      )
+    ).rows;
     for (const e of perEntity) expect([e.lo, e.hi, e.d]).toEqual([1, e.n, e.n]);
     expect(perEntity.length).toBe(writers / 2 + shared.length);
     // Every link of every chain holds (prev_hash names the previous event, each row hashes to its
@@ -50,13 +56,19 @@ describe('100 concurrent writers', () => {
     const audit = await verifyChains(db.pool);
     expect(audit.breaks.filter((b) => b.problem !== 'position_order')).toEqual([]);
     // the audit stops at an entity's first break, so every link is checked here as well
-    const links = (await db.pool.query(`
+    const links = (
+      await db.pool.query(`
       select count(*) filter (where prev_hash is distinct from lag_hash or hash <> recomputed)::int as bad, count(*)::int as n
         from (select prev_hash, hash, lag(hash) over w as lag_hash,
                      canon.event_hash(lag(hash) over w, entity_id, seq, kind, payload, correlation_id, causation_id, trace_id, actor, created_at) as recomputed
-                from canon.events window w as (partition by entity_id order by seq)) x`)).rows[0];
+                from canon.events window w as (partition by entity_id order by seq)) x`)
+    ).rows[0];
     expect(links).toEqual({ bad: 0, n: writers * perWriter });
-    const decisions = (await db.pool.query(`select entity_id, count(*)::int as n from canon.jobs where lane = 'decision' and status = 'queued' group by 1`)).rows;
+    const decisions = (
+      await db.pool.query(
+        `select entity_id, count(*)::int as n from canon.jobs where lane = 'decision' and status = 'queued' group by 1`,
+      )
+    ).rows;
     expect(decisions.length).toBe(perEntity.length);
     expect(decisions.every((d) => d.n === 1)).toBe(true);
   });

@@ -4,14 +4,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canon, createTestDb, root, uuid, type TestDb } from './helpers.js';
-import { FAST, doc, env } from './seeing-common.js';
-
+import { canon, createTestDb, root, type TestDb, uuid } from './helpers.js';
+import { doc, env, FAST } from './seeing-common.js';
 
 let db: TestDb;
 beforeAll(async () => {
   db = await createTestDb('seeing-alerts');
-  await db.pool.query(`insert into canon.job_types (name, lane, max_attempts, timeout_seconds) values ('seeing_x', 'execution', 3, 600)`);
+  await db.pool.query(
+    `insert into canon.job_types (name, lane, max_attempts, timeout_seconds) values ('seeing_x', 'execution', 3, 600)`,
+  );
 });
 afterAll(async () => db.end());
 
@@ -29,17 +30,36 @@ describe('alerts', () => {
     expect(a).toMatchObject({ code: 0, firing: [] });
     expect(a.data.status_line).toBe('CANON OK - none of 15 alerts firing');
     expect(a.data.alerts.map((x: Alert) => x.name)).toEqual([
-      'CanonCoreTriggerDisabled', 'CanonEventToJobGap', 'CanonStuckJobs', 'CanonHighLag', 'CanonNoAuthorityActivity', 'CanonQueueBacklog',
-      'CanonLowSuccessRate', 'CanonDuplicateEvents', 'CanonDeadJobs', 'CanonTraceMissing', 'CanonGatewayBypass',
-      'CanonFlagAutoRollback', 'CanonLedgerEditAttempts', 'CanonJobTypePaused', 'CanonBreakerOpen',
+      'CanonCoreTriggerDisabled',
+      'CanonEventToJobGap',
+      'CanonStuckJobs',
+      'CanonHighLag',
+      'CanonNoAuthorityActivity',
+      'CanonQueueBacklog',
+      'CanonLowSuccessRate',
+      'CanonDuplicateEvents',
+      'CanonDeadJobs',
+      'CanonTraceMissing',
+      'CanonGatewayBypass',
+      'CanonFlagAutoRollback',
+      'CanonLedgerEditAttempts',
+      'CanonJobTypePaused',
+      'CanonBreakerOpen',
     ]);
     for (const x of a.data.alerts as Alert[]) expect(fs.existsSync(path.join(root, x.runbook)), x.runbook).toBe(true);
   });
 
   it('high lag: warning past 60 s, critical past 300 s, cleared by cancelling the job; backlog with its threshold', async () => {
-    const id = (await db.pool.query(`select job_id from canon.enqueue_job('seeing_x', 'lag-1', '{}'::jsonb, null, null, null, now() - interval '2 minutes')`)).rows[0].job_id;
+    const id = (
+      await db.pool.query(
+        `select job_id from canon.enqueue_job('seeing_x', 'lag-1', '{}'::jsonb, null, null, null, now() - interval '2 minutes')`,
+      )
+    ).rows[0].job_id;
     expect(await alerts()).toMatchObject({ code: 1, firing: ['CanonHighLag:warning'] });
-    expect((await alerts(['--threshold', 'queued_max=0'])).firing).toEqual(['CanonHighLag:warning', 'CanonQueueBacklog:warning']);
+    expect((await alerts(['--threshold', 'queued_max=0'])).firing).toEqual([
+      'CanonHighLag:warning',
+      'CanonQueueBacklog:warning',
+    ]);
     await db.pool.query(`update canon.jobs set run_at = now() - interval '6 minutes' where id = $1`, [id]);
     const c = await alerts();
     expect(c).toMatchObject({ code: 2, firing: ['CanonHighLag:critical'] });
@@ -58,13 +78,19 @@ describe('alerts', () => {
     expect(a.firing).toEqual(['CanonLowSuccessRate:warning', 'CanonDeadJobs:warning']);
     expect(a.code).toBe(1);
     const rate = a.data.alerts.find((x: Alert) => x.name === 'CanonLowSuccessRate').value;
-    const runs = (await db.pool.query(`select count(*) filter (where status = 'succeeded')::float / count(*) as r from canon.job_runs where finished_at is not null`)).rows[0].r;
+    const runs = (
+      await db.pool.query(
+        `select count(*) filter (where status = 'succeeded')::float / count(*) as r from canon.job_runs where finished_at is not null`,
+      )
+    ).rows[0].r;
     expect(rate).toBeCloseTo(runs, 3);
     for (let i = 0; i < 10; i++) await doc(db, `good-${i}`);
     w = await canon(['work', '--once', '--pipeline', FAST], { url: db.url, env: env() });
     expect(w.exitCode, w.stderr).toBe(0);
     expect((await alerts()).firing).toEqual(['CanonDeadJobs:warning']);
-    const ack = await canon(['jobs', 'cancel', '--reason', 'max_attempts_exceeded', '--yes', '-m', 'known poison'], { url: db.url });
+    const ack = await canon(['jobs', 'cancel', '--reason', 'max_attempts_exceeded', '--yes', '-m', 'known poison'], {
+      url: db.url,
+    });
     expect(ack.exitCode, ack.stderr).toBe(0);
     expect(await alerts()).toMatchObject({ code: 0, firing: [] });
   });
@@ -98,7 +124,9 @@ describe('alerts', () => {
     const a = await alerts1();
     expect(a).toMatchObject({ code: 2, firing: ['CanonTraceMissing:critical', 'CanonGatewayBypass:warning'] });
     // legacy rows before a deliberate cutoff are tolerated (seed: trace-id policy with cutoff)
-    await db.pool.query(`update canon.settings set value = to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') where key = 'trace_policy_cutoff'`);
+    await db.pool.query(
+      `update canon.settings set value = to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') where key = 'trace_policy_cutoff'`,
+    );
     expect((await alerts1()).firing).toEqual(['CanonGatewayBypass:warning']);
     await db.pool.query(`delete from canon.jobs where id = $1`, [id]);
     expect(await alerts1()).toMatchObject({ code: 0, firing: [] });

@@ -18,7 +18,8 @@ export async function json(db: TestDb, args: string[]) {
 }
 
 /** An example-pipeline document; its content selects a failure mode (see the fixture). */
-export const doc = (db: TestDb, id: string, content = `document ${id}`) => appendEvent(db.pool, { entityId: id, kind: 'document.created', payload: { content } });
+export const doc = (db: TestDb, id: string, content = `document ${id}`) =>
+  appendEvent(db.pool, { entityId: id, kind: 'document.created', payload: { content } });
 
 /** The example pipeline once over what is ready, with the fast settings. */
 export async function workOnce(db: TestDb, extra: Record<string, string> = {}, args: string[] = []) {

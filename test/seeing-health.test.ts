@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeHealth } from '../src/observe/health.js';
 import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
-import { canon, createEmptyDb, createTestDb, oneLineError, spawnCanon, waitFor, type TestDb } from './helpers.js';
-import { FAST, doc, env, json } from './seeing-common.js';
+import { canon, createEmptyDb, createTestDb, oneLineError, spawnCanon, type TestDb, waitFor } from './helpers.js';
+import { doc, env, FAST, json } from './seeing-common.js';
 
 const fastGap = { ...DEFAULT_THRESHOLDS, gap_grace_seconds: 1 };
 
@@ -19,12 +19,31 @@ describe('health', () => {
   it('answers with exactly the seed field names, OK and exit 0 on an idle database', async () => {
     const r = await json(db, ['health']);
     expect(r.exitCode, r.stderr).toBe(0);
-    const seed = ['jobs_queued', 'jobs_processing', 'stuck_count', 'dead_last_24h', 'estimated_lag_seconds', 'runtime_version'];
+    const seed = [
+      'jobs_queued',
+      'jobs_processing',
+      'stuck_count',
+      'dead_last_24h',
+      'estimated_lag_seconds',
+      'runtime_version',
+    ];
     for (const k of seed) expect(r.data).toHaveProperty(k);
     expect(Object.keys(r.data.jobs_queued).sort()).toEqual(['by_type', 'total']);
     expect(Object.keys(r.data.jobs_processing).sort()).toEqual(['avg_age_seconds', 'count']);
-    expect(r.data).toMatchObject({ jobs_queued: { by_type: {}, total: 0 }, jobs_processing: { count: 0, avg_age_seconds: 0 }, stuck_count: 0, dead_last_24h: 0, estimated_lag_seconds: 0, runtime_version: 'canon-1' });
-    expect(r.data).toMatchObject({ status: 'OK', event_to_job_gap: 0, core_trigger_enabled: true, gateway: { mode: 'compat', bypass_count: 0 } });
+    expect(r.data).toMatchObject({
+      jobs_queued: { by_type: {}, total: 0 },
+      jobs_processing: { count: 0, avg_age_seconds: 0 },
+      stuck_count: 0,
+      dead_last_24h: 0,
+      estimated_lag_seconds: 0,
+      runtime_version: 'canon-1',
+    });
+    expect(r.data).toMatchObject({
+      status: 'OK',
+      event_to_job_gap: 0,
+      core_trigger_enabled: true,
+      gateway: { mode: 'compat', bypass_count: 0 },
+    });
     const human = await canon(['health'], { url: db.url });
     expect(human.stdout.split('\n')[0]).toMatch(/^CANON OK - all checks pass \| queued=0 /);
   });
@@ -49,24 +68,46 @@ describe('health', () => {
     expect(r.data).toMatchObject({ status: 'OK', jobs_queued: { total: 0 }, stuck_count: 0, dead_last_24h: 0 });
     expect(r.data.throughput.last_1h).toMatchObject({ runs_finished: ok, succeeded: ok, failed: 0, success_rate: 1 });
     expect(r.data.throughput.last_5m.runs_finished).toBe(ok);
-    expect(r.data.decision_runs_in_activity_window).toBe((await db.pool.query(`select count(*)::int as n from canon.job_runs where lane = 'decision'`)).rows[0].n);
+    expect(r.data.decision_runs_in_activity_window).toBe(
+      (await db.pool.query(`select count(*)::int as n from canon.job_runs where lane = 'decision'`)).rows[0].n,
+    );
   });
 
   it('a worker killed with SIGKILL mid-run leaves a stuck job (CRITICAL) until tick rescues it; then it is dead with ttl_exceeded', async () => {
     await doc(db, 'stuck-1', 'never returns #hang');
-    const w = spawnCanon(['work', '--pipeline', FAST, '--concurrency', '1', '--log-level', 'error'], { url: db.url, env: env({ FAST_TTL: '2', FAST_ATTEMPTS: '1' }) });
-    const job = await waitFor(async () => (await db.pool.query(`select id from canon.jobs where entity_id = 'stuck-1' and type = 'protect' and status = 'running'`)).rows[0], { what: 'protect running' });
+    const w = spawnCanon(['work', '--pipeline', FAST, '--concurrency', '1', '--log-level', 'error'], {
+      url: db.url,
+      env: env({ FAST_TTL: '2', FAST_ATTEMPTS: '1' }),
+    });
+    const job = await waitFor(
+      async () =>
+        (
+          await db.pool.query(
+            `select id from canon.jobs where entity_id = 'stuck-1' and type = 'protect' and status = 'running'`,
+          )
+        ).rows[0],
+      { what: 'protect running' },
+    );
     const live = await computeHealth(db.pool);
     expect(live.workers).toMatchObject({ alive: 1, by_role: { work: 1 } });
     w.kill('SIGKILL');
     await w;
     // not stuck while its last heartbeat is younger than the 2 s TTL (checked only if this
     // machine got here in time, so a slow CI box cannot make the test lie)
-    const hb = (await db.pool.query(`select extract(epoch from now() - heartbeat_at)::float8 as age from canon.jobs where id = $1`, [job.id])).rows[0].age;
+    const hb = (
+      await db.pool.query(
+        `select extract(epoch from now() - heartbeat_at)::float8 as age from canon.jobs where id = $1`,
+        [job.id],
+      )
+    ).rows[0].age;
     const alive = await computeHealth(db.pool);
     if (hb < 1.5) expect(alive.stuck_count).toBe(0);
     // the killed worker's heartbeat ages: stale after worker_alive_seconds
-    await waitFor(async () => (await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.stale === 1, { what: 'the killed worker stale' });
+    await waitFor(
+      async () =>
+        (await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.stale === 1,
+      { what: 'the killed worker stale' },
+    );
     expect((await computeHealth(db.pool, { ...DEFAULT_THRESHOLDS, worker_alive_seconds: 1 })).workers.alive).toBe(0);
     await waitFor(async () => (await computeHealth(db.pool)).stuck_count === 1, { what: 'stuck after the TTL' });
     const r = await json(db, ['health']);
@@ -75,7 +116,10 @@ describe('health', () => {
     expect(r.data.jobs_processing.avg_age_seconds).toBeGreaterThan(2);
     expect(r.data.problems.map((p: { alert: string }) => p.alert)).toContain('CanonStuckJobs');
     expect(r.data.status_line).toMatch(/^CANON CRITICAL - 1 job running past their type's TTL/);
-    const t = await canon(['tick', '--pipeline', FAST, '--max-seconds', '5'], { url: db.url, env: env({ FAST_TTL: '2', FAST_ATTEMPTS: '1' }) });
+    const t = await canon(['tick', '--pipeline', FAST, '--max-seconds', '5'], {
+      url: db.url,
+      env: env({ FAST_TTL: '2', FAST_ATTEMPTS: '1' }),
+    });
     expect(t.exitCode, t.stderr).toBe(0);
     const after = await json(db, ['health']);
     expect(after.data).toMatchObject({ stuck_count: 0, dead_last_24h: 1, status: 'WARNING' });
@@ -97,10 +141,17 @@ describe('dead-jobs', () => {
     await doc(db, 'perm-1', 'nope #permanent');
     await doc(db, 'flaky-1');
     // a real worker until all four are dead (the tsa retries wait out their backoff)
-    const w = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], { url: db.url, env: env({ FAST_ATTEMPTS: '2', CANON_EXAMPLE_FLAKY_RATE: '1' }) });
+    const w = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], {
+      url: db.url,
+      env: env({ FAST_ATTEMPTS: '2', CANON_EXAMPLE_FLAKY_RATE: '1' }),
+    });
     await waitFor(
       async () =>
-        (await db.pool.query(`select count(*) filter (where status in ('queued', 'running')) = 0 and count(*) filter (where status = 'failed' and type = 'tsa') = 1 as settled from canon.jobs`)).rows[0].settled,
+        (
+          await db.pool.query(
+            `select count(*) filter (where status in ('queued', 'running')) = 0 and count(*) filter (where status = 'failed' and type = 'tsa') = 1 as settled from canon.jobs`,
+          )
+        ).rows[0].settled,
       { what: 'the tsa job dead and nothing left to do' },
     );
     w.kill('SIGTERM');
@@ -110,10 +161,19 @@ describe('dead-jobs', () => {
 
   it('gives exact totals by type and reason even when the list is limited, with error, attempts and trace id', async () => {
     const r = await json(db, ['dead-jobs', '--limit', '1']);
-    expect(r.data.summary).toEqual({ total_dead: 4, by_type: { protect: 3, tsa: 1 }, by_reason: { max_attempts_exceeded: 3, handler_error: 1 } });
+    expect(r.data.summary).toEqual({
+      total_dead: 4,
+      by_type: { protect: 3, tsa: 1 },
+      by_reason: { max_attempts_exceeded: 3, handler_error: 1 },
+    });
     expect(r.data.jobs).toHaveLength(1);
     const all = await json(db, ['dead-jobs']);
-    expect(all.data.jobs.map((j: { entity_id: string }) => j.entity_id).sort()).toEqual(['flaky-1', 'perm-1', 'poison-1', 'poison-2']);
+    expect(all.data.jobs.map((j: { entity_id: string }) => j.entity_id).sort()).toEqual([
+      'flaky-1',
+      'perm-1',
+      'poison-1',
+      'poison-2',
+    ]);
     const p = all.data.jobs.find((j: { entity_id: string }) => j.entity_id === 'poison-1');
     expect(p).toMatchObject({ type: 'protect', attempts: 2, max_attempts: 2, reason: 'max_attempts_exceeded' });
     expect(p.last_error).toBeTruthy();
@@ -126,9 +186,17 @@ describe('dead-jobs', () => {
   });
 
   it('filters by type, reason, correlation id and time', async () => {
-    expect((await json(db, ['dead-jobs', '--type', 'tsa'])).data.summary).toEqual({ total_dead: 1, by_type: { tsa: 1 }, by_reason: { max_attempts_exceeded: 1 } });
+    expect((await json(db, ['dead-jobs', '--type', 'tsa'])).data.summary).toEqual({
+      total_dead: 1,
+      by_type: { tsa: 1 },
+      by_reason: { max_attempts_exceeded: 1 },
+    });
     expect((await json(db, ['dead-jobs', '--reason', 'handler_error'])).data.summary.total_dead).toBe(1);
-    expect((await json(db, ['dead-jobs', '--correlation-id', 'poison-2'])).data.jobs.map((j: { id: number; entity_id: string }) => j.entity_id)).toEqual(['poison-2']);
+    expect(
+      (await json(db, ['dead-jobs', '--correlation-id', 'poison-2'])).data.jobs.map(
+        (j: { id: number; entity_id: string }) => j.entity_id,
+      ),
+    ).toEqual(['poison-2']);
     // a 0.36 s window: the deaths above are older than that
     const none = await json(db, ['dead-jobs', '--since-hours', '0.0001']);
     expect(none.data.summary.total_dead).toBe(0);
@@ -143,7 +211,10 @@ describe('dead-jobs', () => {
       [['--limit', '0'], /--limit must be between 1 and 1000/],
       [['--limit', 'ten'], /--limit must be a whole number/],
       [['--since-hours', '-1'], /--since-hours must be between/],
-      [['--reason', 'boom'], /--reason must be one of ttl_exceeded, max_attempts_exceeded, handler_error, precondition_failed/],
+      [
+        ['--reason', 'boom'],
+        /--reason must be one of ttl_exceeded, max_attempts_exceeded, handler_error, precondition_failed/,
+      ],
       [['--type', 'Bad Type'], /--type "Bad Type" is not a job type name/],
       [['--type', 'nosuch'], /unknown job type "nosuch"/],
     ] as const) {
@@ -165,15 +236,26 @@ describe('event_to_job_gap', () => {
     await db.pool.query('alter table canon.events disable trigger canon_core_trigger');
     const t0 = Date.now();
     await doc(db, 'gap-1');
-    expect((await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = 'gap-1'`)).rows[0].n).toBe(0);
+    expect((await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = 'gap-1'`)).rows[0].n).toBe(
+      0,
+    );
     const young = await computeHealth(db.pool, fastGap);
     if (Date.now() - t0 < 800) expect(young.event_to_job_gap).toBe(0); // within the grace period it is not a gap yet
     expect(young.core_trigger_enabled).toBe(false);
-    await waitFor(async () => (await computeHealth(db.pool, fastGap)).event_to_job_gap === 1, { what: 'gap after the grace period' });
+    await waitFor(async () => (await computeHealth(db.pool, fastGap)).event_to_job_gap === 1, {
+      what: 'gap after the grace period',
+    });
     const r = await json(db, ['health', '--threshold', 'gap_grace_seconds=1']);
     expect(r.exitCode).toBe(2);
-    expect(r.data).toMatchObject({ event_to_job_gap: 1, event_to_job_gap_by_lane: { decision: 1, execution: 0 }, core_trigger_enabled: false });
-    expect(r.data.problems.map((p: { alert: string }) => p.alert)).toEqual(['CanonCoreTriggerDisabled', 'CanonEventToJobGap']);
+    expect(r.data).toMatchObject({
+      event_to_job_gap: 1,
+      event_to_job_gap_by_lane: { decision: 1, execution: 0 },
+      core_trigger_enabled: false,
+    });
+    expect(r.data.problems.map((p: { alert: string }) => p.alert)).toEqual([
+      'CanonCoreTriggerDisabled',
+      'CanonEventToJobGap',
+    ]);
     // with the default 60 s grace the same event is not a gap yet
     expect((await json(db, ['health'])).data.event_to_job_gap).toBe(0);
     await db.pool.query('alter table canon.events enable trigger canon_core_trigger');
@@ -189,13 +271,22 @@ describe('event_to_job_gap', () => {
     await doc(db, 'gap-2');
     const d = await canon(['work', '--lanes', 'decision', '--once', '--pipeline', FAST], { url: db.url, env: env() });
     expect(d.exitCode, d.stderr).toBe(0);
-    const ev = (await db.pool.query(`select position, payload from canon.events where entity_id = 'gap-2' and kind = 'job.protect.required'`)).rows[0];
+    const ev = (
+      await db.pool.query(
+        `select position, payload from canon.events where entity_id = 'gap-2' and kind = 'job.protect.required'`,
+      )
+    ).rows[0];
     await db.pool.query(`delete from canon.jobs where source_event_position = $1`, [ev.position]);
-    await waitFor(async () => (await computeHealth(db.pool, fastGap)).event_to_job_gap_by_lane.execution === 1, { what: 'execution gap' });
+    await waitFor(async () => (await computeHealth(db.pool, fastGap)).event_to_job_gap_by_lane.execution === 1, {
+      what: 'execution gap',
+    });
     const h = await computeHealth(db.pool, fastGap);
     expect(h.event_to_job_gap).toBe(1);
     expect(h.status).toBe('CRITICAL');
-    await db.pool.query(`select * from canon.enqueue_job('protect', 'gap-2', '{}'::jsonb, $1, $2)`, [ev.payload.dedupe_key, ev.position]);
+    await db.pool.query(`select * from canon.enqueue_job('protect', 'gap-2', '{}'::jsonb, $1, $2)`, [
+      ev.payload.dedupe_key,
+      ev.position,
+    ]);
     expect((await computeHealth(db.pool, fastGap)).event_to_job_gap).toBe(0);
   });
 });
@@ -229,14 +320,21 @@ describe('when the database is down or the options are bad', () => {
     try {
       const r = await canon(['health'], { url: empty.url });
       expect(r.exitCode).toBe(3);
-      expect(r.stdout).toMatch(/^CANON UNKNOWN - the database is missing \d+ canon migration\(s\) .*run `canon migrate`/);
+      expect(r.stdout).toMatch(
+        /^CANON UNKNOWN - the database is missing \d+ canon migration\(s\) .*run `canon migrate`/,
+      );
     } finally {
       await empty.end();
     }
   });
 
   it('bad health and alerts options are UNKNOWN (exit 3), not CRITICAL', async () => {
-    for (const args of [['health', '--threshold', 'nope=1'], ['health', '--threshold', 'queued_max=-1'], ['alerts', '--bogus'], ['health', 'extra']]) {
+    for (const args of [
+      ['health', '--threshold', 'nope=1'],
+      ['health', '--threshold', 'queued_max=-1'],
+      ['alerts', '--bogus'],
+      ['health', 'extra'],
+    ]) {
       const r = await canon(args, { url: down });
       expect(r.exitCode, args.join(' ')).toBe(3);
       expect(r.stdout).toMatch(/^CANON UNKNOWN - /);

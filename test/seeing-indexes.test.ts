@@ -2,11 +2,11 @@
 // ledger, the queue or the runs sequentially (a plan keeps a Seq Scan only when no index can
 // serve it). This is what keeps `health` cheap on a ledger of millions of events.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { HEALTH_SQL } from '../src/sql/health.js';
 import { DEAD_SQL } from '../src/sql/deadjobs.js';
-import { TRACE_SQL } from '../src/sql/trace.js';
 import { DIAGNOSE_SQL } from '../src/sql/diagnose.js';
+import { HEALTH_SQL } from '../src/sql/health.js';
 import { METRICS_SQL } from '../src/sql/metrics.js';
+import { TRACE_SQL } from '../src/sql/trace.js';
 import { createTestDb, type TestDb } from './helpers.js';
 
 let db: TestDb;

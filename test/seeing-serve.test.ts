@@ -7,15 +7,20 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RULES } from '../src/observe/alerts.js';
-import { canon, createTestDb, oneLineError, root, spawnCanon, waitFor, type TestDb } from './helpers.js';
-import { FAST, doc, env } from './seeing-common.js';
+import { canon, createTestDb, oneLineError, root, spawnCanon, type TestDb, waitFor } from './helpers.js';
+import { doc, env, FAST } from './seeing-common.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 
 /** promtool where it exists; under CI its absence is a failure, not a skip (.ci/run installs it). */
-const promtool = await execa('promtool', ['--version'], { reject: false }).then((r) => r.exitCode === 0).catch(() => false);
+const promtool = await execa('promtool', ['--version'], { reject: false })
+  .then((r) => r.exitCode === 0)
+  .catch(() => false);
 const needPromtool = (what: string) => {
-  if (!promtool && process.env.CI) throw new Error(`promtool is missing under CI: ${what} cannot be checked (.ci/run installs the Debian package prometheus)`);
+  if (!promtool && process.env.CI)
+    throw new Error(
+      `promtool is missing under CI: ${what} cannot be checked (.ci/run installs the Debian package prometheus)`,
+    );
   return promtool;
 };
 
@@ -24,7 +29,10 @@ async function serve(url: string, args: string[] = [], extraEnv: Record<string, 
   const proc = spawnCanon(['serve', '--port', '0', ...args], { url, env: extraEnv, buffer: false });
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
-  const base = await waitFor(async () => /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1], { what: `serve to listen (stderr: ${err})`, timeout: 20_000 });
+  const base = await waitFor(async () => /serving (http:\/\/127\.0\.0\.1:\d+)/.exec(err)?.[1], {
+    what: `serve to listen (stderr: ${err})`,
+    timeout: 20_000,
+  });
   const stop = async () => {
     proc.kill('SIGTERM');
     return (await proc).exitCode ?? -1;
@@ -62,7 +70,13 @@ describe('serve', () => {
   });
 
   it('/health/detailed needs the bearer token: none, wrong, or another length is 401; the right one gets the seed fields', async () => {
-    for (const init of [{}, bearer('wrong-token-0123456789abcdef'), bearer('x'), bearer(`${TOKEN}x`), { headers: { authorization: `Basic ${TOKEN}` } }]) {
+    for (const init of [
+      {},
+      bearer('wrong-token-0123456789abcdef'),
+      bearer('x'),
+      bearer(`${TOKEN}x`),
+      { headers: { authorization: `Basic ${TOKEN}` } },
+    ]) {
       const r = await get(srv.url, '/health/detailed', init);
       expect(r.status).toBe(401);
       expect(r.headers.get('www-authenticate')).toBe('Bearer realm="canon"');
@@ -70,7 +84,14 @@ describe('serve', () => {
     }
     const ok = await get(srv.url, '/health/detailed', bearer(TOKEN));
     expect(ok.status).toBe(200);
-    expect(ok.json()).toMatchObject({ jobs_queued: { total: 0 }, jobs_processing: { count: 0 }, stuck_count: 0, dead_last_24h: 1, runtime_version: 'canon-1', status: 'WARNING' });
+    expect(ok.json()).toMatchObject({
+      jobs_queued: { total: 0 },
+      jobs_processing: { count: 0 },
+      stuck_count: 0,
+      dead_last_24h: 1,
+      runtime_version: 'canon-1',
+      status: 'WARNING',
+    });
   });
 
   it('/dead-jobs takes the command filters as query parameters, behind the token', async () => {
@@ -102,7 +123,14 @@ describe('serve', () => {
     const first = await get(srv.url, '/metrics');
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-    for (const line of ['canon_up 1', 'canon_jobs_dead_last_24h 1', 'canon_jobs_stuck 0', 'canon_core_trigger_enabled 1', 'canon_event_to_job_gap{lane="decision"} 0', 'canon_runtime_info{version="canon-1"} 1']) {
+    for (const line of [
+      'canon_up 1',
+      'canon_jobs_dead_last_24h 1',
+      'canon_jobs_stuck 0',
+      'canon_core_trigger_enabled 1',
+      'canon_event_to_job_gap{lane="decision"} 0',
+      'canon_runtime_info{version="canon-1"} 1',
+    ]) {
       expect(first.text).toContain(line);
     }
     expect(first.text).toMatch(/canon_status_derived_read_latency_seconds_count 1\n/);
@@ -111,25 +139,41 @@ describe('serve', () => {
     await doc(db, 'ok-2');
     const r = await canon(['work', '--once', '--pipeline', FAST], { url: db.url, env: env() });
     expect(r.exitCode).toBe(0);
-    const runs = (await db.pool.query(`select type, count(*)::int as n from canon.job_runs where entity_id = 'ok-2' group by 1`)).rows;
+    const runs = (
+      await db.pool.query(`select type, count(*)::int as n from canon.job_runs where entity_id = 'ok-2' group by 1`)
+    ).rows;
     const want = runs.map((x) => `canon_job_runs_total{type="${x.type}",status="succeeded"} ${x.n}\n`);
     expect(want).toHaveLength(4); // decide, protect, tsa, anchor
-    const body = await waitFor(async () => {
+    const body = await waitFor(
+      async () => {
+        const m = await get(srv.url, '/metrics');
+        return want.every((w) => m.text.includes(w)) && m.text;
+      },
+      { what: 'every run of ok-2 counted', timeout: 30_000, interval: 500 },
+    ).catch(async (e) => {
       const m = await get(srv.url, '/metrics');
-      return want.every((w) => m.text.includes(w)) && m.text;
-    }, { what: 'every run of ok-2 counted', timeout: 30_000, interval: 500 }).catch(async (e) => {
-      const m = await get(srv.url, '/metrics');
-      throw new Error(`${e.message}: want ${want.join('')} got ${m.text.split('\n').filter((l) => l.startsWith('canon_job_runs_total')).join('; ')}`);
+      throw new Error(
+        `${e.message}: want ${want.join('')} got ${m.text
+          .split('\n')
+          .filter((l) => l.startsWith('canon_job_runs_total'))
+          .join('; ')}`,
+      );
     });
     expect(body).not.toMatch(/canon_job_runs_total\{[^}]*status="failed"\}/);
     expect(body).toMatch(/canon_job_duration_seconds_count\{type="protect"\} 1\n/);
     // every metric the alert rules and the Grafana dashboard use is one this server exposes
     const exposed = new Set([...body.matchAll(/^# TYPE (\w+) /gm)].map((m) => m[1]));
     const exprs = [
-      ...[...fs.readFileSync(path.join(root, 'deploy/prometheus/alerts.yml'), 'utf8').matchAll(/^\s+expr: (.*)$/gm)].map((m) => m[1]),
-      ...JSON.parse(fs.readFileSync(path.join(root, 'deploy/grafana/canon-dashboard.json'), 'utf8')).panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr)),
+      ...[
+        ...fs.readFileSync(path.join(root, 'deploy/prometheus/alerts.yml'), 'utf8').matchAll(/^\s+expr: (.*)$/gm),
+      ].map((m) => m[1]),
+      ...JSON.parse(fs.readFileSync(path.join(root, 'deploy/grafana/canon-dashboard.json'), 'utf8')).panels.flatMap(
+        (p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr),
+      ),
     ];
-    const used = exprs.flatMap((e) => [...e.matchAll(/\bcanon_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')));
+    const used = exprs.flatMap((e) =>
+      [...e.matchAll(/\bcanon_[a-z0-9_]+/g)].map((m) => m[0].replace(/_(bucket|count|sum)$/, '')),
+    );
     expect(used.length).toBeGreaterThan(20);
     for (const n of new Set(used)) expect(exposed.has(n), n).toBe(true);
     if (needPromtool('promtool check metrics')) {
@@ -171,7 +215,11 @@ describe('serve', () => {
       [['serve', '--port', '70000'], {}, /--port must be between 0 and 65535/],
       [['serve', '--token-file', writeToken('short')], {}, /must be at least 16 characters/],
       [['serve', '--token-file', '/nonexistent/token'], {}, /cannot read --token-file \/nonexistent\/token: ENOENT/],
-      [['serve'], { CANON_SERVE_TOKEN: 'has space in it 0123456789' }, /CANON_SERVE_TOKEN must be at least 16 characters without spaces/],
+      [
+        ['serve'],
+        { CANON_SERVE_TOKEN: 'has space in it 0123456789' },
+        /CANON_SERVE_TOKEN must be at least 16 characters without spaces/,
+      ],
     ] as const) {
       const r = await canon([...args], { url: db.url, env: e });
       expect(r.exitCode, args.join(' ')).toBe(2);

@@ -3,9 +3,9 @@
 // through after the cooldown (even with concurrent claimers), and closes or reopens on the
 // probe's outcome; a paused type is never claimed.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { computeHealth } from '../src/observe/health.js';
 import { forceBreaker, listBreakers } from '../src/steering/breakers.js';
 import { setPaused } from '../src/steering/pause.js';
-import { computeHealth } from '../src/observe/health.js';
 import { createTestDb, type TestDb } from './helpers.js';
 import { claim, clearQueue, enqueue, fail, jobType, runJobs, succeed, uniq, workerId } from './steering-helpers.js';
 
@@ -19,16 +19,25 @@ beforeEach(async () => clearQueue(db.pool));
 const ops = { actor: 'ops', reason: 'test' };
 
 async function breaker(type: string) {
-  return (await db.pool.query(`select state, failure_count, probe_job_id, next_attempt_at > now() as cooling, reason from canon.breakers where job_type = $1`, [type])).rows[0];
+  return (
+    await db.pool.query(
+      `select state, failure_count, probe_job_id, next_attempt_at > now() as cooling, reason from canon.breakers where job_type = $1`,
+      [type],
+    )
+  ).rows[0];
 }
 
 async function attempts(ids: number[]): Promise<number[]> {
-  return (await db.pool.query(`select attempts from canon.jobs where id = any($1) order by id`, [ids])).rows.map((r) => r.attempts);
+  return (await db.pool.query(`select attempts from canon.jobs where id = any($1) order by id`, [ids])).rows.map(
+    (r) => r.attempts,
+  );
 }
 
 /** The cooldown has passed (instead of sleeping through it). */
 async function coolDown(type: string): Promise<void> {
-  await db.pool.query(`update canon.breakers set next_attempt_at = now() - interval '1 second' where job_type = $1`, [type]);
+  await db.pool.query(`update canon.breakers set next_attempt_at = now() - interval '1 second' where job_type = $1`, [
+    type,
+  ]);
 }
 
 describe('circuit breaker', () => {
@@ -52,7 +61,9 @@ describe('circuit breaker', () => {
     expect(open.reason).toMatch(/^3 consecutive failures \(last: job \d+, handler_error: boom\)/);
 
     // held: queued, not claimed, attempts untouched
-    const queued = (await db.pool.query(`select id from canon.jobs where type = $1 and status = 'queued' order by id`, [type])).rows.map((r) => r.id);
+    const queued = (
+      await db.pool.query(`select id from canon.jobs where type = $1 and status = 'queued' order by id`, [type])
+    ).rows.map((r) => r.id);
     expect(queued.length).toBe(4);
     const before = await attempts(queued);
     expect(await claim(db.pool, 10)).toEqual([]);
@@ -78,7 +89,9 @@ describe('circuit breaker', () => {
     expect(await breaker(type)).toMatchObject({ state: 'closed', failure_count: 0, probe_job_id: null });
     expect((await claim(db.pool, 10)).length).toBe(3); // 5 jobs, one succeeded earlier, the probe just now
 
-    const log = (await db.pool.query(`select action, actor from canon.steering_log where target = $1 order by id`, [type])).rows;
+    const log = (
+      await db.pool.query(`select action, actor from canon.steering_log where target = $1 order by id`, [type])
+    ).rows;
     expect(log.map((l) => l.action)).toEqual(['open', 'half_open', 'open', 'half_open', 'closed']);
   });
 
@@ -103,7 +116,12 @@ describe('circuit breaker', () => {
     expect((await claim(db.pool, 10)).map((c) => c.id)).toEqual([wellJob]);
 
     const closed = await forceBreaker(db.pool, sick, 'closed', { actor: 'oncall', reason: 'service restored' });
-    expect(closed).toMatchObject({ state: 'closed', failure_count: 0, updated_by: 'oncall', reason: 'service restored' });
+    expect(closed).toMatchObject({
+      state: 'closed',
+      failure_count: 0,
+      updated_by: 'oncall',
+      reason: 'service restored',
+    });
     expect((await claim(db.pool, 10)).length).toBe(1);
 
     const opened = await forceBreaker(db.pool, well, 'open', { actor: 'oncall', reason: 'maintenance' }, 3600);
@@ -127,7 +145,13 @@ describe('pausing a job type', () => {
     const type = await jobType(db.pool, uniq('pz'));
     const job = await enqueue(db.pool, type);
     const p = await setPaused(db.pool, type, true, { actor: 'oncall', reason: 'TSA outage' });
-    expect(p).toMatchObject({ changed: true, paused: true, paused_by: 'oncall', pause_reason: 'TSA outage', queued: 1 });
+    expect(p).toMatchObject({
+      changed: true,
+      paused: true,
+      paused_by: 'oncall',
+      pause_reason: 'TSA outage',
+      queued: 1,
+    });
     expect(await claim(db.pool, 10)).toEqual([]);
     expect(await attempts([job])).toEqual([0]);
     expect((await computeHealth(db.pool)).steering.paused_types.map((t) => t.job_type)).toEqual([type]);
@@ -136,7 +160,9 @@ describe('pausing a job type', () => {
     const r = await setPaused(db.pool, type, false, { actor: 'oncall', reason: 'TSA back' });
     expect(r).toMatchObject({ changed: true, paused: false, paused_by: null });
     expect((await claim(db.pool, 10)).map((c) => c.id)).toEqual([job]);
-    const log = (await db.pool.query(`select action, actor, reason from canon.steering_log where target = $1 order by id`, [type])).rows;
+    const log = (
+      await db.pool.query(`select action, actor, reason from canon.steering_log where target = $1 order by id`, [type])
+    ).rows;
     expect(log).toEqual([
       { action: 'pause', actor: 'oncall', reason: 'TSA outage' },
       { action: 'resume', actor: 'oncall', reason: 'TSA back' },
@@ -175,13 +201,22 @@ describe('lock order of a burial (docs/decisions/0012)', () => {
       const pending = act(c.worker, c.run_id);
       // wait until the burial is blocked on the entity's row
       for (let i = 0; i < 200; i++) {
-        const waiting = (await db.pool.query(`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and pid <> pg_backend_pid()`)).rows[0].n;
+        const waiting = (
+          await db.pool.query(
+            `select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and pid <> pg_backend_pid()`,
+          )
+        ).rows[0].n;
         if (waiting > 0) break;
         await new Promise((r) => setTimeout(r, 25));
       }
       // the breaker is still free: the burial has not reached it
       await probe.query('begin');
-      const b = await probe.query(`select job_type from canon.breakers where job_type = $1 for update nowait`, [t]).then(() => 'free', (e: Error) => e.message);
+      const b = await probe
+        .query(`select job_type from canon.breakers where job_type = $1 for update nowait`, [t])
+        .then(
+          () => 'free',
+          (e: Error) => e.message,
+        );
       await probe.query('rollback');
       await holder.query('commit');
       await pending;
@@ -194,8 +229,16 @@ describe('lock order of a burial (docs/decisions/0012)', () => {
 
   it('fail_run takes the entity before the breaker when it buries the job', async () => {
     const entity = `bury-${uniq('e')}`;
-    const b = await held('fail', entity, (w, runId) => db.pool.query(`select canon.fail_run($1, $2, 'boom', true)`, [runId, w]));
+    const b = await held('fail', entity, (w, runId) =>
+      db.pool.query(`select canon.fail_run($1, $2, 'boom', true)`, [runId, w]),
+    );
     expect(b).toBe('free');
-    expect((await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = $1 and status = 'failed'`, [entity])).rows[0].n).toBe(1);
+    expect(
+      (
+        await db.pool.query(`select count(*)::int as n from canon.jobs where entity_id = $1 and status = 'failed'`, [
+          entity,
+        ])
+      ).rows[0].n,
+    ).toBe(1);
   });
 });

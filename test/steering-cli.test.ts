@@ -3,7 +3,7 @@
 // rolls back on its own when the real example pipeline's tsa handler fails.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canon, createTestDb, oneLineError, root, type RunResult, type TestDb } from './helpers.js';
+import { canon, createTestDb, oneLineError, type RunResult, root, type TestDb } from './helpers.js';
 import { jobType, uniq } from './steering-helpers.js';
 
 let db: TestDb;
@@ -37,10 +37,22 @@ async function snapshot() {
 describe('canon flags', () => {
   it('changes, lists, rolls back and kills a flag, recording actor and reason', async () => {
     const flag = uniq('CLI');
-    const created = await json(['flags', 'create', flag, '--description', 'a flag from the CLI', '--reason', 'new feature']);
+    const created = await json([
+      'flags',
+      'create',
+      flag,
+      '--description',
+      'a flag from the CLI',
+      '--reason',
+      'new feature',
+    ]);
     expect(created.flag).toMatchObject({ name: flag, enabled: false, description: 'a flag from the CLI' });
     const en = await json(['flags', 'enable', flag, '--actor', 'alice', '--reason', 'go live']);
-    expect(en).toMatchObject({ actor: 'alice', reason: 'go live', flag: { enabled: true, rollout_percent: 100, strategy: 'all' } });
+    expect(en).toMatchObject({
+      actor: 'alice',
+      reason: 'go live',
+      flag: { enabled: true, rollout_percent: 100, strategy: 'all' },
+    });
     const ro = await json(['flags', 'rollout', flag, '30', '--reason', 'canary']);
     expect(ro).toMatchObject({ actor: 'opsuser', flag: { enabled: true, rollout_percent: 30, strategy: 'gradual' } });
 
@@ -59,11 +71,21 @@ describe('canon flags', () => {
     expect(get.recent_changes[0]).toMatchObject({ source: 'rollback', undoes: hist[0].id, reason: 'too early' });
 
     const type = await jobType(db.pool, uniq('cli'));
-    await db.pool.query(`select canon.enqueue_job($1, 'doc-cli', $2::jsonb)`, [type, JSON.stringify({ flags: { [flag]: true } })]);
+    await db.pool.query(`select canon.enqueue_job($1, 'doc-cli', $2::jsonb)`, [
+      type,
+      JSON.stringify({ flags: { [flag]: true } }),
+    ]);
     expect(await json(['flags', 'kill', flag, '--dry-run'])).toMatchObject({ dry_run: true, would_hold_jobs: 1 });
     const kill = await json(['flags', 'kill', flag, '--reason', 'incident 42']);
-    expect(kill).toMatchObject({ held_jobs: 1, reason: 'incident 42', flag: { enabled: false, killed_by: 'opsuser', held_jobs: 1 } });
-    expect(await json(['flags', 'release', flag, '--reason', 'checked'])).toMatchObject({ released_jobs: 1, actor: 'opsuser' });
+    expect(kill).toMatchObject({
+      held_jobs: 1,
+      reason: 'incident 42',
+      flag: { enabled: false, killed_by: 'opsuser', held_jobs: 1 },
+    });
+    expect(await json(['flags', 'release', flag, '--reason', 'checked'])).toMatchObject({
+      released_jobs: 1,
+      actor: 'opsuser',
+    });
 
     const human = await run(['flags', 'history', flag]);
     expect(human.exitCode).toBe(0);
@@ -81,7 +103,10 @@ describe('canon flags', () => {
       [['flags', 'rollout', flag, 'abc'], /percent must be a whole number/],
       [['flags', 'rollout', flag], /give a percentage from 0 to 100, or --auto/],
       [['flags', 'rollout', flag, '30', '--step', '5'], /--step only applies with --auto/],
-      [['flags', 'rollout', flag, '--auto', '--guard', 'success_rate>>0.9'], /--guard condition "success_rate>>0.9" is malformed/],
+      [
+        ['flags', 'rollout', flag, '--auto', '--guard', 'success_rate>>0.9'],
+        /--guard condition "success_rate>>0.9" is malformed/,
+      ],
       [['flags', 'rollout', flag, '--auto', '--guard', 'latency<3'], /unknown metric "latency"/],
       [['flags', 'rollout', flag, '--auto', '--every', 'soon'], /--every must be a duration/],
       [['flags', 'rollout', flag, '--auto', '--until', '101'], /--until must be from 1 to 100/],
@@ -114,17 +139,34 @@ describe('canon breakers and canon jobs pause', () => {
   it('opens, lists and closes a breaker, and pauses and resumes a type, with actor and reason', async () => {
     const type = await jobType(db.pool, uniq('brk'));
     const opened = await json(['breakers', 'open', type, '--for', '10m', '--reason', 'maintenance']);
-    expect(opened).toMatchObject({ job_type: type, state: 'open', actor: 'opsuser', reason: 'maintenance', updated_by: 'opsuser' });
+    expect(opened).toMatchObject({
+      job_type: type,
+      state: 'open',
+      actor: 'opsuser',
+      reason: 'maintenance',
+      updated_by: 'opsuser',
+    });
     const list = await json(['breakers', 'list']);
-    expect(list.find((b: { job_type: string }) => b.job_type === type)).toMatchObject({ state: 'open', failure_count: 0 });
-    expect(await json(['breakers', 'close', type, '--actor', 'bob'])).toMatchObject({ state: 'closed', updated_by: 'bob' });
+    expect(list.find((b: { job_type: string }) => b.job_type === type)).toMatchObject({
+      state: 'open',
+      failure_count: 0,
+    });
+    expect(await json(['breakers', 'close', type, '--actor', 'bob'])).toMatchObject({
+      state: 'closed',
+      updated_by: 'bob',
+    });
 
     const p = await json(['jobs', 'pause', type, '--reason', 'TSA outage']);
     expect(p).toMatchObject({ changed: true, paused: true, paused_by: 'opsuser', pause_reason: 'TSA outage' });
     const again = await run(['jobs', 'pause', type]);
     expect(again.stdout).toMatch(/already paused/);
-    expect(await json(['jobs', 'resume', type, '--reason', 'TSA back'])).toMatchObject({ changed: true, paused: false });
-    const log = (await db.pool.query(`select action, actor, reason from canon.steering_log where target = $1 order by id`, [type])).rows;
+    expect(await json(['jobs', 'resume', type, '--reason', 'TSA back'])).toMatchObject({
+      changed: true,
+      paused: false,
+    });
+    const log = (
+      await db.pool.query(`select action, actor, reason from canon.steering_log where target = $1 order by id`, [type])
+    ).rows;
     expect(log).toEqual([
       { action: 'open', actor: 'opsuser', reason: 'maintenance' },
       { action: 'closed', actor: 'bob', reason: 'closed by hand' },
@@ -139,17 +181,33 @@ describe('guarded rollout with the real engine', () => {
     const flag = 'D1_RUN_TSA_ENABLED';
     const pipeline = path.join(root, 'test/fixtures/steering-tsa-fails.mjs');
     await json(['flags', 'create', flag]);
-    const started = await json(['flags', 'rollout', flag, '--auto', '--step', '50', '--every', '1h', '--guard', 'success_rate>=0.9,dead=0']);
+    const started = await json([
+      'flags',
+      'rollout',
+      flag,
+      '--auto',
+      '--step',
+      '50',
+      '--every',
+      '1h',
+      '--guard',
+      'success_rate>=0.9,dead=0',
+    ]);
     expect(started).toMatchObject({ from_percent: 0, to_percent: 50 });
-    for (let i = 0; i < 16; i++) await db.pool.query(`select canon.append_event($1, 'document.created', '{"content":"hello"}')`, [`doc-tsa-${i}`]);
+    for (let i = 0; i < 16; i++)
+      await db.pool.query(`select canon.append_event($1, 'document.created', '{"content":"hello"}')`, [`doc-tsa-${i}`]);
     const work = await json(['tick', '--pipeline', pipeline, '--max-jobs', '200', '--max-seconds', '30']);
     expect(work.work.claimed).toBeGreaterThan(0);
-    const dead = (await db.pool.query(`select count(*)::int as n from canon.jobs where type = 'tsa' and status = 'failed'`)).rows[0].n;
+    const dead = (
+      await db.pool.query(`select count(*)::int as n from canon.jobs where type = 'tsa' and status = 'failed'`)
+    ).rows[0].n;
     expect(dead).toBeGreaterThan(0); // about half of the 16 documents were decided with the flag on
 
     await db.pool.query(`update canon.flag_rollouts set next_step_at = now() where flag_name = $1`, [flag]);
     const t = await json(['tick', '--max-jobs', '0']);
-    expect(t.rollouts).toEqual([expect.objectContaining({ flag, action: 'rolled_back', from_percent: 50, to_percent: 0 })]);
+    expect(t.rollouts).toEqual([
+      expect.objectContaining({ flag, action: 'rolled_back', from_percent: 50, to_percent: 0 }),
+    ]);
     const f = await json(['flags', 'get', flag]);
     expect(f).toMatchObject({ enabled: false, rollout: null });
     expect(f.recent_changes[0]).toMatchObject({ source: 'auto-rollback', actor: 'canon-tick' });

@@ -2,7 +2,16 @@
 // hand-written UPDATE in the history, and the kill switch's hold and release.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CanonError } from '../src/errors.js';
-import { changeFlag, createFlag, flagHistory, getFlag, killPreview, releaseFlag, rollbackFlag, type FlagState } from '../src/steering/flags.js';
+import {
+  changeFlag,
+  createFlag,
+  type FlagState,
+  flagHistory,
+  getFlag,
+  killPreview,
+  releaseFlag,
+  rollbackFlag,
+} from '../src/steering/flags.js';
 import { startAutoRollout } from '../src/steering/rollout.js';
 import { createTestDb, type TestDb } from './helpers.js';
 import { claim, clearQueue, enqueue, jobType, uniq } from './steering-helpers.js';
@@ -32,7 +41,10 @@ describe('gradual rollout', () => {
     const onAt = async () =>
       new Set(
         (
-          await db.pool.query(`select 'ent-' || i as id from generate_series(1, 10000) i where canon.flag_is_on($1, 'ent-' || i)`, [flag])
+          await db.pool.query(
+            `select 'ent-' || i as id from generate_series(1, 10000) i where canon.flag_is_on($1, 'ent-' || i)`,
+            [flag],
+          )
         ).rows.map((r) => r.id as string),
       );
     await changeFlag(db.pool, flag, 'rollout', ops, 30);
@@ -139,7 +151,10 @@ describe('kill switch', () => {
     const flag = await newFlag();
     const type = await jobType(db.pool, uniq('kt'));
     await startAutoRollout(db.pool, flag, { step: 10, everySeconds: 900, until: 100 }, ops);
-    const allowed = [await enqueue(db.pool, type, { [flag]: true }), await enqueue(db.pool, type, { [flag]: true, OTHER: false })];
+    const allowed = [
+      await enqueue(db.pool, type, { [flag]: true }),
+      await enqueue(db.pool, type, { [flag]: true, OTHER: false }),
+    ];
     const other = await enqueue(db.pool, type, { [flag]: false });
     expect(await killPreview(db.pool, flag)).toBe(2);
 
@@ -149,12 +164,24 @@ describe('kill switch', () => {
     expect(k.flag).toMatchObject({ enabled: false, killed_by: 'oncall', held_jobs: 2, rollout: null });
     // a decider that read the flag before the kill: its job is held on arrival
     const late = await enqueue(db.pool, type, { [flag]: true });
-    const holds = (await db.pool.query(`select id, hold_reason from canon.jobs where id = any($1) order by id`, [[...allowed, other, late]])).rows;
-    expect(holds.map((h) => h.hold_reason)).toEqual([`flag_killed:${flag}`, `flag_killed:${flag}`, null, `flag_killed:${flag}`]);
+    const holds = (
+      await db.pool.query(`select id, hold_reason from canon.jobs where id = any($1) order by id`, [
+        [...allowed, other, late],
+      ])
+    ).rows;
+    expect(holds.map((h) => h.hold_reason)).toEqual([
+      `flag_killed:${flag}`,
+      `flag_killed:${flag}`,
+      null,
+      `flag_killed:${flag}`,
+    ]);
     // claims skip held jobs without spending attempts
     const got = await claim(db.pool, 10);
     expect(got.map((c) => c.id)).toEqual([other]);
-    expect((await db.pool.query(`select max(attempts)::int as a from canon.jobs where id = any($1)`, [[...allowed, late]])).rows[0].a).toBe(0);
+    expect(
+      (await db.pool.query(`select max(attempts)::int as a from canon.jobs where id = any($1)`, [[...allowed, late]]))
+        .rows[0].a,
+    ).toBe(0);
     const [killRow] = await flagHistory(db.pool, flag, 1);
     expect(killRow).toMatchObject({ actor: 'oncall', source: 'kill', reason: 'TSA signs garbage' });
 
@@ -175,7 +202,12 @@ describe('kill switch', () => {
     expect(await releaseFlag(db.pool, flag, { actor: 'oncall', reason: 'those are fine' })).toBe(1);
     expect((await getFlag(db.pool, flag)).enabled).toBe(false);
     expect((await claim(db.pool)).map((c) => c.id)).toEqual([job]);
-    const log = (await db.pool.query(`select actor, reason, detail from canon.steering_log where target = $1 and action = 'release'`, [flag])).rows;
+    const log = (
+      await db.pool.query(
+        `select actor, reason, detail from canon.steering_log where target = $1 and action = 'release'`,
+        [flag],
+      )
+    ).rows;
     expect(log).toEqual([{ actor: 'oncall', reason: 'those are fine', detail: { released_jobs: 1 } }]);
   });
 });

@@ -6,7 +6,11 @@ import type pg from 'pg';
 export const workerId = (role = 'test') => `${role}-${randomUUID()}`;
 export const uniq = (prefix: string) => `${prefix}_${randomUUID().slice(0, 8)}`;
 
-export async function jobType(pool: pg.Pool, name: string, o: { threshold?: number; cooldown?: number; maxAttempts?: number } = {}): Promise<string> {
+export async function jobType(
+  pool: pg.Pool,
+  name: string,
+  o: { threshold?: number; cooldown?: number; maxAttempts?: number } = {},
+): Promise<string> {
   await pool.query(
     `insert into canon.job_types (name, lane, max_attempts, backoff_base_seconds, breaker_threshold, breaker_cooldown_seconds)
      values ($1, 'execution', $2, 0, $3, $4)`,
@@ -15,8 +19,19 @@ export async function jobType(pool: pg.Pool, name: string, o: { threshold?: numb
   return name;
 }
 
-export async function enqueue(pool: pg.Pool, type: string, flags: Record<string, boolean> = {}, entity = `doc-${randomUUID()}`): Promise<number> {
-  return (await pool.query(`select job_id from canon.enqueue_job($1, $2, $3::jsonb)`, [type, entity, JSON.stringify({ flags })])).rows[0].job_id;
+export async function enqueue(
+  pool: pg.Pool,
+  type: string,
+  flags: Record<string, boolean> = {},
+  entity = `doc-${randomUUID()}`,
+): Promise<number> {
+  return (
+    await pool.query(`select job_id from canon.enqueue_job($1, $2, $3::jsonb)`, [
+      type,
+      entity,
+      JSON.stringify({ flags }),
+    ])
+  ).rows[0].job_id;
 }
 
 /** Nothing left queued from an earlier test in the same database. */
@@ -33,7 +48,9 @@ export interface Claimed {
 }
 
 export async function claim(pool: pg.Pool, n = 1, worker = workerId()): Promise<Claimed[]> {
-  const rows = (await pool.query(`select id, type, attempts, trace_id from canon.claim_jobs('execution', $1, $2)`, [worker, n])).rows;
+  const rows = (
+    await pool.query(`select id, type, attempts, trace_id from canon.claim_jobs('execution', $1, $2)`, [worker, n])
+  ).rows;
   const out: Claimed[] = [];
   for (const r of rows) {
     const run = (await pool.query(`select id from canon.job_runs where trace_id = $1`, [r.trace_id])).rows[0];
@@ -43,12 +60,29 @@ export async function claim(pool: pg.Pool, n = 1, worker = workerId()): Promise<
 }
 
 export async function succeed(pool: pg.Pool, c: Claimed): Promise<void> {
-  const r = (await pool.query(`select ok from canon.complete_run($1, $2, '{}'::jsonb, $3)`, [c.run_id, c.worker, `${c.type}.succeeded`])).rows[0];
+  const r = (
+    await pool.query(`select ok from canon.complete_run($1, $2, '{}'::jsonb, $3)`, [
+      c.run_id,
+      c.worker,
+      `${c.type}.succeeded`,
+    ])
+  ).rows[0];
   if (!r.ok) throw new Error(`complete_run refused run ${c.run_id}`);
 }
 
-export async function fail(pool: pg.Pool, c: Claimed, o: { permanent?: boolean; reason?: string } = {}): Promise<string> {
-  const r = (await pool.query(`select ok, outcome from canon.fail_run($1, $2, 'boom', $3, $4)`, [c.run_id, c.worker, o.permanent ?? false, o.reason ?? 'handler_error'])).rows[0];
+export async function fail(
+  pool: pg.Pool,
+  c: Claimed,
+  o: { permanent?: boolean; reason?: string } = {},
+): Promise<string> {
+  const r = (
+    await pool.query(`select ok, outcome from canon.fail_run($1, $2, 'boom', $3, $4)`, [
+      c.run_id,
+      c.worker,
+      o.permanent ?? false,
+      o.reason ?? 'handler_error',
+    ])
+  ).rows[0];
   if (!r.ok) throw new Error(`fail_run refused run ${c.run_id}`);
   return r.outcome;
 }

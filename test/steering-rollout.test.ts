@@ -1,12 +1,13 @@
 // Guarded auto-rollout on a real Postgres: one step per due tick and never two for
 // overlapping ticks, completion at --until, waiting for evidence, and the automatic rollback
 // (visible to alerts) when a handler fails during the rollout.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
 import pg from 'pg';
-import { changeFlag, createFlag, flagHistory, getFlag } from '../src/steering/flags.js';
-import { parseGuard, formatGuard } from '../src/steering/guard.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeHealth } from '../src/observe/health.js';
-import { advanceRollouts, startAutoRollout, stopAutoRollout, type RolloutStep } from '../src/steering/rollout.js';
+import { changeFlag, createFlag, flagHistory, getFlag } from '../src/steering/flags.js';
+import { formatGuard, parseGuard } from '../src/steering/guard.js';
+import { advanceRollouts, type RolloutStep, startAutoRollout, stopAutoRollout } from '../src/steering/rollout.js';
 import { createTestDb, type TestDb } from './helpers.js';
 import { clearQueue, enqueue, jobType, runJobs, uniq } from './steering-helpers.js';
 
@@ -27,7 +28,10 @@ async function newFlag(): Promise<string> {
 
 /** Makes the flag's current step due, as if its --every had passed. */
 async function makeDue(flag: string): Promise<void> {
-  await db.pool.query(`update canon.flag_rollouts set next_step_at = now() - interval '1 second' where flag_name = $1 and status = 'running'`, [flag]);
+  await db.pool.query(
+    `update canon.flag_rollouts set next_step_at = now() - interval '1 second' where flag_name = $1 and status = 'running'`,
+    [flag],
+  );
 }
 
 const mine = (steps: RolloutStep[], flag: string) => steps.filter((s) => s.flag === flag);
@@ -40,11 +44,13 @@ describe('auto-rollout', () => {
     expect(mine(await advanceRollouts(db.pool), flag)).toEqual([]); // not due yet
 
     // eight ticks at the same moment, each on its own connection
-    const clients = await Promise.all(Array.from({ length: 8 }, async () => {
-      const c = new pg.Client({ connectionString: db.url });
-      await c.connect();
-      return c;
-    }));
+    const clients = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const c = new pg.Client({ connectionString: db.url });
+        await c.connect();
+        return c;
+      }),
+    );
     try {
       for (const expected of [20, 30, 40, 50, 60]) {
         await makeDue(flag);
@@ -90,7 +96,12 @@ describe('auto-rollout', () => {
     await clearQueue(db.pool);
     const flag = await newFlag();
     const type = await jobType(db.pool, uniq('tsa'));
-    await startAutoRollout(db.pool, flag, { step: 20, everySeconds: quarterHour, until: 100, guard: parseGuard('success_rate>=0.9,dead=0') }, ops);
+    await startAutoRollout(
+      db.pool,
+      flag,
+      { step: 20, everySeconds: quarterHour, until: 100, guard: parseGuard('success_rate>=0.9,dead=0') },
+      ops,
+    );
     // step 1 (20 %): healthy runs of jobs decided with the flag on; jobs without it do not count
     for (let i = 0; i < 4; i++) await enqueue(db.pool, type, { [flag]: true });
     await enqueue(db.pool, type, { [flag]: false });
@@ -113,7 +124,9 @@ describe('auto-rollout', () => {
     const [change] = await flagHistory(db.pool, flag, 1);
     expect(change).toMatchObject({ source: 'auto-rollback', actor: 'canon-tick' });
     expect(change.reason).toMatch(/guard "success_rate>=0.9,dead=0" failed at 40%/);
-    const status = (await db.pool.query(`select status, end_reason from canon.flag_rollouts where flag_name = $1`, [flag])).rows[0];
+    const status = (
+      await db.pool.query(`select status, end_reason from canon.flag_rollouts where flag_name = $1`, [flag])
+    ).rows[0];
     expect(status.status).toBe('rolled_back');
 
     const alerts = (await computeHealth(db.pool)).steering.auto_rollbacks_24h.filter((a) => a.flag === flag);
@@ -127,20 +140,35 @@ describe('auto-rollout', () => {
     await clearQueue(db.pool);
     const flag = await newFlag();
     const type = await jobType(db.pool, uniq('anc'));
-    await startAutoRollout(db.pool, flag, { step: 10, everySeconds: quarterHour, until: 100, guard: parseGuard('dead=0') }, ops);
+    await startAutoRollout(
+      db.pool,
+      flag,
+      { step: 10, everySeconds: quarterHour, until: 100, guard: parseGuard('dead=0') },
+      ops,
+    );
     await enqueue(db.pool, type, { [flag]: true });
     await runJobs(db.pool, 1, 'dead');
     await makeDue(flag);
     const [s] = mine(await advanceRollouts(db.pool), flag);
     expect(s).toMatchObject({ action: 'rolled_back', from_percent: 10, to_percent: 0 });
-    expect(await getFlag(db.pool, flag)).toMatchObject({ enabled: false, rollout_percent: 100, strategy: 'all', killed_at: null });
+    expect(await getFlag(db.pool, flag)).toMatchObject({
+      enabled: false,
+      rollout_percent: 100,
+      strategy: 'all',
+      killed_at: null,
+    });
   });
 
   it('waits instead of rolling back while there are too few runs to judge', async () => {
     await clearQueue(db.pool);
     const flag = await newFlag();
     const type = await jobType(db.pool, uniq('w'));
-    await startAutoRollout(db.pool, flag, { step: 10, everySeconds: quarterHour, until: 100, guard: parseGuard('success_rate>=0.9,runs>=2') }, ops);
+    await startAutoRollout(
+      db.pool,
+      flag,
+      { step: 10, everySeconds: quarterHour, until: 100, guard: parseGuard('success_rate>=0.9,runs>=2') },
+      ops,
+    );
     await makeDue(flag);
     const [w1] = mine(await advanceRollouts(db.pool), flag);
     expect(w1).toMatchObject({ action: 'waiting', to_percent: 10 });
@@ -178,12 +206,16 @@ describe('auto-rollout', () => {
   it('refuses a second rollout of the same flag, and one that starts above --until', async () => {
     const flag = await newFlag();
     await startAutoRollout(db.pool, flag, { step: 10, everySeconds: quarterHour, until: 100 }, ops);
-    const e = await startAutoRollout(db.pool, flag, { step: 10, everySeconds: quarterHour, until: 100 }, ops).catch((x) => x);
+    const e = await startAutoRollout(db.pool, flag, { step: 10, everySeconds: quarterHour, until: 100 }, ops).catch(
+      (x) => x,
+    );
     expect(e.exitCode).toBe(2);
     expect(e.message).toMatch(/already has an auto-rollout running/);
     const full = await newFlag();
     await changeFlag(db.pool, full, 'enable', ops);
-    const e2 = await startAutoRollout(db.pool, full, { step: 10, everySeconds: quarterHour, until: 100 }, ops).catch((x) => x);
+    const e2 = await startAutoRollout(db.pool, full, { step: 10, everySeconds: quarterHour, until: 100 }, ops).catch(
+      (x) => x,
+    );
     expect(e2.message).toMatch(/already on for 100% of entities/);
   });
 });
@@ -194,7 +226,9 @@ describe('guard grammar', () => {
       { metric: 'success_rate', op: '>=', value: 0.9 },
       { metric: 'dead', op: '=', value: 0 },
     ]);
-    expect(formatGuard(parseGuard(' failure_rate < 0.05 , runs>=20,failed<=3'))).toBe('failure_rate<0.05,runs>=20,failed<=3');
+    expect(formatGuard(parseGuard(' failure_rate < 0.05 , runs>=20,failed<=3'))).toBe(
+      'failure_rate<0.05,runs>=20,failed<=3',
+    );
   });
 
   it.each([

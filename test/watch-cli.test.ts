@@ -11,7 +11,12 @@ beforeAll(async () => {
   await doc(db, 'ok-1');
   await doc(db, 'poison-1', 'bad #poison');
   // --once stops when nothing is ready; the poison job's retry waits out a short backoff
-  for (let i = 0; i < 8 && (await db.pool.query(`select 1 from canon.jobs where status in ('queued', 'running')`)).rowCount; i++) await workOnce(db, { FAST_ATTEMPTS: '2' });
+  for (
+    let i = 0;
+    i < 8 && (await db.pool.query(`select 1 from canon.jobs where status in ('queued', 'running')`)).rowCount;
+    i++
+  )
+    await workOnce(db, { FAST_ATTEMPTS: '2' });
 }, 120_000);
 afterAll(async () => db.end());
 
@@ -37,13 +42,31 @@ describe('without a terminal', () => {
     // health --json adds its one-line status (the monitoring-plugin line) to the same object
     const drop = ({ checked_at, estimated_lag_seconds, status_line, ...rest }: Record<string, unknown>) => rest;
     expect(drop(w.data.health)).toEqual(drop(h.data));
-    expect(Object.keys(w.data)).toEqual(['database', 'fetched_at', 'query_ms', 'thresholds', 'health', 'types', 'minutes', 'workers', 'workers_total', 'failures', 'flags', 'breakers', 'focus_type', 'focus_entity']);
+    expect(Object.keys(w.data)).toEqual([
+      'database',
+      'fetched_at',
+      'query_ms',
+      'thresholds',
+      'health',
+      'types',
+      'minutes',
+      'workers',
+      'workers_total',
+      'failures',
+      'flags',
+      'breakers',
+      'focus_type',
+      'focus_entity',
+    ]);
     expect(w.data.minutes).toHaveLength(30);
     expect(w.data.database).toBe(`postgres@127.0.0.1:${new URL(db.url).port}/${db.name}`);
   });
 
   it('--once on its own prints the snapshot too, and --threshold changes the colours and alerts like health', async () => {
-    const r = await canon(['watch', '--once', '--threshold', 'dead_max=5', '--threshold', 'success_rate_min=0.5'], { url: db.url, env: env() });
+    const r = await canon(['watch', '--once', '--threshold', 'dead_max=5', '--threshold', 'success_rate_min=0.5'], {
+      url: db.url,
+      env: env(),
+    });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/● OK/);
     expect(r.stdout).toContain('ALERTS  none firing');

@@ -5,8 +5,8 @@
 // database lost behind a TCP proxy shows "disconnected, retrying" and recovers.
 import net from 'node:net';
 import { stripVTControlCharacters as strip } from 'node:util';
-import pg from 'pg';
 import { render } from 'ink-testing-library';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeHealth } from '../src/observe/health.js';
 import { DEFAULT_THRESHOLDS } from '../src/observe/thresholds.js';
@@ -15,8 +15,8 @@ import { WATCH_SQL } from '../src/sql/watch.js';
 import { App } from '../src/tui/App.js';
 import { readSnapshot } from '../src/tui/snapshot.js';
 import { dbSource } from '../src/tui/source.js';
-import { canon, createTestDb, spawnCanon, waitFor, type TestDb } from './helpers.js';
-import { FAST, doc, env } from './seeing-common.js';
+import { canon, createTestDb, spawnCanon, type TestDb, waitFor } from './helpers.js';
+import { doc, env, FAST } from './seeing-common.js';
 import { plain } from './watch-fixtures.js';
 
 let db: TestDb;
@@ -31,7 +31,9 @@ beforeAll(async () => {
   await doc(db, 'poison-2', 'bad #poison');
   await work(`select 1 where not exists (select 1 from canon.jobs where status in ('queued', 'running'))`);
   // a type paused with a job waiting in it
-  expect((await canon(['jobs', 'pause', 'anchor', '--actor', 'bob', '--reason', 'TSA outage'], { url: db.url })).exitCode).toBe(0);
+  expect(
+    (await canon(['jobs', 'pause', 'anchor', '--actor', 'bob', '--reason', 'TSA outage'], { url: db.url })).exitCode,
+  ).toBe(0);
   await doc(db, 'waiting-1');
   await work(`select 1 from canon.jobs where entity_id = 'waiting-1' and type = 'anchor' and status = 'queued'
                and not exists (select 1 from canon.jobs where status = 'running' or (status = 'queued' and type <> 'anchor'))`);
@@ -40,11 +42,20 @@ afterAll(async () => db.end());
 
 /** A real worker of the fast example pipeline, stopped once the query returns a row. */
 async function work(until: string) {
-  const w = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], { url: db.url, env: env({ FAST_ATTEMPTS: '2' }) });
+  const w = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], {
+    url: db.url,
+    env: env({ FAST_ATTEMPTS: '2' }),
+  });
   try {
     await waitFor(async () => (await db.pool.query(until)).rowCount! > 0, { what: until });
   } catch (e) {
-    console.log((await db.pool.query(`select id, type, entity_id, status, run_at > now() as later from canon.jobs where status not in ('succeeded') order by id`)).rows);
+    console.log(
+      (
+        await db.pool.query(
+          `select id, type, entity_id, status, run_at > now() as later from canon.jobs where status not in ('succeeded') order by id`,
+        )
+      ).rows,
+    );
     throw e;
   } finally {
     w.kill('SIGTERM');
@@ -65,26 +76,46 @@ describe('snapshot', () => {
     expect(sum('queued')).toBe(h.jobs_queued.total);
     expect(sum('running')).toBe(h.jobs_processing.count);
     expect(sum('dead_24h')).toBe(h.dead_last_24h);
-    expect(s.types.find((t) => t.name === 'anchor')).toMatchObject({ paused: true, paused_by: 'bob', pause_reason: 'TSA outage', queued: 1 });
+    expect(s.types.find((t) => t.name === 'anchor')).toMatchObject({
+      paused: true,
+      paused_by: 'bob',
+      pause_reason: 'TSA outage',
+      queued: 1,
+    });
     expect(s.types.find((t) => t.name === 'protect')).toMatchObject({ dead_24h: 2 });
   });
 
   it('buckets the last 30 minutes of finished runs, and shows the newest failures with their trace ids', async () => {
     const s = await readSnapshot(db.pool, DEFAULT_THRESHOLDS, {}, 'test');
     expect(s.minutes).toHaveLength(30);
-    const runs = (await db.pool.query(`select count(*) filter (where status = 'succeeded')::int as ok, count(*) filter (where status = 'failed')::int as failed from canon.job_runs`)).rows[0];
+    const runs = (
+      await db.pool.query(
+        `select count(*) filter (where status = 'succeeded')::int as ok, count(*) filter (where status = 'failed')::int as failed from canon.job_runs`,
+      )
+    ).rows[0];
     expect(s.minutes.reduce((n, m) => n + m.ok, 0)).toBe(runs.ok);
     expect(s.minutes.reduce((n, m) => n + m.failed, 0)).toBe(runs.failed);
     expect(s.minutes.every((m) => m.lag >= 0)).toBe(true);
     expect(s.failures.length).toBe(4); // two attempts of each poison job
-    expect(s.failures.every((f) => f.dead && f.type === 'protect' && /poison document/.test(f.error ?? '') && f.trace_id.endsWith(`-${f.job_id}-${f.attempt}`))).toBe(true);
+    expect(
+      s.failures.every(
+        (f) =>
+          f.dead &&
+          f.type === 'protect' &&
+          /poison document/.test(f.error ?? '') &&
+          f.trace_id.endsWith(`-${f.job_id}-${f.attempt}`),
+      ),
+    ).toBe(true);
     expect(s.flags.map((f) => f.name)).toContain('D1_RUN_TSA_ENABLED');
   });
 
   it('drills into a type (jobs by state) and an entity (the same chain canon trace loads)', async () => {
     const s = await readSnapshot(db.pool, DEFAULT_THRESHOLDS, { type: 'protect', entity: 'poison-1' }, 'test');
     expect(s.focus_type).toMatchObject({ type: 'protect', known: true, dead: { n: 2, last_24h: 2 }, queued: { n: 0 } });
-    expect(s.focus_type!.jobs.map((j) => [j.state, j.entity_id]).sort()).toEqual([['dead', 'poison-1'], ['dead', 'poison-2']]);
+    expect(s.focus_type!.jobs.map((j) => [j.state, j.entity_id]).sort()).toEqual([
+      ['dead', 'poison-1'],
+      ['dead', 'poison-2'],
+    ]);
     const chain = await loadChain(db.pool, 'poison-1', 'entity');
     expect(s.focus_entity!.chain).toEqual(chain);
     expect(s.focus_entity!.trace!.counts).toMatchObject({ dead_jobs: 1 });
@@ -104,9 +135,14 @@ describe('snapshot', () => {
       await c.query('set local enable_seqscan = off');
       await c.query('analyze');
       for (const p of [params(), params('protect', 'poison-1')]) {
-        const plan = JSON.stringify((await c.query(`explain (format json) ${WATCH_SQL.snapshot}`, p)).rows[0]['QUERY PLAN']);
+        const plan = JSON.stringify(
+          (await c.query(`explain (format json) ${WATCH_SQL.snapshot}`, p)).rows[0]['QUERY PLAN'],
+        );
         const seq = [...plan.matchAll(/"Node Type":"Seq Scan"[^}]*?"Relation Name":"(\w+)"/g)].map((m) => m[1]);
-        expect(seq.filter((t) => ['events', 'jobs', 'job_runs', 'workers', 'job_actions'].includes(t)), plan).toEqual([]);
+        expect(
+          seq.filter((t) => ['events', 'jobs', 'job_runs', 'workers', 'job_actions'].includes(t)),
+          plan,
+        ).toEqual([]);
       }
     } finally {
       await c.query('rollback');
@@ -118,14 +154,20 @@ describe('snapshot', () => {
 describe('actions through the owning libraries', () => {
   it('retry of a dead job: a new job through the gateway, recorded with actor and reason', async () => {
     const src = dbSource(db.pool, DEFAULT_THRESHOLDS, 'test', who);
-    const dead = (await db.pool.query(`select id from canon.jobs where entity_id = 'poison-1' and status = 'failed'`)).rows[0].id;
-    const p = await src.prepare({ kind: 'retry', job: { id: dead, type: 'protect', entity_id: 'poison-1', status: 'failed', dead: true } });
+    const dead = (await db.pool.query(`select id from canon.jobs where entity_id = 'poison-1' and status = 'failed'`))
+      .rows[0].id;
+    const p = await src.prepare({
+      kind: 'retry',
+      job: { id: dead, type: 'protect', entity_id: 'poison-1', status: 'failed', dead: true },
+    });
     expect(p.prompt).toBe(`retry job #${dead} (protect, dead, entity poison-1)?`);
     const msg = await p.run();
     const a = (await db.pool.query(`select * from canon.job_actions where job_id = $1`, [dead])).rows[0];
     expect(a).toMatchObject({ action: 'retry', actor: 'oncall-ann', reason: 'INC-7 drill' });
     expect(msg).toBe(`job #${dead} retried as job #${a.new_job_id} by oncall-ann`);
-    expect((await db.pool.query(`select status, via_gateway from canon.jobs where id = $1`, [a.new_job_id])).rows[0]).toEqual({ status: 'queued', via_gateway: true });
+    expect(
+      (await db.pool.query(`select status, via_gateway from canon.jobs where id = $1`, [a.new_job_id])).rows[0],
+    ).toEqual({ status: 'queued', via_gateway: true });
   });
 
   it('retry all dead jobs of a type shows the exact count, then retries exactly those', async () => {
@@ -133,14 +175,24 @@ describe('actions through the owning libraries', () => {
     const p = await src.prepare({ kind: 'retry-type', type: 'protect' });
     expect(p.prompt).toBe('retry 1 dead protect job?'); // poison-1's was retried above
     expect(await p.run()).toBe('retried 1 protect job');
-    await expect(src.prepare({ kind: 'retry-type', type: 'protect' })).rejects.toThrow('no dead protect jobs: nothing to retry');
+    await expect(src.prepare({ kind: 'retry-type', type: 'protect' })).rejects.toThrow(
+      'no dead protect jobs: nothing to retry',
+    );
   });
 
   it('pause and resume a type, kill a flag, cancel a queued job: each recorded', async () => {
     const src = dbSource(db.pool, DEFAULT_THRESHOLDS, 'test', who);
-    expect(await (await src.prepare({ kind: 'pause', type: 'anchor', pause: false })).run()).toBe('anchor resumed by oncall-ann (1 queued job)');
-    expect(await (await src.prepare({ kind: 'pause', type: 'tsa', pause: true })).run()).toBe('tsa paused by oncall-ann (0 queued jobs)');
-    const log = (await db.pool.query(`select target, action, actor, reason from canon.steering_log where actor = 'oncall-ann' order by id`)).rows;
+    expect(await (await src.prepare({ kind: 'pause', type: 'anchor', pause: false })).run()).toBe(
+      'anchor resumed by oncall-ann (1 queued job)',
+    );
+    expect(await (await src.prepare({ kind: 'pause', type: 'tsa', pause: true })).run()).toBe(
+      'tsa paused by oncall-ann (0 queued jobs)',
+    );
+    const log = (
+      await db.pool.query(
+        `select target, action, actor, reason from canon.steering_log where actor = 'oncall-ann' order by id`,
+      )
+    ).rows;
     expect(log).toEqual([
       { target: 'anchor', action: 'resume', actor: 'oncall-ann', reason: 'INC-7 drill' },
       { target: 'tsa', action: 'pause', actor: 'oncall-ann', reason: 'INC-7 drill' },
@@ -148,10 +200,22 @@ describe('actions through the owning libraries', () => {
     const kill = await src.prepare({ kind: 'kill', flag: 'D1_RUN_TSA_ENABLED' });
     expect(kill.prompt).toMatch(/^kill flag D1_RUN_TSA_ENABLED\? it turns off and holds \d+ queued jobs? it allowed$/);
     expect(await kill.run()).toMatch(/^D1_RUN_TSA_ENABLED killed by oncall-ann/);
-    expect((await db.pool.query(`select actor, reason, after from canon.flag_changes where flag_name = 'D1_RUN_TSA_ENABLED' order by id desc limit 1`)).rows[0]).toMatchObject({ actor: 'oncall-ann', reason: 'INC-7 drill', after: { killed: true } });
-    const queued = (await db.pool.query(`select id, type, entity_id from canon.jobs where status = 'queued' order by id limit 1`)).rows[0];
-    expect(await (await src.prepare({ kind: 'cancel', job: { ...queued, status: 'queued', dead: false } })).run()).toBe(`job #${queued.id} (queued) cancelled by oncall-ann`);
-    expect((await db.pool.query(`select action, actor from canon.job_actions where job_id = $1`, [queued.id])).rows).toEqual([{ action: 'cancel', actor: 'oncall-ann' }]);
+    expect(
+      (
+        await db.pool.query(
+          `select actor, reason, after from canon.flag_changes where flag_name = 'D1_RUN_TSA_ENABLED' order by id desc limit 1`,
+        )
+      ).rows[0],
+    ).toMatchObject({ actor: 'oncall-ann', reason: 'INC-7 drill', after: { killed: true } });
+    const queued = (
+      await db.pool.query(`select id, type, entity_id from canon.jobs where status = 'queued' order by id limit 1`)
+    ).rows[0];
+    expect(await (await src.prepare({ kind: 'cancel', job: { ...queued, status: 'queued', dead: false } })).run()).toBe(
+      `job #${queued.id} (queued) cancelled by oncall-ann`,
+    );
+    expect(
+      (await db.pool.query(`select action, actor from canon.job_actions where job_id = $1`, [queued.id])).rows,
+    ).toEqual([{ action: 'cancel', actor: 'oncall-ann' }]);
   });
 });
 
@@ -196,12 +260,23 @@ describe('a lost database', () => {
     via.port = String(px.port);
     const pool = new pg.Pool({ connectionString: via.toString(), max: 2, connectionTimeoutMillis: 2000 });
     pool.on('error', () => {});
-    const r = render(<App source={dbSource(pool, DEFAULT_THRESHOLDS, 'test', who)} interval={0.2} readonly c={plain} size={{ cols: 100, rows: 30 }} />);
+    const r = render(
+      <App
+        source={dbSource(pool, DEFAULT_THRESHOLDS, 'test', who)}
+        interval={0.2}
+        readonly
+        c={plain}
+        size={{ cols: 100, rows: 30 }}
+      />,
+    );
     const frame = () => strip(r.lastFrame() ?? '');
     try {
       await waitFor(async () => frame().includes('JOB TYPE'), { what: 'the first snapshot', timeout: 10_000 });
       await px.cut();
-      await waitFor(async () => frame().includes('disconnected, retrying'), { what: 'the outage on screen', timeout: 10_000 });
+      await waitFor(async () => frame().includes('disconnected, retrying'), {
+        what: 'the outage on screen',
+        timeout: 10_000,
+      });
       expect(frame()).toContain('JOB TYPE');
       await px.restore();
       await waitFor(async () => !frame().includes('disconnected'), { what: 'recovery', timeout: 15_000 });

@@ -8,8 +8,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fmtAge } from '../src/format.js';
 import { pct } from '../src/tui/format.js';
-import { canon, createTestDb, root, spawnCanon, waitFor, type TestDb } from './helpers.js';
-import { FAST, doc, env, workOnce } from './seeing-common.js';
+import { canon, createTestDb, root, spawnCanon, type TestDb, waitFor } from './helpers.js';
+import { doc, env, FAST, workOnce } from './seeing-common.js';
 
 /** fmtAge's text back to seconds (12ms, 4.5s, 3m, 1.2h). */
 const seconds = (t: string) => {
@@ -28,7 +28,8 @@ if (!hasTmux && inCI) {
 
 describe.skipIf(!hasTmux)('canon watch in tmux', () => {
   const sock = `canon-watch-e2e-${process.pid}`;
-  const tmux = (...args: string[]) => execFileSync('tmux', ['-L', sock, '-f', '/dev/null', ...args], { encoding: 'utf8' });
+  const tmux = (...args: string[]) =>
+    execFileSync('tmux', ['-L', sock, '-f', '/dev/null', ...args], { encoding: 'utf8' });
   const screen = () => tmux('capture-pane', '-p', '-t', 'e2e');
   const keys = async (...k: string[]) => {
     for (const key of k) {
@@ -37,7 +38,11 @@ describe.skipIf(!hasTmux)('canon watch in tmux', () => {
     }
   };
   const see = (what: string | RegExp, timeout = 15_000) =>
-    waitFor(async () => (typeof what === 'string' ? screen().includes(what) : what.test(screen())) && screen(), { what: `${what} on screen`, timeout, interval: 100 }).catch((e) => {
+    waitFor(async () => (typeof what === 'string' ? screen().includes(what) : what.test(screen())) && screen(), {
+      what: `${what} on screen`,
+      timeout,
+      interval: 100,
+    }).catch((e) => {
       throw new Error(`${(e as Error).message}; the screen:\n${screen()}`);
     });
   let db: TestDb;
@@ -52,7 +57,10 @@ describe.skipIf(!hasTmux)('canon watch in tmux', () => {
     expect((await canon(['jobs', 'pause', 'anchor', '--reason', 'e2e'], { url: db.url })).exitCode).toBe(0);
     for (const id of ['ok-1', 'ok-2', 'ok-3']) await doc(db, id);
     await doc(db, 'poison-1', 'bad #poison');
-    worker = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], { url: db.url, env: env({ FAST_ATTEMPTS: '2' }) });
+    worker = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], {
+      url: db.url,
+      env: env({ FAST_ATTEMPTS: '2' }),
+    });
     await waitFor(
       async () =>
         (
@@ -63,7 +71,19 @@ describe.skipIf(!hasTmux)('canon watch in tmux', () => {
       { what: 'three documents waiting at anchor and the poison job dead', timeout: 30_000 },
     );
     deadId = (await db.pool.query(`select id from canon.dead_jobs where entity_id = 'poison-1'`)).rows[0].id;
-    tmux('new-session', '-d', '-s', 'e2e', '-x', '120', '-y', '40', '-e', `DATABASE_URL=${db.url}`, 'bash --norc --noprofile');
+    tmux(
+      'new-session',
+      '-d',
+      '-s',
+      'e2e',
+      '-x',
+      '120',
+      '-y',
+      '40',
+      '-e',
+      `DATABASE_URL=${db.url}`,
+      'bash --norc --noprofile',
+    );
     // CI=true reaches the shell through tmux's environment; the dashboard would print one snapshot
     await keys(`cd ${root} && env -u CI node bin/canon watch --interval 1 --actor e2e-oncall`, 'Enter');
   }, 90_000);
@@ -93,18 +113,32 @@ describe.skipIf(!hasTmux)('canon watch in tmux', () => {
       const at = lines.findIndex((l) => /^lag\s+gap\s+queued/.test(l));
       const tile = (label: string) => lines[at + 1].slice(lines[at].indexOf(label)).split(/\s+/)[0];
       const got = {
-        gap: tile('gap'), queued: tile('queued'), running: tile('running'), stuck: tile('stuck'), dead: tile('dead 24h'), success: tile('success 1h'),
-        workers: /workers (\d+)/.exec(lines[0])?.[1], status: /● (\w+)/.exec(lines[0])?.[1],
+        gap: tile('gap'),
+        queued: tile('queued'),
+        running: tile('running'),
+        stuck: tile('stuck'),
+        dead: tile('dead 24h'),
+        success: tile('success 1h'),
+        workers: /workers (\d+)/.exec(lines[0])?.[1],
+        status: /● (\w+)/.exec(lines[0])?.[1],
       };
       const want = {
-        gap: String(h.event_to_job_gap), queued: String(h.jobs_queued.total), running: String(h.jobs_processing.count), stuck: String(h.stuck_count),
-        dead: String(h.dead_last_24h), success: pct(h.throughput.last_1h.success_rate), workers: String(h.workers.alive), status: h.status,
+        gap: String(h.event_to_job_gap),
+        queued: String(h.jobs_queued.total),
+        running: String(h.jobs_processing.count),
+        stuck: String(h.stuck_count),
+        dead: String(h.dead_last_24h),
+        success: pct(h.throughput.last_1h.success_rate),
+        workers: String(h.workers.alive),
+        status: h.status,
       };
       const lagScreen = tile('lag');
       // lag grows by the second while anchor waits: the screen is up to one refresh (1 s) older
       // than its capture, and health is read after the capture (a process start on a busy machine)
       const slack = (Date.now() - t0) / 1000 + 1.5;
-      const lagClose = lagScreen === fmtAge(h.estimated_lag_seconds) || Math.abs(seconds(lagScreen) - h.estimated_lag_seconds) <= slack;
+      const lagClose =
+        lagScreen === fmtAge(h.estimated_lag_seconds) ||
+        Math.abs(seconds(lagScreen) - h.estimated_lag_seconds) <= slack;
       if (JSON.stringify(got) === JSON.stringify(want) && lagClose) {
         expect(want).toMatchObject({ queued: '3', running: '0', dead: '1', gap: '0', workers: '1' });
         return;
@@ -135,19 +169,39 @@ describe.skipIf(!hasTmux)('canon watch in tmux', () => {
     const newId = Number(/retried as job #(\d+)/.exec(s)![1]);
     const a = (await db.pool.query(`select * from canon.job_actions where job_id = $1`, [deadId])).rows[0];
     expect(a).toMatchObject({ action: 'retry', new_job_id: newId, actor: 'e2e-oncall', reason: 'via canon watch' });
-    const j = (await db.pool.query(`select j.type, j.entity_id, j.via_gateway, e.kind, e.payload->>'retry_of' as retry_of
-                                      from canon.jobs j join canon.events e on e.position = j.source_event_position where j.id = $1`, [newId])).rows[0];
-    expect(j).toEqual({ type: 'protect', entity_id: 'poison-1', via_gateway: true, kind: 'job.protect.required', retry_of: String(deadId) });
+    const j = (
+      await db.pool.query(
+        `select j.type, j.entity_id, j.via_gateway, e.kind, e.payload->>'retry_of' as retry_of
+                                      from canon.jobs j join canon.events e on e.position = j.source_event_position where j.id = $1`,
+        [newId],
+      )
+    ).rows[0];
+    expect(j).toEqual({
+      type: 'protect',
+      entity_id: 'poison-1',
+      via_gateway: true,
+      kind: 'job.protect.required',
+      retry_of: String(deadId),
+    });
     // the running worker takes the new job (and the poison kills it again, with its own record)
-    await waitFor(async () => (await db.pool.query(`select 1 from canon.job_runs where job_id = $1`, [newId])).rowCount! > 0, { what: 'the retry to run' });
+    await waitFor(
+      async () => (await db.pool.query(`select 1 from canon.job_runs where job_id = $1`, [newId])).rowCount! > 0,
+      { what: 'the retry to run' },
+    );
     await see(/retried as job #\d+ by e2e-oncall/);
   });
 
   it('q exits 0 and leaves the terminal usable', async () => {
     await keys('q');
     // the alternate screen is gone and the shell prompt is back
-    await waitFor(async () => !screen().includes('JOB TYPE') && /^\S*[#$]\s*$/m.test(screen()), { what: 'the shell prompt', timeout: 15_000 });
-    await keys('echo "rc=$?"; stty -a | grep -ow -e -icanon -e icanon -e -echo -e echo | head -2 | tr "\\n" " "; echo', 'Enter');
+    await waitFor(async () => !screen().includes('JOB TYPE') && /^\S*[#$]\s*$/m.test(screen()), {
+      what: 'the shell prompt',
+      timeout: 15_000,
+    });
+    await keys(
+      'echo "rc=$?"; stty -a | grep -ow -e -icanon -e icanon -e -echo -e echo | head -2 | tr "\\n" " "; echo',
+      'Enter',
+    );
     const s = await see(/^rc=\d+$/m);
     expect(s).toMatch(/^rc=0$/m);
     expect(s).toMatch(/^icanon echo\s*$/m);

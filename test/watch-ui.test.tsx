@@ -3,26 +3,45 @@
 // confirmed actions, --readonly, pausing, search, help, "disconnected, retrying" and recovery.
 import { stripVTControlCharacters as strip } from 'node:util';
 import chalk from 'chalk';
-import { render, cleanup } from 'ink-testing-library';
+import { cleanup, render } from 'ink-testing-library';
 import { afterEach, describe, expect, it } from 'vitest';
 import { App } from '../src/tui/App.js';
 import { Overview } from '../src/tui/components/Overview.js';
-import { allocate, windowStart } from '../src/tui/layout.js';
-import { lagSeries } from '../src/tui/snapshot.js';
-import { plainSnapshot } from '../src/tui/run.js';
 import { shortId, sparkline, wrap } from '../src/tui/format.js';
 import type { View } from '../src/tui/items.js';
-import { NOW, POISON_ERROR, fakeSource, plain, snapshot } from './watch-fixtures.js';
+import { allocate, windowStart } from '../src/tui/layout.js';
+import { plainSnapshot } from '../src/tui/run.js';
+import { lagSeries } from '../src/tui/snapshot.js';
+import { fakeSource, NOW, POISON_ERROR, plain, snapshot } from './watch-fixtures.js';
 
 afterEach(() => cleanup());
 
 const tick = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 const KEY = { up: '\x1b[A', down: '\x1b[B', enter: '\r', esc: '\x1b', ctrlC: '\x03' };
 
-function mount(opts: { cols?: number; rows?: number; readonly?: boolean; initial?: View; big?: boolean; fail?: () => Error | undefined; interval?: number } = {}) {
+function mount(
+  opts: {
+    cols?: number;
+    rows?: number;
+    readonly?: boolean;
+    initial?: View;
+    big?: boolean;
+    fail?: () => Error | undefined;
+    interval?: number;
+  } = {},
+) {
   const fake = fakeSource({ big: opts.big, fail: opts.fail });
   const size = { cols: opts.cols ?? 100, rows: opts.rows ?? 30 };
-  const r = render(<App source={fake.source} interval={opts.interval ?? 0.05} readonly={!!opts.readonly} c={plain} size={size} initial={opts.initial} />);
+  const r = render(
+    <App
+      source={fake.source}
+      interval={opts.interval ?? 0.05}
+      readonly={!!opts.readonly}
+      c={plain}
+      size={size}
+      initial={opts.initial}
+    />,
+  );
   const frame = () => strip(r.lastFrame() ?? '');
   const until = async (cond: (f: string) => boolean, what: string) => {
     for (let i = 0; i < 200; i++) {
@@ -67,7 +86,16 @@ describe('overview', () => {
   });
 
   it('never draws a frame taller than rows-1, at any size, in any view, with long lists', async () => {
-    const sizes = [[80, 24], [40, 8], [60, 12], [100, 30], [119, 50], [120, 40], [200, 60], [30, 5]];
+    const sizes = [
+      [80, 24],
+      [40, 8],
+      [60, 12],
+      [100, 30],
+      [119, 50],
+      [120, 40],
+      [200, 60],
+      [30, 5],
+    ];
     const views: View[] = [
       { kind: 'overview', cursor: 35 },
       { kind: 'type', type: 'protect', cursor: 2 },
@@ -103,10 +131,34 @@ describe('overview', () => {
     const level = chalk.level;
     chalk.level = 1;
     try {
-      const calm = render(<Overview snap={snapshot({}, { health: { problems: [], status: 'OK' } })} cols={100} rows={30} cursor={-1} now={NOW} />);
+      const calm = render(
+        <Overview
+          snap={snapshot({}, { health: { problems: [], status: 'OK' } })}
+          cols={100}
+          rows={30}
+          cursor={-1}
+          now={NOW}
+        />,
+      );
       const hot = render(
         <Overview
-          snap={snapshot({}, { health: { stuck_count: 3, problems: [{ alert: 'CanonStuckJobs', severity: 'critical', summary: '3 jobs stuck', runbook: 'runbooks/stuck-jobs.md' }], status: 'CRITICAL' } })}
+          snap={snapshot(
+            {},
+            {
+              health: {
+                stuck_count: 3,
+                problems: [
+                  {
+                    alert: 'CanonStuckJobs',
+                    severity: 'critical',
+                    summary: '3 jobs stuck',
+                    runbook: 'runbooks/stuck-jobs.md',
+                  },
+                ],
+                status: 'CRITICAL',
+              },
+            },
+          )}
           cols={100}
           rows={30}
           cursor={-1}
@@ -155,7 +207,9 @@ describe('keys and drill-down', () => {
     await m.press(KEY.enter);
     f = await m.until((x) => x.includes('ATTEMPTS'), 'the job view');
     expect(m.calls).toContainEqual({ entity: 'poison-1' });
-    expect(f).toMatch(/job #11 protect \[execution\] DEAD\s+entity poison-1\s+attempts 2\/2\s+reason max_attempts_exceeded/);
+    expect(f).toMatch(
+      /job #11 protect \[execution\] DEAD\s+entity poison-1\s+attempts 2\/2\s+reason max_attempts_exceeded/,
+    );
     expect(f).toContain(`last error: ${POISON_ERROR}`);
     expect(f).toMatch(/2 failed .*handler_error: RetryableError: poison document/);
     expect(f).toMatch(/poison-1 \(entity\): 3 events, 2 jobs, 3 runs, 1 dead/);
@@ -190,7 +244,10 @@ describe('keys and drill-down', () => {
     expect(m.frame()).toContain('JOB TYPE');
   });
 
-  it.each([['q', 'q'], ['Ctrl-C', KEY.ctrlC]])('%s quits and stops refreshing', async (_name, key) => {
+  it.each([
+    ['q', 'q'],
+    ['Ctrl-C', KEY.ctrlC],
+  ])('%s quits and stops refreshing', async (_name, key) => {
     const m = mount();
     await m.until((x) => x.includes('JOB TYPE'), 'overview');
     await m.press(key);
@@ -233,7 +290,9 @@ describe('actions', () => {
     await m.press('j', 'j', 'j', 'r');
     await m.until((x) => x.includes('[y/N]'), 'the prompt');
     expect(m.frame()).toContain('retry job #11? [y/N]');
-    expect(m.prepared).toEqual([{ kind: 'retry', job: { id: 11, type: 'protect', entity_id: 'poison-1', status: 'failed', dead: true } }]);
+    expect(m.prepared).toEqual([
+      { kind: 'retry', job: { id: 11, type: 'protect', entity_id: 'poison-1', status: 'failed', dead: true } },
+    ]);
     await m.press('n');
     expect(m.frame()).toContain('cancelled: nothing changed');
     expect(m.ran).toEqual([]);
@@ -340,7 +399,13 @@ describe('plain snapshot and helpers', () => {
       expect(a.a + a.b + a.c).toBeLessThanOrEqual(budget);
       if (a.b > 0) expect(a.b).toBeGreaterThanOrEqual(3);
     }
-    expect(allocate(6, [{ key: 'a', min: 2, want: 2 }, { key: 'b', min: 5, want: 9 }, { key: 'c', min: 1, want: 3 }])).toEqual({ a: 2, b: 0, c: 3 });
+    expect(
+      allocate(6, [
+        { key: 'a', min: 2, want: 2 },
+        { key: 'b', min: 5, want: 9 },
+        { key: 'c', min: 1, want: 3 },
+      ]),
+    ).toEqual({ a: 2, b: 0, c: 3 });
   });
 
   it('windowStart keeps the cursor visible', () => {

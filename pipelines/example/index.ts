@@ -9,7 +9,14 @@
 // "#hang" never returns (aborted at the timeout), "#flaky" fails its first attempt.
 // CANON_EXAMPLE_FLAKY_RATE (0..1) makes tsa fail at random, to show retries.
 import { requiredType } from '../../src/ledger.js';
-import { definePipeline, PermanentError, PreconditionError, RetryableError, type Entity, type HandlerContext } from '../../src/pipeline/define.js';
+import {
+  definePipeline,
+  type Entity,
+  type HandlerContext,
+  PermanentError,
+  PreconditionError,
+  RetryableError,
+} from '../../src/pipeline/define.js';
 import { inclusionProof, leafHash, treeHash } from './merkle.js';
 import { proofs } from './proofs.js';
 import { stamp } from './tsa.js';
@@ -44,7 +51,8 @@ function failureMode(entity: Entity, attempt: number, signal: AbortSignal): Prom
   if (c.includes('#poison')) throw new RetryableError('poison document: this handler always fails');
   if (c.includes('#permanent')) throw new PermanentError('document marked #permanent: cannot be protected');
   if (c.includes('#flaky') && attempt === 1) throw new RetryableError('flaky document: first attempt fails');
-  if (c.includes('#hang')) return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
+  if (c.includes('#hang'))
+    return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }));
 }
 
 export function protectedHash(entity: Entity): string | undefined {
@@ -54,7 +62,9 @@ export function protectedHash(entity: Entity): string | undefined {
 
 export default definePipeline({
   name: 'example',
-  flags: { [TSA_FLAG]: { default: true, description: 'run the trusted timestamp step (off: legacy mode, straight to anchor)' } },
+  flags: {
+    [TSA_FLAG]: { default: true, description: 'run the trusted timestamp step (off: legacy mode, straight to anchor)' },
+  },
   jobTypes: {
     protect: { maxAttempts: 5, timeoutSeconds: 30, backoff: { baseSeconds: 0.5, maxSeconds: 30 } },
     tsa: { maxAttempts: 5, timeoutSeconds: 30, backoff: { baseSeconds: 0.5, maxSeconds: 30 } },
@@ -98,7 +108,10 @@ export default definePipeline({
           order by created_at desc limit $3`,
         [protectedAt, ctx.entity.id, ANCHOR_BATCH - 1],
       );
-      const batch = [{ entity_id: ctx.entity.id, sha256: mine }, ...others.filter((o) => /^[0-9a-f]{64}$/.test(o.sha256))].sort((a, b) => (a.entity_id < b.entity_id ? -1 : a.entity_id > b.entity_id ? 1 : 0));
+      const batch = [
+        { entity_id: ctx.entity.id, sha256: mine },
+        ...others.filter((o) => /^[0-9a-f]{64}$/.test(o.sha256)),
+      ].sort((a, b) => (a.entity_id < b.entity_id ? -1 : a.entity_id > b.entity_id ? 1 : 0));
       const leaves = batch.map((b) => Buffer.from(b.sha256, 'hex'));
       const index = batch.findIndex((b) => b.entity_id === ctx.entity.id);
       return {

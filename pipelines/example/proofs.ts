@@ -8,11 +8,21 @@ import type { TimestampToken } from './tsa.js';
 import { checkProof, checkToken, contentHash, verifyEntity } from './verify.js';
 
 export const proofs: PipelineProofs = {
-  kinds: { content: 'document.created', artifact: 'protect.succeeded', timestamp: 'tsa.succeeded', anchor: 'anchor.succeeded' },
+  kinds: {
+    content: 'document.created',
+    artifact: 'protect.succeeded',
+    timestamp: 'tsa.succeeded',
+    anchor: 'anchor.succeeded',
+  },
   contentHash,
   verifyTimestamp(token, artifactSha256) {
     const failed = checkToken(token as TimestampToken, artifactSha256).find((c) => !c.ok);
-    return failed ? { ok: false, detail: failed.detail } : { ok: true, detail: `${token.algorithm} signature by key ${token.key_id} over the artifact hash at ${token.timestamp}` };
+    return failed
+      ? { ok: false, detail: failed.detail }
+      : {
+          ok: true,
+          detail: `${token.algorithm} signature by key ${token.key_id} over the artifact hash at ${token.timestamp}`,
+        };
   },
   verifyAnchor(anchor, artifactSha256) {
     const c = checkProof({ ...anchor, sha256: artifactSha256 });

@@ -57,7 +57,15 @@ export function anchorBatch(batch: { id: string; sha256: string }[]): Map<string
   return new Map(
     sorted.map((b, i) => [
       b.id,
-      { sha256: b.sha256, root, leaf_hash: t.leafHashes[i].toString('hex'), leaf_index: i, tree_size: sorted.length, proof: t.paths[i].map((p) => p.toString('hex')), algorithm: 'rfc6962-sha256' },
+      {
+        sha256: b.sha256,
+        root,
+        leaf_hash: t.leafHashes[i].toString('hex'),
+        leaf_index: i,
+        tree_size: sorted.length,
+        proof: t.paths[i].map((p) => p.toString('hex')),
+        algorithm: 'rfc6962-sha256',
+      },
     ]),
   );
 }

@@ -2,7 +2,15 @@
 // under the canon home (CANON_TSA_KEY_DIR to move it). A token signs the document hash, the
 // time and the entity; its key id is the SHA-256 of the public key, so a verifier can tell
 // which key signed and whether it trusts that key.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -30,7 +38,13 @@ function publicKey(publicKeyPem: string): { key: KeyObject; id: string } {
   let k = parsedKeys.get(publicKeyPem);
   if (!k) {
     const key = createPublicKey(publicKeyPem);
-    k = { key, id: createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 32) };
+    k = {
+      key,
+      id: createHash('sha256')
+        .update(key.export({ type: 'spki', format: 'der' }))
+        .digest('hex')
+        .slice(0, 32),
+    };
     if (parsedKeys.size >= 64) parsedKeys.clear();
     parsedKeys.set(publicKeyPem, k);
   }
@@ -65,7 +79,8 @@ export function loadKey(dir = keyDir()): { privateKey: KeyObject; publicPem: str
 }
 
 /** What a token's signature covers. */
-export const message = (t: Pick<TimestampToken, 'hash' | 'timestamp' | 'entity_id'>) => Buffer.from(`canon-tsa-v1|${t.hash}|${t.timestamp}|${t.entity_id}`);
+export const message = (t: Pick<TimestampToken, 'hash' | 'timestamp' | 'entity_id'>) =>
+  Buffer.from(`canon-tsa-v1|${t.hash}|${t.timestamp}|${t.entity_id}`);
 
 export function stamp(hash: string, entityId: string, dir = keyDir()): TimestampToken {
   const k = loadKey(dir);

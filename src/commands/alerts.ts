@@ -1,17 +1,20 @@
 // `canon alerts`: the seeds' and the RFC's alerts evaluated now, each naming its runbook.
+
+import type { Ctx } from '../context.js';
 import { EXIT } from '../errors.js';
-import { computeHealth } from '../observe/health.js';
 import { evaluateAlerts, worstSeverity } from '../observe/alerts.js';
+import { computeHealth } from '../observe/health.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
-import type { Ctx } from '../context.js';
 import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
   program
     .command('alerts')
-    .description('evaluate the alerts (backlog, success rate, duplicates, gap, stuck, dead, trace policy, bypass, paused types, breakers, auto-rollbacks, ledger edits) now')
+    .description(
+      'evaluate the alerts (backlog, success rate, duplicates, gap, stuck, dead, trace policy, bypass, paused types, breakers, auto-rollbacks, ledger edits) now',
+    )
     .addOption(thresholdOption())
     .option('--firing', 'list only the alerts that fire')
     .allowUnknownOption()
@@ -38,7 +41,10 @@ export const register: Register = (program, run) => {
             data: { checked_at: h.checked_at, firing: firing.length, alerts: shown, thresholds: t },
             details: (d) =>
               d.alerts
-                .map((a) => `${a.firing ? (a.severity === 'critical' ? ctx.c.red('FIRING  ') : ctx.c.yellow('FIRING  ')) : ctx.c.green('ok      ')}${a.name.padEnd(26)} ${a.firing ? `${a.summary} → ${a.runbook}` : `value ${a.value} (fires ${a.threshold})`}`)
+                .map(
+                  (a) =>
+                    `${a.firing ? (a.severity === 'critical' ? ctx.c.red('FIRING  ') : ctx.c.yellow('FIRING  ')) : ctx.c.green('ok      ')}${a.name.padEnd(26)} ${a.firing ? `${a.summary} → ${a.runbook}` : `value ${a.value} (fires ${a.threshold})`}`,
+                )
                 .join('\n'),
           };
         });

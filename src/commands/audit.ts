@@ -1,10 +1,10 @@
 // `canon audit verify`: recompute the ledger's hash chains and report the first broken link of
 // each entity; `canon audit attempts`: the register of refused edits and trigger bypasses.
 import { actorDefault, checkEntityId, intArg } from '../args.js';
+import { type AuditResult, acknowledgeTamper, type TamperAlert, tamperAlerts, verifyChains } from '../audit.js';
 import { EXIT } from '../errors.js';
 import { Progress } from '../progress.js';
 import { inSnapshot } from '../proof/snapshot.js';
-import { acknowledgeTamper, tamperAlerts, verifyChains, type AuditResult, type TamperAlert } from '../audit.js';
 import { examples, type Register } from './types.js';
 
 const PROBLEM: Record<string, string> = {
@@ -16,10 +16,15 @@ const PROBLEM: Record<string, string> = {
 
 export function auditHuman(r: AuditResult): string {
   if (r.ok) return `ledger verified: ${r.events} events in ${r.entities} entities, every hash chain intact`;
-  const lines = [`ledger BROKEN: ${r.breaks.length} entit${r.breaks.length === 1 ? 'y has' : 'ies have'} a broken chain (${r.events} events, ${r.entities} entities checked)`];
+  const lines = [
+    `ledger BROKEN: ${r.breaks.length} entit${r.breaks.length === 1 ? 'y has' : 'ies have'} a broken chain (${r.events} events, ${r.entities} entities checked)`,
+  ];
   for (const b of r.breaks) {
-    lines.push(`  ${b.entity_id} seq ${b.seq}${b.found_seq !== undefined ? ` (row has seq ${b.found_seq})` : ''}: ${PROBLEM[b.problem] ?? b.problem}`);
-    if (b.expected_hash || b.actual_hash) lines.push(`    expected ${b.expected_hash ?? '-'}`, `    actual   ${b.actual_hash ?? '-'}`);
+    lines.push(
+      `  ${b.entity_id} seq ${b.seq}${b.found_seq !== undefined ? ` (row has seq ${b.found_seq})` : ''}: ${PROBLEM[b.problem] ?? b.problem}`,
+    );
+    if (b.expected_hash || b.actual_hash)
+      lines.push(`    expected ${b.expected_hash ?? '-'}`, `    actual   ${b.actual_hash ?? '-'}`);
   }
   return lines.join('\n');
 }
@@ -29,7 +34,9 @@ function attemptsHuman(a: TamperAlert): string {
   return [
     `refused edit attempts on the ledger: ${r.refused_total} (${a.refused_new} new)`,
     `edits with triggers bypassed:        ${r.bypass_total} (${a.bypass_new} new)`,
-    r.last ? `last: ${r.last.operation} by ${r.last.role} at ${r.last.at}${r.last.bypassed ? ' with triggers bypassed' : ' (refused)'}; server log pid ${r.last.pid} has the statement` : 'last: none',
+    r.last
+      ? `last: ${r.last.operation} by ${r.last.role} at ${r.last.at}${r.last.bypassed ? ' with triggers bypassed' : ' (refused)'}; server log pid ${r.last.pid} has the statement`
+      : 'last: none',
   ].join('\n');
 }
 
@@ -84,7 +91,10 @@ export const register: Register = (program, run) => {
         const db = await ctx.db();
         const before = await tamperAlerts(db.pool);
         if (opts.ack) await acknowledgeTamper(db.pool, opts.actor ?? actorDefault());
-        ctx.print({ ...before, acknowledged: !!opts.ack }, (d) => attemptsHuman(d) + (d.acknowledged ? '\nacknowledged: alerts fire again only on new attempts' : ''));
+        ctx.print(
+          { ...before, acknowledged: !!opts.ack },
+          (d) => attemptsHuman(d) + (d.acknowledged ? '\nacknowledged: alerts fire again only on new attempts' : ''),
+        );
         return opts.ack || before.severity === 'ok' ? EXIT.OK : EXIT.FAILURE;
       }),
     );

@@ -4,23 +4,32 @@ import type { Command } from 'commander';
 import { parseDuration } from '../args.js';
 import { usageError } from '../errors.js';
 import { forceBreaker, listBreakers } from '../steering/breakers.js';
-import { EXIT_HELP, checkJobType, who, withWho } from '../steering/options.js';
+import { checkJobType, EXIT_HELP, who, withWho } from '../steering/options.js';
 import { renderBreakers, when } from '../steering/render.js';
 import { examples, type Register, type Run } from './types.js';
 
 function force(breakers: Command, run: Run, state: 'open' | 'closed', description: string, example: string[]) {
-  const cmd = withWho(breakers.command(state === 'open' ? 'open' : 'close').description(description).argument('<job_type>', 'an execution job type'));
-  if (state === 'open') cmd.option('--for <duration>', "how long before a probe may close it again (default: the type's cooldown)");
+  const cmd = withWho(
+    breakers
+      .command(state === 'open' ? 'open' : 'close')
+      .description(description)
+      .argument('<job_type>', 'an execution job type'),
+  );
+  if (state === 'open')
+    cmd.option('--for <duration>', "how long before a probe may close it again (default: the type's cooldown)");
   cmd.addHelpText('after', examples(...example) + EXIT_HELP).action(
     run(async (ctx, jobType: string, opts: { actor?: string; reason?: string; for?: string }) => {
       checkJobType(jobType);
       const w = who(opts);
       const seconds = opts.for === undefined ? undefined : parseDuration('--for', opts.for);
-      if (seconds !== undefined && (seconds < 1 || seconds > 365 * 86400)) throw usageError(`--for must be from 1s to 365d, got "${opts.for}"`);
+      if (seconds !== undefined && (seconds < 1 || seconds > 365 * 86400))
+        throw usageError(`--for must be from 1s to 365d, got "${opts.for}"`);
       const db = await ctx.db();
       const b = await forceBreaker(db.pool, jobType, state, w, seconds);
       ctx.print({ ...b, actor: w.actor, reason: w.reason ?? null }, (d) =>
-        d.state === 'open' ? `${d.job_type}: breaker open; its jobs stay queued; a probe may run after ${when(d.next_attempt_at)}` : `${d.job_type}: breaker closed; its jobs run again`,
+        d.state === 'open'
+          ? `${d.job_type}: breaker open; its jobs stay queued; a probe may run after ${when(d.next_attempt_at)}`
+          : `${d.job_type}: breaker closed; its jobs run again`,
       );
     }),
   );
@@ -30,7 +39,14 @@ export const register: Register = (program, run) => {
   const breakers = program
     .command('breakers')
     .description('circuit breakers per job type: open after N consecutive failures, one probe after the cooldown')
-    .addHelpText('after', examples('canon breakers list', 'canon breakers open anchor --for 10m --reason "TSA down"', 'canon breakers close anchor'));
+    .addHelpText(
+      'after',
+      examples(
+        'canon breakers list',
+        'canon breakers open anchor --for 10m --reason "TSA down"',
+        'canon breakers close anchor',
+      ),
+    );
 
   breakers
     .command('list')
@@ -43,6 +59,11 @@ export const register: Register = (program, run) => {
       }),
     );
 
-  force(breakers, run, 'open', 'open a breaker by hand: the type\'s jobs stay queued without spending attempts', ['canon breakers open anchor --reason "anchoring service maintenance"', 'canon breakers open anchor --for 1h']);
-  force(breakers, run, 'closed', 'close a breaker by hand: failure count reset, the type runs again', ['canon breakers close anchor --reason "service restored"']);
+  force(breakers, run, 'open', "open a breaker by hand: the type's jobs stay queued without spending attempts", [
+    'canon breakers open anchor --reason "anchoring service maintenance"',
+    'canon breakers open anchor --for 1h',
+  ]);
+  force(breakers, run, 'closed', 'close a breaker by hand: failure count reset, the type runs again', [
+    'canon breakers close anchor --reason "service restored"',
+  ]);
 };

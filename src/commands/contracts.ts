@@ -1,13 +1,22 @@
 // `canon contracts check`: the RFC's CI contracts; exit 0 when all hold.
-import { EXIT } from '../errors.js';
+
 import { checkContracts } from '../contracts.js';
+import { EXIT } from '../errors.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
-  const c = program.command('contracts').description('the pipeline contracts CI enforces').addHelpText('after', examples('canon contracts check', 'canon contracts check --json'));
+  const c = program
+    .command('contracts')
+    .description('the pipeline contracts CI enforces')
+    .addHelpText('after', examples('canon contracts check', 'canon contracts check --json'));
   c.command('check')
-    .description('core trigger on, claims return only their lane, types whitelisted, compat views present, SECURITY DEFINER functions pinned and not PUBLIC, migrations match')
-    .addHelpText('after', `${examples('canon contracts check', 'canon contracts check --json || echo "contract broken"')}\n\nExit 0 when every contract holds, 1 when one fails (it is named).`)
+    .description(
+      'core trigger on, claims return only their lane, types whitelisted, compat views present, SECURITY DEFINER functions pinned and not PUBLIC, migrations match',
+    )
+    .addHelpText(
+      'after',
+      `${examples('canon contracts check', 'canon contracts check --json || echo "contract broken"')}\n\nExit 0 when every contract holds, 1 when one fails (it is named).`,
+    )
     .action(
       run(async (ctx) => {
         const db = await ctx.db({ migrated: false });
@@ -16,9 +25,17 @@ export const register: Register = (program, run) => {
           const results = await checkContracts(client);
           const ok = results.every((r) => r.ok);
           ctx.print({ ok, contracts: results }, (d) =>
-            d.contracts.map((r) => `${r.ok ? ctx.c.green('[PASS]') : ctx.c.red('[FAIL]')} ${r.name}: ${r.detail}`).join('\n'),
+            d.contracts
+              .map((r) => `${r.ok ? ctx.c.green('[PASS]') : ctx.c.red('[FAIL]')} ${r.name}: ${r.detail}`)
+              .join('\n'),
           );
-          if (!ok && !ctx.json) ctx.info(`canon: contract failed: ${results.filter((r) => !r.ok).map((r) => r.name).join(', ')}`);
+          if (!ok && !ctx.json)
+            ctx.info(
+              `canon: contract failed: ${results
+                .filter((r) => !r.ok)
+                .map((r) => r.name)
+                .join(', ')}`,
+            );
           return ok ? EXIT.OK : EXIT.FAILURE;
         } finally {
           client.release();

@@ -4,8 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { intArg, numberArg } from '../args.js';
 import { tx } from '../db/connect.js';
-import { describeUrl } from '../db/url.js';
 import { embeddedPaths } from '../db/embedded.js';
+import { describeUrl } from '../db/url.js';
 import { createLogger } from '../engine/log.js';
 import { startWorker } from '../engine/run.js';
 import { appendEvent } from '../ledger.js';
@@ -14,7 +14,16 @@ import { Progress } from '../progress.js';
 import { DEMO_SQL } from '../sql/demo.js';
 import { examples, type Register } from './types.js';
 
-const SAMPLES = ['Purchase agreement', 'Lease contract', 'Invoice', 'Board minutes', 'NDA', 'Delivery note', 'Power of attorney', 'Audit report'];
+const SAMPLES = [
+  'Purchase agreement',
+  'Lease contract',
+  'Invoice',
+  'Board minutes',
+  'NDA',
+  'Delivery note',
+  'Power of attorney',
+  'Audit report',
+];
 
 export const register: Register = (program, run) => {
   program
@@ -22,9 +31,21 @@ export const register: Register = (program, run) => {
     .description('run the example pipeline (protect → tsa → anchor) on a batch of documents and show what happened')
     .option('--documents <n>', 'documents to create', intArg('--documents', 1, 1_000_000), 100)
     .option('--concurrency <n>', 'jobs run at once per lane', intArg('--concurrency', 1, 256), 8)
-    .option('--flaky-rate <r>', 'share of timestamp calls that fail once, to show retries', numberArg('--flaky-rate', 0, 0.9), 0.05)
+    .option(
+      '--flaky-rate <r>',
+      'share of timestamp calls that fail once, to show retries',
+      numberArg('--flaky-rate', 0, 0.9),
+      0.05,
+    )
     .option('--timeout <s>', 'give up when nothing progresses for this long', numberArg('--timeout', 1, 86_400), 120)
-    .addHelpText('after', examples('canon demo', 'canon demo --documents 1000 --concurrency 16', 'DATABASE_URL=postgres://me@localhost/scratch canon demo --json'))
+    .addHelpText(
+      'after',
+      examples(
+        'canon demo',
+        'canon demo --documents 1000 --concurrency 16',
+        'DATABASE_URL=postgres://me@localhost/scratch canon demo --json',
+      ),
+    )
     .action(
       run(async (ctx, o: { documents: number; concurrency: number; flakyRate: number; timeout: number }) => {
         const db = await ctx.db({ migrated: false });
@@ -35,18 +56,35 @@ export const register: Register = (program, run) => {
           c.release();
         }
         process.env.CANON_EXAMPLE_FLAKY_RATE ??= String(o.flakyRate);
-        const where = process.env.DATABASE_URL ? describeUrl(db.target.url) : `embedded Postgres, data in ${embeddedPaths().data}`;
+        const where = process.env.DATABASE_URL
+          ? describeUrl(db.target.url)
+          : `embedded Postgres, data in ${embeddedPaths().data}`;
         if (!ctx.json) ctx.info(`canon demo: ${o.documents} documents through protect → tsa → anchor (${where})`);
 
         const batch = randomBytes(3).toString('hex');
-        const ids = Array.from({ length: o.documents }, (_, i) => `doc-${batch}-${String(i + 1).padStart(String(o.documents).length, '0')}`);
+        const ids = Array.from(
+          { length: o.documents },
+          (_, i) => `doc-${batch}-${String(i + 1).padStart(String(o.documents).length, '0')}`,
+        );
         const log = createLogger({ level: 'error' });
-        const { worker, done } = await startWorker(ctx, { lanes: ['decision', 'execution'], role: 'work', log, concurrency: o.concurrency });
+        const { worker, done } = await startWorker(ctx, {
+          lanes: ['decision', 'execution'],
+          role: 'work',
+          log,
+          concurrency: o.concurrency,
+        });
         const started = Date.now();
         for (let i = 0; i < ids.length; i += 200) {
           await tx(db.pool, async (t) => {
             for (const id of ids.slice(i, i + 200)) {
-              await appendEvent(t, { entityId: id, kind: 'document.created', payload: { content: `${SAMPLES[Math.floor(Math.random() * SAMPLES.length)]} ${id}: ${randomBytes(16).toString('hex')}` }, actor: 'canon-demo' });
+              await appendEvent(t, {
+                entityId: id,
+                kind: 'document.created',
+                payload: {
+                  content: `${SAMPLES[Math.floor(Math.random() * SAMPLES.length)]} ${id}: ${randomBytes(16).toString('hex')}`,
+                },
+                actor: 'canon-demo',
+              });
             }
           });
         }
@@ -92,7 +130,10 @@ export const register: Register = (program, run) => {
           runs: s.runs,
           retries: s.failed_runs,
           dead_jobs: s.dead_jobs,
-          latency_ms: { p50: s.p50_ms === null ? null : Math.round(s.p50_ms), p99: s.p99_ms === null ? null : Math.round(s.p99_ms) },
+          latency_ms: {
+            p50: s.p50_ms === null ? null : Math.round(s.p50_ms),
+            p99: s.p99_ms === null ? null : Math.round(s.p99_ms),
+          },
           worker: stats,
           stalled,
           next: [`canon trace ${sample}`, `canon anchor verify ${sample}`, 'canon health', 'canon watch'],

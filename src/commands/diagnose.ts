@@ -1,21 +1,27 @@
 // `canon diagnose <entity_id>`: one verdict for one entity, its evidence, the next command.
 import { checkEntityId } from '../args.js';
+import type { Ctx } from '../context.js';
 import { EXIT } from '../errors.js';
 import { diagnose } from '../observe/diagnose.js';
 import { parseThresholds } from '../observe/thresholds.js';
-import type { Ctx } from '../context.js';
 import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
   program
     .command('diagnose')
-    .description("why an entity is where it is: not enqueued, enqueued and not executed, executed without result event, dead, stuck, paused, ...")
+    .description(
+      'why an entity is where it is: not enqueued, enqueued and not executed, executed without result event, dead, stuck, paused, ...',
+    )
     .argument('<entity_id>')
     .addOption(thresholdOption())
     .addHelpText(
       'after',
-      examples('canon diagnose doc-42', 'canon diagnose doc-42 --json | jq -r .verdict', 'canon diagnose doc-42 --threshold gap_grace_seconds=10') +
+      examples(
+        'canon diagnose doc-42',
+        'canon diagnose doc-42 --json | jq -r .verdict',
+        'canon diagnose doc-42 --threshold gap_grace_seconds=10',
+      ) +
         '\n\nExit 0 when nothing is wrong (done, idle, in progress, retrying), 1 when the verdict is a problem, 2 for an unknown entity or bad option, 3 when the database is unavailable.',
     )
     .action(

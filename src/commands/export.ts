@@ -14,7 +14,12 @@ export const register: Register = (program, run) => {
     .option('--out <file>', 'write the lines to this file (written to a temporary name, renamed when complete)')
     .addHelpText(
       'after',
-      examples('canon export --hash', 'canon export --hash --out ledger.jsonl', 'canon export > ledger.jsonl', 'sha256sum ledger.jsonl   # equals the digest') +
+      examples(
+        'canon export --hash',
+        'canon export --hash --out ledger.jsonl',
+        'canon export > ledger.jsonl',
+        'sha256sum ledger.jsonl   # equals the digest',
+      ) +
         '\n\nOne line per event in global position order: position, entity_id, seq, kind, payload, correlation_id,' +
         '\ncausation_id, trace_id, actor, created_at (UTC, microseconds), prev_hash, hash. The digest is the' +
         '\nSHA-256 of the lines, each ending in "\\n", read in one snapshot. Exit 0 ok, 2 bad arguments.',
@@ -37,9 +42,20 @@ export const register: Register = (program, run) => {
           });
           bar?.finish();
           await file?.commit();
-          const data = { digest: summary.digest, algorithm: 'sha256', events: summary.events, entities: summary.entities, out: target ?? null };
+          const data = {
+            digest: summary.digest,
+            algorithm: 'sha256',
+            events: summary.events,
+            entities: summary.entities,
+            out: target ?? null,
+          };
           if (toStdout) ctx.info(`sha256 ${data.digest} (${data.events} events, ${data.entities} entities)`);
-          else ctx.print(data, (d) => (opts.hash && !target ? d.digest : `${d.digest}  ${d.events} events, ${d.entities} entities${d.out ? ` → ${d.out}` : ''}`));
+          else
+            ctx.print(data, (d) =>
+              opts.hash && !target
+                ? d.digest
+                : `${d.digest}  ${d.events} events, ${d.entities} entities${d.out ? ` → ${d.out}` : ''}`,
+            );
           return EXIT.OK;
         } catch (e) {
           file?.abort();

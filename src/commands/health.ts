@@ -1,18 +1,21 @@
 // `canon health`: the seed's health endpoint as a command, with monitoring-plugin exit codes.
+
+import type { Ctx } from '../context.js';
 import { EXIT } from '../errors.js';
 import { fmtAge } from '../format.js';
 import { computeHealth, healthStatusLine } from '../observe/health.js';
-import type { Health } from '../observe/types.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
-import type { Ctx } from '../context.js';
+import type { Health } from '../observe/types.js';
 import { thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
   program
     .command('health')
-    .description('queued, running, stuck and dead jobs, lag, event_to_job_gap, throughput, workers, gateway, steering, ledger edits')
+    .description(
+      'queued, running, stuck and dead jobs, lag, event_to_job_gap, throughput, workers, gateway, steering, ledger edits',
+    )
     .addOption(thresholdOption())
     .allowUnknownOption()
     .allowExcessArguments()
@@ -37,7 +40,10 @@ function renderHealth(ctx: Ctx, h: Health): string {
   const c = ctx.c;
   const byType = Object.entries(h.jobs_queued.by_type)
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([t, n]) => `${t} ${n}${h.oldest_queued_age_seconds[t] !== undefined ? ` (oldest ready ${fmtAge(h.oldest_queued_age_seconds[t])})` : ''}`)
+    .map(
+      ([t, n]) =>
+        `${t} ${n}${h.oldest_queued_age_seconds[t] !== undefined ? ` (oldest ready ${fmtAge(h.oldest_queued_age_seconds[t])})` : ''}`,
+    )
     .join(', ');
   const rate = (r: number | null) => (r === null ? '-' : `${(r * 100).toFixed(1)}%`);
   const lines = [
@@ -49,13 +55,22 @@ function renderHealth(ctx: Ctx, h: Health): string {
     `event→job gap   ${h.event_to_job_gap ? c.red(String(h.event_to_job_gap)) : '0'} (decision ${h.event_to_job_gap_by_lane.decision}, execution ${h.event_to_job_gap_by_lane.execution})`,
     `runs 5 min      ${h.throughput.last_5m.runs_finished} finished, ${h.throughput.last_5m.per_minute}/min, success ${rate(h.throughput.last_5m.success_rate)}`,
     `runs 1 h        ${h.throughput.last_1h.runs_finished} finished, ${h.throughput.last_1h.per_minute}/min, success ${rate(h.throughput.last_1h.success_rate)}`,
-    `workers alive   ${h.workers.alive}${Object.keys(h.workers.by_role).length ? ` (${Object.entries(h.workers.by_role).map(([r, n]) => `${r} ${n}`).join(', ')})` : ''}${h.workers.stale ? `, ${h.workers.stale} stale` : ''}`,
+    `workers alive   ${h.workers.alive}${
+      Object.keys(h.workers.by_role).length
+        ? ` (${Object.entries(h.workers.by_role)
+            .map(([r, n]) => `${r} ${n}`)
+            .join(', ')})`
+        : ''
+    }${h.workers.stale ? `, ${h.workers.stale} stale` : ''}`,
     `gateway         ${h.gateway.mode}, ${h.gateway.bypass_count} bypass(es) (${h.gateway.bypass_last_24h} in 24 h)`,
     `core trigger    ${h.core_trigger_enabled ? 'enabled' : c.red('DISABLED')}`,
     ...steeringLines(ctx, h),
     `runtime         ${h.runtime_version}`,
   ];
-  for (const p of h.problems) lines.push(`${p.severity === 'critical' ? c.red('CRITICAL') : c.yellow('WARNING')} ${p.alert}: ${p.summary} → ${p.runbook}`);
+  for (const p of h.problems)
+    lines.push(
+      `${p.severity === 'critical' ? c.red('CRITICAL') : c.yellow('WARNING')} ${p.alert}: ${p.summary} → ${p.runbook}`,
+    );
   return lines.join('\n');
 }
 
@@ -66,11 +81,38 @@ function steeringLines(ctx: Ctx, h: Health): string[] {
   const list = (items: string[], none: string) => (items.length ? items.join(', ') : none);
   const e = h.ledger_edits;
   return [
-    `paused types    ${list(s.paused_types.map((p) => `${c.yellow(p.job_type)} (${p.queued} queued${p.paused_by ? `, by ${p.paused_by}` : ''}${p.reason ? `: ${p.reason}` : ''})`), 'none')}`,
-    `breakers        ${list(s.breakers_not_closed.map((b) => `${c.yellow(b.job_type)} ${b.state === 'half_open' ? 'half-open' : 'open'} (${b.failure_count} failures)`), 'all closed')}`,
-    `held jobs       ${s.held_jobs.total}${s.held_jobs.total ? ` (${Object.entries(s.held_jobs.by_flag).map(([f, n]) => `${f} ${n}`).join(', ')})` : ''}`,
-    `rollouts        ${list(s.rollouts_running.map((r) => `${r.flag} at ${r.current_percent}% → ${r.until_percent}% (step ${r.step_percent}%${r.guard ? `, guard ${r.guard}` : ''})`), 'none running')}`,
-    `auto rollbacks  ${list(s.auto_rollbacks_24h.map((r) => `${c.yellow(r.flag)} ${r.from_percent}% → ${r.to_percent}%`), 'none')} (24 h)`,
+    `paused types    ${list(
+      s.paused_types.map(
+        (p) =>
+          `${c.yellow(p.job_type)} (${p.queued} queued${p.paused_by ? `, by ${p.paused_by}` : ''}${p.reason ? `: ${p.reason}` : ''})`,
+      ),
+      'none',
+    )}`,
+    `breakers        ${list(
+      s.breakers_not_closed.map(
+        (b) =>
+          `${c.yellow(b.job_type)} ${b.state === 'half_open' ? 'half-open' : 'open'} (${b.failure_count} failures)`,
+      ),
+      'all closed',
+    )}`,
+    `held jobs       ${s.held_jobs.total}${
+      s.held_jobs.total
+        ? ` (${Object.entries(s.held_jobs.by_flag)
+            .map(([f, n]) => `${f} ${n}`)
+            .join(', ')})`
+        : ''
+    }`,
+    `rollouts        ${list(
+      s.rollouts_running.map(
+        (r) =>
+          `${r.flag} at ${r.current_percent}% → ${r.until_percent}% (step ${r.step_percent}%${r.guard ? `, guard ${r.guard}` : ''})`,
+      ),
+      'none running',
+    )}`,
+    `auto rollbacks  ${list(
+      s.auto_rollbacks_24h.map((r) => `${c.yellow(r.flag)} ${r.from_percent}% → ${r.to_percent}%`),
+      'none',
+    )} (24 h)`,
     `ledger edits    ${e.refused_new ? c.yellow(`${e.refused_new} refused`) : '0 refused'}, ${e.bypass_new ? c.red(`${e.bypass_new} with triggers bypassed`) : '0 with triggers bypassed'} since the last ack (${e.refused_total} and ${e.bypass_total} in all)`,
   ];
 }

@@ -3,11 +3,11 @@
 import readline from 'node:readline/promises';
 import type { Command } from 'commander';
 import { actorDefault, intArg, printable } from '../args.js';
-import { coerceError, usageError } from '../errors.js';
-import { actOnJob, type ActionResult, type JobAction } from '../observe/actions.js';
-import { CLI_NAMES, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
 import type { Ctx } from '../context.js';
-import { deadRaw, type DeadOpts } from './shared/options.js';
+import { coerceError, usageError } from '../errors.js';
+import { type ActionResult, actOnJob, type JobAction } from '../observe/actions.js';
+import { CLI_NAMES, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
+import { type DeadOpts, deadRaw } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
 
 interface ActOpts extends DeadOpts {
@@ -23,9 +23,16 @@ function define(jobs: Command, run: Run, action: JobAction, text: { desc: string
   jobs
     .command(action)
     .description(text.desc)
-    .argument('[job_id]', 'the job; without it, every dead job matching the filters', intArg('job_id', 1, Number.MAX_SAFE_INTEGER))
+    .argument(
+      '[job_id]',
+      'the job; without it, every dead job matching the filters',
+      intArg('job_id', 1, Number.MAX_SAFE_INTEGER),
+    )
     .option('--type <job_type>', 'bulk: only dead jobs of this type')
-    .option('--reason <code>', 'bulk: only dead jobs with this reason (ttl_exceeded, max_attempts_exceeded, handler_error, precondition_failed)')
+    .option(
+      '--reason <code>',
+      'bulk: only dead jobs with this reason (ttl_exceeded, max_attempts_exceeded, handler_error, precondition_failed)',
+    )
     .option('--since-hours <h>', 'bulk: only jobs that died in the last h hours', '24')
     .option('--correlation-id <id>', 'bulk: only this correlation id')
     .option('--limit <n>', `bulk: at most n jobs (1-${MAX_BULK})`, String(MAX_BULK))
@@ -33,18 +40,32 @@ function define(jobs: Command, run: Run, action: JobAction, text: { desc: string
     .option('-y, --yes', 'do not ask for confirmation (needed for bulk actions without a terminal)')
     .option('-m, --message <why>', 'why (recorded with the action)')
     .option('--actor <name>', 'who (default: the OS user; recorded)')
-    .addHelpText('after', `${examples(...text.examples)}\n\nExit 0 when every action succeeded, 1 when one failed, 2 for bad input (nothing changed), 3 when the database is unavailable.`)
-    .action(run((ctx: Ctx, jobId: number | undefined, opts: ActOpts, cmd: Command) => act(ctx, action, jobId, opts, cmd)));
+    .addHelpText(
+      'after',
+      `${examples(...text.examples)}\n\nExit 0 when every action succeeded, 1 when one failed, 2 for bad input (nothing changed), 3 when the database is unavailable.`,
+    )
+    .action(
+      run((ctx: Ctx, jobId: number | undefined, opts: ActOpts, cmd: Command) => act(ctx, action, jobId, opts, cmd)),
+    );
 }
 
-async function act(ctx: Ctx, action: JobAction, jobId: number | undefined, opts: ActOpts, cmd: Command): Promise<number> {
+async function act(
+  ctx: Ctx,
+  action: JobAction,
+  jobId: number | undefined,
+  opts: ActOpts,
+  cmd: Command,
+): Promise<number> {
   const who = { actor: opts.actor ?? actorDefault(), reason: opts.message };
   if (who.actor.length > 200 || !who.actor.trim()) throw usageError('--actor must be 1 to 200 characters');
-  if (who.reason !== undefined && who.reason.length > 2000) throw usageError('--message must be at most 2000 characters');
+  if (who.reason !== undefined && who.reason.length > 2000)
+    throw usageError('--message must be at most 2000 characters');
   const bulkFlags = ['type', 'reason', 'correlationId'].filter((k) => opts[k as keyof ActOpts] !== undefined);
   const explicit = (k: string) => cmd.getOptionValueSource(k) === 'cli';
   if (jobId !== undefined && (bulkFlags.length || explicit('sinceHours') || explicit('limit'))) {
-    throw usageError(`give either a job id or filters, not both (got job ${jobId} and --${bulkFlags[0] ?? (explicit('sinceHours') ? 'since-hours' : 'limit')})`);
+    throw usageError(
+      `give either a job id or filters, not both (got job ${jobId} and --${bulkFlags[0] ?? (explicit('sinceHours') ? 'since-hours' : 'limit')})`,
+    );
   }
   const db = await ctx.db();
   let ids: number[];
@@ -55,7 +76,9 @@ async function act(ctx: Ctx, action: JobAction, jobId: number | undefined, opts:
   }
   const verb = action === 'retry' ? 'retry' : 'cancel';
   if (opts.dryRun) {
-    ctx.print({ dry_run: true, action, matched: ids.length, job_ids: ids }, (d) => (d.matched ? `would ${verb} ${d.matched} job(s): ${d.job_ids.join(', ')}` : `no job matches: nothing to ${verb}`));
+    ctx.print({ dry_run: true, action, matched: ids.length, job_ids: ids }, (d) =>
+      d.matched ? `would ${verb} ${d.matched} job(s): ${d.job_ids.join(', ')}` : `no job matches: nothing to ${verb}`,
+    );
     return 0;
   }
   if (ids.length === 0) {
@@ -64,9 +87,14 @@ async function act(ctx: Ctx, action: JobAction, jobId: number | undefined, opts:
   }
   if (jobId === undefined && !opts.yes) {
     const tty = process.stdin.isTTY && (ctx.stderr as NodeJS.WriteStream).isTTY;
-    if (!tty) throw usageError(`${verb} of ${ids.length} dead job(s) needs confirmation: add --yes (or --dry-run to list them first)`);
+    if (!tty)
+      throw usageError(
+        `${verb} of ${ids.length} dead job(s) needs confirmation: add --yes (or --dry-run to list them first)`,
+      );
     const rl = readline.createInterface({ input: process.stdin, output: ctx.stderr });
-    const answer = await rl.question(`${verb} ${ids.length} dead job(s) (${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''})? [y/N] `);
+    const answer = await rl.question(
+      `${verb} ${ids.length} dead job(s) (${ids.slice(0, 10).join(', ')}${ids.length > 10 ? ', …' : ''})? [y/N] `,
+    );
     rl.close();
     if (!/^y(es)?$/i.test(answer.trim())) {
       ctx.info('canon: nothing changed');
@@ -101,10 +129,18 @@ async function act(ctx: Ctx, action: JobAction, jobId: number | undefined, opts:
 export const register: Register = (jobs, run) => {
   define(jobs, run, 'retry', {
     desc: 'retry a dead job through the gateway (a new job; the old one is kept), or every dead job matching filters',
-    examples: ['canon jobs retry 42 -m "TSA key rotated"', 'canon jobs retry --type tsa --reason handler_error --since-hours 2 --dry-run', 'canon jobs retry --type tsa --yes'],
+    examples: [
+      'canon jobs retry 42 -m "TSA key rotated"',
+      'canon jobs retry --type tsa --reason handler_error --since-hours 2 --dry-run',
+      'canon jobs retry --type tsa --yes',
+    ],
   });
   define(jobs, run, 'cancel', {
     desc: 'cancel a queued or running job, or acknowledge a dead one (it stops counting as dead)',
-    examples: ['canon jobs cancel 42 -m "duplicate upload"', 'canon jobs cancel --reason precondition_failed --dry-run', 'canon jobs cancel --type anchor --since-hours 48 --yes'],
+    examples: [
+      'canon jobs cancel 42 -m "duplicate upload"',
+      'canon jobs cancel --reason precondition_failed --dry-run',
+      'canon jobs cancel --type anchor --since-hours 48 --yes',
+    ],
   });
 };

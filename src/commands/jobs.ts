@@ -1,9 +1,10 @@
 // `canon jobs …`: acting on jobs. The subcommands live in their own modules (retry/cancel
 // in jobs-retry.ts, pause/resume in jobs-pause.ts) and hang off this one parent so
 // `canon jobs --help` lists them together.
-import { examples, type Register } from './types.js';
-import { register as retryCancel } from './jobs-retry.js';
+
 import { register as pauseResume } from './jobs-pause.js';
+import { register as retryCancel } from './jobs-retry.js';
+import { examples, type Register } from './types.js';
 
 const subcommands: Register[] = [retryCancel, pauseResume];
 

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import { EXIT, usageError } from '../errors.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { checkProvenance, renderResults } from '../proof/provenance.js';
-import { provenanceSchema, type Provenance } from '../proof/provenance-format.js';
+import { type Provenance, provenanceSchema } from '../proof/provenance-format.js';
 import { inSnapshot } from '../proof/snapshot.js';
 import { zodProblem } from '../proof/zod-problem.js';
 import { pipelineOption } from './shared/options.js';
@@ -17,7 +17,8 @@ export function readProvenanceFile(file: string): Provenance {
   try {
     const st = fs.statSync(file);
     if (st.isDirectory()) throw usageError(`${file} is a directory, not a provenance file`);
-    if (st.size > MAX_BYTES) throw usageError(`${file} is ${st.size} bytes; a provenance file is at most ${MAX_BYTES} bytes`);
+    if (st.size > MAX_BYTES)
+      throw usageError(`${file} is ${st.size} bytes; a provenance file is at most ${MAX_BYTES} bytes`);
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as { exitCode?: number }).exitCode) throw e;
@@ -43,7 +44,11 @@ export const register: Register = (program, run) => {
     .addOption(pipelineOption())
     .addHelpText(
       'after',
-      examples('canon report:debug-provenance prov.json', 'canon report:debug-provenance prov.json --verbose', 'canon report:debug-provenance prov.json --json') +
+      examples(
+        'canon report:debug-provenance prov.json',
+        'canon report:debug-provenance prov.json --verbose',
+        'canon report:debug-provenance prov.json --json',
+      ) +
         '\n\nClaims per entity: entity_id (status), ledger_head (hash and chain), run_id (each run), artifact_hash,' +
         '\ntimestamp_signature and anchor (inclusion proof). Exit 0 all pass, 1 a claim fails, 2 the file is not' +
         '\na valid provenance file (not JSON, wrong shape, unknown entity: one line names the field).' +
@@ -56,8 +61,19 @@ export const register: Register = (program, run) => {
         const db = await ctx.db();
         const results = await inSnapshot(db.pool, (c) => checkProvenance(c, prov, proofs));
         const failed = results.filter((r) => !r.ok).length;
-        const data = { ok: failed === 0, verification_snapshot_ts: prov.verification_snapshot_ts, claims: results.length, passed: results.length - failed, failed, results };
-        ctx.print(data, (d) => `${renderResults(d.results, !!opts.verbose, ctx.c)}\n${d.claims} claims: ${d.passed} passed, ${d.failed} failed (snapshot ${d.verification_snapshot_ts})`);
+        const data = {
+          ok: failed === 0,
+          verification_snapshot_ts: prov.verification_snapshot_ts,
+          claims: results.length,
+          passed: results.length - failed,
+          failed,
+          results,
+        };
+        ctx.print(
+          data,
+          (d) =>
+            `${renderResults(d.results, !!opts.verbose, ctx.c)}\n${d.claims} claims: ${d.passed} passed, ${d.failed} failed (snapshot ${d.verification_snapshot_ts})`,
+        );
         return failed ? EXIT.FAILURE : EXIT.OK;
       }),
     );

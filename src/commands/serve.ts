@@ -1,14 +1,14 @@
 // `canon serve`: /health, /health/detailed, /dead-jobs and /metrics over HTTP on loopback.
 import pg from 'pg';
 import { intArg } from '../args.js';
-import { EXIT } from '../errors.js';
+import type { Ctx } from '../context.js';
 import { resolveTarget, survivesLostConnections } from '../db/connect.js';
 import { describeUrl } from '../db/url.js';
+import { EXIT } from '../errors.js';
+import { parseThresholds } from '../observe/thresholds.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { loadToken } from '../serve/auth.js';
 import { createServer, listen } from '../serve/server.js';
-import { parseThresholds } from '../observe/thresholds.js';
-import type { Ctx } from '../context.js';
 import { pipelineOption, thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
@@ -50,15 +50,26 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
         const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
         const target = await resolveTarget();
         // no connection check at start: the server must come up, and say "critical", while the database is down
-        const pool = new pg.Pool({ connectionString: target.url, max: 4, connectionTimeoutMillis: 5000, application_name: 'canon-serve' });
+        const pool = new pg.Pool({
+          connectionString: target.url,
+          max: 4,
+          connectionTimeoutMillis: 5000,
+          application_name: 'canon-serve',
+        });
         survivesLostConnections(pool);
         const server = createServer({ pool, host: opts.host, port: opts.port, token, thresholds, proofs });
         try {
           const addr = await listen(server, opts.host, opts.port);
           const url = `http://${addr.host.includes(':') ? `[${addr.host}]` : addr.host}:${addr.port}`;
-          if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) ctx.info(`canon: warning: listening on ${opts.host}, not loopback: put TLS in front of it`);
-          if (!token) ctx.info('canon: no token configured (CANON_SERVE_TOKEN or --token-file): /health/detailed and /dead-jobs answer 401');
-          ctx.info(`canon: serving ${url} (database ${describeUrl(target.url)}); /health /health/detailed /dead-jobs /metrics`);
+          if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host))
+            ctx.info(`canon: warning: listening on ${opts.host}, not loopback: put TLS in front of it`);
+          if (!token)
+            ctx.info(
+              'canon: no token configured (CANON_SERVE_TOKEN or --token-file): /health/detailed and /dead-jobs answer 401',
+            );
+          ctx.info(
+            `canon: serving ${url} (database ${describeUrl(target.url)}); /health /health/detailed /dead-jobs /metrics`,
+          );
           if (ctx.json) ctx.stdout.write(`${JSON.stringify({ url, port: addr.port })}\n`);
           await new Promise<void>((resolve) => {
             const stop = () => {

@@ -2,11 +2,21 @@
 // `canon status verify`: every stored status against a recomputation from scratch.
 import { checkEntityId } from '../args.js';
 import { CanonError, EXIT } from '../errors.js';
-import { readStatus, verifyStatus, type EntityStatus, type StatusVerification } from '../proof/status.js';
+import { type EntityStatus, readStatus, type StatusVerification, verifyStatus } from '../proof/status.js';
 import { examples, type Register } from './types.js';
 
-function human(s: EntityStatus, c: { green: (x: string) => string; red: (x: string) => string; yellow: (x: string) => string }): string {
-  const colour = s.status === 'completed' ? c.green : s.status === 'failed' ? c.red : s.status === 'blocked' ? c.yellow : (x: string) => x;
+function human(
+  s: EntityStatus,
+  c: { green: (x: string) => string; red: (x: string) => string; yellow: (x: string) => string },
+): string {
+  const colour =
+    s.status === 'completed'
+      ? c.green
+      : s.status === 'failed'
+        ? c.red
+        : s.status === 'blocked'
+          ? c.yellow
+          : (x: string) => x;
   return [
     `${s.entity_id}: ${colour(s.status)}  health ${s.health_score.toFixed(2)}`,
     `  jobs  ${s.jobs_total} total: ${s.jobs_queued} queued (${s.jobs_blocked} blocked), ${s.jobs_running} running, ${s.jobs_succeeded} succeeded, ${s.jobs_failed} failed (${s.jobs_dead} dead), ${s.jobs_cancelled} cancelled`,
@@ -19,10 +29,14 @@ function verifyHuman(v: StatusVerification): string {
   const lines = v.differences.slice(0, 50).map((d) => {
     if (!d.stored) return `  ${d.entity_id}: no status row (expected ${String(d.expected?.status)})`;
     if (!d.expected) return `  ${d.entity_id}: status row without an entity`;
-    return `  ${d.entity_id}: ${Object.entries(d.fields).map(([k, f]) => `${k} ${String(f.stored)} → ${String(f.expected)}`).join(', ')}`;
+    return `  ${d.entity_id}: ${Object.entries(d.fields)
+      .map(([k, f]) => `${k} ${String(f.stored)} → ${String(f.expected)}`)
+      .join(', ')}`;
   });
   if (v.differences.length > 50) lines.push(`  … and ${v.differences.length - 50} more (--json lists all)`);
-  const head = v.ok ? `status verified: ${v.entities} entities, all rows equal the recomputation` : `status differs for ${v.differences.length} of ${v.entities} entities (stored → recomputed):`;
+  const head = v.ok
+    ? `status verified: ${v.entities} entities, all rows equal the recomputation`
+    : `status differs for ${v.differences.length} of ${v.entities} entities (stored → recomputed):`;
   return [head, ...lines, ...(v.fixed ? [`refreshed ${v.fixed} rows`] : [])].join('\n');
 }
 
@@ -44,7 +58,8 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, entityArg: string | undefined, opts: { entity?: string }) => {
         const entityId = opts.entity ?? entityArg;
-        if (!entityId) throw new CanonError('name an entity: canon status <entity_id> (or canon status verify)', EXIT.USAGE);
+        if (!entityId)
+          throw new CanonError('name an entity: canon status <entity_id> (or canon status verify)', EXIT.USAGE);
         checkEntityId(entityId);
         const db = await ctx.db();
         const s = await readStatus(db.pool, entityId);
@@ -56,9 +71,12 @@ export const register: Register = (program, run) => {
 
   status
     .command('verify')
-    .description('recompute every entity\'s status from its jobs and runs and report rows that differ')
+    .description("recompute every entity's status from its jobs and runs and report rows that differ")
     .option('--fix', 'refresh the rows that differ (through the same function the triggers use)')
-    .addHelpText('after', `${examples('canon status verify', 'canon status verify --json', 'canon status verify --fix')}\n\nExit 0 when every row equals the recomputation, 1 when some differ (also with --fix: they differed).`)
+    .addHelpText(
+      'after',
+      `${examples('canon status verify', 'canon status verify --json', 'canon status verify --fix')}\n\nExit 0 when every row equals the recomputation, 1 when some differ (also with --fix: they differed).`,
+    )
     .action(
       run(async (ctx, opts: { fix?: boolean }) => {
         const db = await ctx.db();

@@ -15,7 +15,11 @@ export const register: Register = (program, run) => {
     .addOption(pipelineOption())
     .addHelpText(
       'after',
-      examples('canon tick', '* * * * * cd /srv/app && canon tick --json >> /var/log/canon-tick.log', 'canon tick --max-jobs 0   # only rescue and rollouts') +
+      examples(
+        'canon tick',
+        '* * * * * cd /srv/app && canon tick --json >> /var/log/canon-tick.log',
+        'canon tick --max-jobs 0   # only rescue and rollouts',
+      ) +
         '\n\nOverlapping ticks never double work: a tick that finds another one running exits 0 with "skipped".\nExit 0 when the tick ran (or was skipped), 1 when it failed, 3 when the database is unavailable.',
     )
     .action(

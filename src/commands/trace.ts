@@ -1,7 +1,7 @@
 // `canon trace <entity_id | correlation_id>`: the whole chain of one entity as a tree.
 import { checkEntityId } from '../args.js';
-import { buildTree, loadChain, renderTrace } from '../observe/trace.js';
 import type { Ctx } from '../context.js';
+import { buildTree, loadChain, renderTrace } from '../observe/trace.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
@@ -11,7 +11,11 @@ export const register: Register = (program, run) => {
     .argument('<id>', 'an entity id, or a correlation id')
     .addHelpText(
       'after',
-      examples('canon trace doc-42', 'canon trace doc-42 --json | jq \'.tree[0]\'', 'canon trace $(canon dead-jobs --json | jq -r \'.jobs[0].entity_id\')') +
+      examples(
+        'canon trace doc-42',
+        "canon trace doc-42 --json | jq '.tree[0]'",
+        "canon trace $(canon dead-jobs --json | jq -r '.jobs[0].entity_id')",
+      ) +
         '\n\nExit 0 when the chain is printed, 2 when the id is neither an entity nor a correlation id, 3 when the database is unavailable.',
     )
     .action(

@@ -1,9 +1,9 @@
 // Finding and opening the database. DATABASE_URL wins; without it canon starts (or reuses)
 // the embedded server. Every connection failure becomes one line without the password.
 import pg from 'pg';
-import { CanonError, EXIT, PG, coerceError, databaseError, pgCode } from '../errors.js';
-import { describeUrl, redact, validateUrl, type DbTarget } from './url.js';
+import { CanonError, coerceError, databaseError, EXIT, PG, pgCode } from '../errors.js';
 import { embeddedUrl, startEmbedded } from './embedded.js';
+import { type DbTarget, describeUrl, redact, validateUrl } from './url.js';
 
 // bigint columns (positions, ids) come back as strings by default; canon's ids fit in
 // 2^53 for any realistic ledger, and numbers make JSON output and comparisons simple.

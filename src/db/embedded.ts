@@ -3,13 +3,13 @@
 // The package's own start() ties the server to the Node process; canon needs the server
 // to outlive each command (`canon db start`, then `canon work` in another shell), so it
 // uses the package for initdb and drives pg_ctl itself.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { CanonError, EXIT, databaseError } from '../errors.js';
+import { CanonError, databaseError, EXIT } from '../errors.js';
 
 export interface EmbeddedConfig {
   port: number;
@@ -62,9 +62,17 @@ function runAs(): { uid?: number; gid?: number } {
   }
 }
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { ...runAs(), env: { ...process.env, LC_MESSAGES: 'C', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      ...runAs(),
+      env: { ...process.env, LC_MESSAGES: 'C', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -142,7 +150,9 @@ export async function initEmbedded(opts: { port?: number } = {}, p = embeddedPat
     try {
       await pg.initialise();
     } catch (e) {
-      throw databaseError(`could not initialise the embedded Postgres in ${p.data}: ${String((e as Error).message).split('\n')[0]}`);
+      throw databaseError(
+        `could not initialise the embedded Postgres in ${p.data}: ${String((e as Error).message).split('\n')[0]}`,
+      );
     }
     fs.mkdirSync(p.socketDir, { recursive: true });
     const ids = runAs();
@@ -192,7 +202,10 @@ export async function embeddedStatus(p = embeddedPaths()): Promise<EmbeddedStatu
 }
 
 /** Starts the embedded server if it is not running; returns its config. Safe to call concurrently. */
-export async function startEmbedded(opts: { port?: number } = {}, p = embeddedPaths()): Promise<EmbeddedConfig & { started: boolean }> {
+export async function startEmbedded(
+  opts: { port?: number } = {},
+  p = embeddedPaths(),
+): Promise<EmbeddedConfig & { started: boolean }> {
   const cfg = await initEmbedded(opts, p);
   const st = await embeddedStatus(p);
   if (st.running) return { ...cfg, started: false };
@@ -203,7 +216,16 @@ export async function startEmbedded(opts: { port?: number } = {}, p = embeddedPa
     );
   }
   const r = await run(await pgCtl(), [
-    'start', '-w', '-t', '60', '-D', p.data, '-l', p.log, '-o', `-p ${cfg.port} -k ${p.socketDir}`,
+    'start',
+    '-w',
+    '-t',
+    '60',
+    '-D',
+    p.data,
+    '-l',
+    p.log,
+    '-o',
+    `-p ${cfg.port} -k ${p.socketDir}`,
   ]);
   if (r.code !== 0) {
     // Two canon commands may have raced to start it; if it is up now, that is fine.
@@ -231,7 +253,10 @@ export async function crashEmbedded(p = embeddedPaths()): Promise<void> {
 function lastLogLine(file: string): string | undefined {
   try {
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-    return lines.filter((l) => /FATAL|ERROR|could not/.test(l)).pop()?.replace(/^\S+ \S+ \S+ \[\d+\] /, '');
+    return lines
+      .filter((l) => /FATAL|ERROR|could not/.test(l))
+      .pop()
+      ?.replace(/^\S+ \S+ \S+ \[\d+\] /, '');
   } catch {
     return undefined;
   }

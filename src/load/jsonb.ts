@@ -27,6 +27,8 @@ export function jsonbText(v: Json): string {
   }
   if (typeof v === 'string') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(jsonbText).join(', ')}]`;
-  const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort(byJsonbKeyOrder);
+  const keys = Object.keys(v)
+    .filter((k) => v[k] !== undefined)
+    .sort(byJsonbKeyOrder);
   return `{${keys.map((k) => `${JSON.stringify(k)}: ${jsonbText(v[k] as Json)}`).join(', ')}}`;
 }

@@ -13,21 +13,30 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { z } from 'zod';
-import { CanonError, EXIT, databaseError, usageError } from '../errors.js';
+import { CanonError, databaseError, EXIT, usageError } from '../errors.js';
 import type { Pipeline, SyntheticProofs } from '../pipeline/define.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { syncPipeline } from '../pipeline/sync.js';
 import { LOAD_SQL } from '../sql/load.js';
 import type { Json } from './jsonb.js';
+import { isoMicros } from './mirror.js';
 import { chunkPlan, type LoadOptions } from './plan.js';
 import { Rng } from './rng.js';
-import { isoMicros } from './mirror.js';
-import { chunkRows, type ChunkRows } from './rows.js';
-import { ACTIVE_DAYS, STEPS, buildChunk, planChunk, type Chunk, type StoryContext } from './story.js';
+import { type ChunkRows, chunkRows } from './rows.js';
+import { ACTIVE_DAYS, buildChunk, type Chunk, planChunk, STEPS, type StoryContext } from './story.js';
 
 const markerSchema = z.object({
   format: z.literal('canon.load/1'),
-  options: z.object({ entities: z.number(), jobs: z.number(), runs: z.number(), events: z.number(), days: z.number(), seed: z.string(), prefix: z.string(), chunk: z.number().default(0) }),
+  options: z.object({
+    entities: z.number(),
+    jobs: z.number(),
+    runs: z.number(),
+    events: z.number(),
+    days: z.number(),
+    seed: z.string(),
+    prefix: z.string(),
+    chunk: z.number().default(0),
+  }),
   now_us: z.number(),
   chunks: z.number(),
   chunks_done: z.number(),
@@ -50,12 +59,25 @@ export interface LoadSummary {
   seconds: { total: number; rows: number; analyze: number; including_resumed_runs: number };
 }
 
-const sameOptions = (a: LoadOptions, b: LoadOptions) => (Object.keys(a) as (keyof LoadOptions)[]).every((k) => a[k] === b[k]);
+const sameOptions = (a: LoadOptions, b: LoadOptions) =>
+  (Object.keys(a) as (keyof LoadOptions)[]).every((k) => a[k] === b[k]);
 
 /** What the target holds decides: start, resume, or refuse with one line. */
-async function startingPoint(c: pg.ClientBase, o: LoadOptions, resume: boolean): Promise<{ marker: Marker; from: number }> {
+async function startingPoint(
+  c: pg.ClientBase,
+  o: LoadOptions,
+  resume: boolean,
+): Promise<{ marker: Marker; from: number }> {
   const occ = (await c.query(LOAD_SQL.occupancy)).rows[0];
-  const fresh = (): Marker => ({ format: 'canon.load/1', options: o, now_us: Date.now() * 1000, chunks: chunkPlan(o).chunks, chunks_done: 0, status: 'loading', seconds: 0 });
+  const fresh = (): Marker => ({
+    format: 'canon.load/1',
+    options: o,
+    now_us: Date.now() * 1000,
+    chunks: chunkPlan(o).chunks,
+    chunks_done: 0,
+    status: 'loading',
+    seconds: 0,
+  });
   let marker: Marker | undefined;
   if (occ.marker) {
     const parsed = markerSchema.safeParse(JSON.parse(occ.marker));
@@ -63,22 +85,37 @@ async function startingPoint(c: pg.ClientBase, o: LoadOptions, resume: boolean):
   }
   if (!occ.events && !occ.jobs && !occ.entities) return { marker: fresh(), from: 0 };
   if (!marker) {
-    throw usageError('the target database is not empty (it has entities, events or jobs that canon load did not write): load into an empty database, e.g. createdb canon_bench and DATABASE_URL=postgres://…/canon_bench');
+    throw usageError(
+      'the target database is not empty (it has entities, events or jobs that canon load did not write): load into an empty database, e.g. createdb canon_bench and DATABASE_URL=postgres://…/canon_bench',
+    );
   }
   const opts = marker.options;
   const desc = `${opts.entities.toLocaleString('en-US')} entities, seed ${opts.seed}`;
-  if (marker.status === 'complete') throw usageError(`the target database already holds a complete canon load (${desc}): load into an empty database`);
-  if (!resume) throw usageError(`the target database holds an interrupted canon load (${desc}, chunk ${marker.chunks_done} of ${marker.chunks}): run canon load --resume with the same options to finish it`);
-  if (!sameOptions(opts, o)) throw usageError(`--resume: the interrupted load was started with other options (${JSON.stringify(opts)}): pass the same counts, --days, --seed and --prefix`);
+  if (marker.status === 'complete')
+    throw usageError(`the target database already holds a complete canon load (${desc}): load into an empty database`);
+  if (!resume)
+    throw usageError(
+      `the target database holds an interrupted canon load (${desc}, chunk ${marker.chunks_done} of ${marker.chunks}): run canon load --resume with the same options to finish it`,
+    );
+  if (!sameOptions(opts, o))
+    throw usageError(
+      `--resume: the interrupted load was started with other options (${JSON.stringify(opts)}): pass the same counts, --days, --seed and --prefix`,
+    );
   return { marker, from: marker.chunks_done };
 }
 
 /** The pipeline's maker of proofs in bulk; refuses a pipeline the story does not fit, before anything is written. */
 function storyProofs(p: Pipeline, file: string): () => SyntheticProofs {
   const missing = STEPS.filter((s) => !(s in p.jobTypes));
-  if (missing.length) throw usageError(`canon load writes the example pipeline's story (${STEPS.join(' → ')}); pipeline ${p.name} (${file}) has no job type ${missing.join(', ')}`);
+  if (missing.length)
+    throw usageError(
+      `canon load writes the example pipeline's story (${STEPS.join(' → ')}); pipeline ${p.name} (${file}) has no job type ${missing.join(', ')}`,
+    );
   const proofs = p.proofs;
-  if (!proofs?.synthetic) throw usageError(`canon load needs the pipeline's proofs made in bulk; pipeline ${p.name} (${file}) declares no proofs.synthetic`);
+  if (!proofs?.synthetic)
+    throw usageError(
+      `canon load needs the pipeline's proofs made in bulk; pipeline ${p.name} (${file}) declares no proofs.synthetic`,
+    );
   return () => proofs.synthetic!();
 }
 
@@ -97,7 +134,11 @@ function storyContext(o: LoadOptions, nowUs: number, creator: string, proofs: Sy
   };
 }
 
-async function copyRows(c: pg.ClientBase, table: 'entities' | 'events' | 'jobs' | 'job_runs', rows: string[]): Promise<void> {
+async function copyRows(
+  c: pg.ClientBase,
+  table: 'entities' | 'events' | 'jobs' | 'job_runs',
+  rows: string[],
+): Promise<void> {
   if (!rows.length) return;
   const stream = c.query(copyFrom(LOAD_SQL.copy(table)));
   async function* blocks() {
@@ -123,7 +164,12 @@ async function writeChunk(c: pg.ClientBase, chunk: Chunk, rows: ChunkRows, marke
   }
 }
 
-export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { resume?: boolean; progress?: LoadProgress; pipeline?: string } = {}): Promise<LoadSummary> {
+export async function load(
+  pool: pg.Pool,
+  url: string,
+  o: LoadOptions,
+  opts: { resume?: boolean; progress?: LoadProgress; pipeline?: string } = {},
+): Promise<LoadSummary> {
   const started = Date.now();
   const { pipeline, file } = await loadPipeline(opts.pipeline);
   const makeProofs = storyProofs(pipeline, file);
@@ -133,7 +179,9 @@ export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { r
   await c.connect();
   try {
     if (!(await c.query(LOAD_SQL.isSuperuser)).rows[0]?.rolsuper) {
-      throw databaseError('canon load needs a superuser connection: it bulk-loads with the ledger triggers bypassed (session_replication_role = replica) and writes the hash chains itself');
+      throw databaseError(
+        'canon load needs a superuser connection: it bulk-loads with the ledger triggers bypassed (session_replication_role = replica) and writes the hash chains itself',
+      );
     }
     const { marker, from } = await startingPoint(c, o, !!opts.resume);
     await syncPipeline(pool, pipeline);
@@ -148,7 +196,9 @@ export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { r
     let events = 0;
     for (let i = from; i < plan.chunks; i++) {
       const { first, count } = plan.entities(i);
-      const plans = planChunk(new Rng(o.seed, 'chunk', i), first, count, plan.budget(i), plan.fates(i), (index) => Math.min(1, ((1 - (index + 0.5) / o.entities) * o.days) / ACTIVE_DAYS));
+      const plans = planChunk(new Rng(o.seed, 'chunk', i), first, count, plan.budget(i), plan.fates(i), (index) =>
+        Math.min(1, ((1 - (index + 0.5) / o.entities) * o.days) / ACTIVE_DAYS),
+      );
       const chunk = buildChunk(cx, plans);
       const rows = chunkRows(chunk, offsets, creator);
       marker.chunks_done = i + 1;
@@ -174,15 +224,27 @@ export async function load(pool: pg.Pool, url: string, o: LoadOptions, opts: { r
       options: o,
       resumed_from_chunk: from,
       chunks: plan.chunks,
-      counts: { entities: Number(counts.entities), events: Number(counts.events), jobs: Number(counts.jobs), runs: Number(counts.runs) },
+      counts: {
+        entities: Number(counts.entities),
+        events: Number(counts.events),
+        jobs: Number(counts.jobs),
+        runs: Number(counts.runs),
+      },
       mix,
-      seconds: { total: Number(total.toFixed(1)), rows: Number(rowsSeconds.toFixed(1)), analyze: Number(analyzeSeconds.toFixed(1)), including_resumed_runs: Number((earlier + total).toFixed(1)) },
+      seconds: {
+        total: Number(total.toFixed(1)),
+        rows: Number(rowsSeconds.toFixed(1)),
+        analyze: Number(analyzeSeconds.toFixed(1)),
+        including_resumed_runs: Number((earlier + total).toFixed(1)),
+      },
     };
   } catch (e) {
     if (e instanceof CanonError) throw e;
-    throw new CanonError(`canon load failed: ${(e as Error).message.split('\n')[0]} (what was committed stays: run again with --resume)`, EXIT.FAILURE);
+    throw new CanonError(
+      `canon load failed: ${(e as Error).message.split('\n')[0]} (what was committed stays: run again with --resume)`,
+      EXIT.FAILURE,
+    );
   } finally {
     await c.end().catch(() => {});
   }
 }
-

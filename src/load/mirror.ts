@@ -14,8 +14,28 @@ export function isoMicros(us: number): string {
 }
 
 /** The fields canon.event_hash joins with chr(31), in its order (null causation and trace as ''). */
-export function hashInput(e: { entity_id: string; seq: number; kind: string; payloadText: string; correlation_id: string; causation_id: number | null; trace_id: string | null; actor: string; createdAt: string }): string {
-  return [e.entity_id, String(e.seq), e.kind, e.payloadText, e.correlation_id, e.causation_id === null ? '' : String(e.causation_id), e.trace_id ?? '', e.actor, e.createdAt].join('\u001f');
+export function hashInput(e: {
+  entity_id: string;
+  seq: number;
+  kind: string;
+  payloadText: string;
+  correlation_id: string;
+  causation_id: number | null;
+  trace_id: string | null;
+  actor: string;
+  createdAt: string;
+}): string {
+  return [
+    e.entity_id,
+    String(e.seq),
+    e.kind,
+    e.payloadText,
+    e.correlation_id,
+    e.causation_id === null ? '' : String(e.causation_id),
+    e.trace_id ?? '',
+    e.actor,
+    e.createdAt,
+  ].join('\u001f');
 }
 
 /** canon.event_hash: sha256 over the previous event's hash and the joined fields. */
@@ -32,13 +52,19 @@ export const traceId = (workerId: string, jobId: number, attempt: number): strin
  * canon.backoff_seconds: exponential from the type's base, capped at its maximum, times a
  * jitter between one half and one; `unit` is the random draw in [0, 1).
  */
-export function backoffSeconds(spec: { baseSeconds: number; maxSeconds: number }, attempts: number, unit: number): number {
+export function backoffSeconds(
+  spec: { baseSeconds: number; maxSeconds: number },
+  attempts: number,
+  unit: number,
+): number {
   return Math.min(spec.maxSeconds, spec.baseSeconds * 2 ** Math.max(attempts - 1, 0)) * (0.5 + unit / 2);
 }
 
 /** Postgres' text form of a timestamptz in UTC, as format('%s', ts) prints it (in canon.rescue_stuck's error). */
 export function pgTime(us: number): string {
   const iso = new Date(Math.floor(us / 1000)).toISOString();
-  const frac = String(us % MICROS).padStart(6, '0').replace(/0+$/, '');
+  const frac = String(us % MICROS)
+    .padStart(6, '0')
+    .replace(/0+$/, '');
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}${frac ? `.${frac}` : ''}+00`;
 }

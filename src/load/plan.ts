@@ -18,7 +18,13 @@ export interface LoadOptions {
 
 // The seed's Ola 3 dataset: 100k tasks, 1M runs, 10M events. canon has jobs and runs where
 // the seed had runs; runs are 5 % more than jobs because failed attempts are runs of their own.
-export const DEFAULTS: Omit<LoadOptions, 'seed' | 'prefix' | 'chunk'> = { entities: 100_000, jobs: 1_000_000, runs: 1_050_000, events: 10_000_000, days: 30 };
+export const DEFAULTS: Omit<LoadOptions, 'seed' | 'prefix' | 'chunk'> = {
+  entities: 100_000,
+  jobs: 1_000_000,
+  runs: 1_050_000,
+  events: 10_000_000,
+  days: 30,
+};
 
 /** How an entity's story ends. Rates are per entity; each rare outcome appears at least once. */
 export const FATES = {
@@ -38,19 +44,36 @@ export const CORE_PER_ENTITY = 7;
 
 export function scaledOptions(scale: number, base = DEFAULTS): Omit<LoadOptions, 'seed' | 'prefix' | 'chunk'> {
   const r = (n: number) => Math.max(1, Math.round(n * scale));
-  return { entities: r(base.entities), jobs: r(base.jobs), runs: r(base.runs), events: r(base.events), days: base.days };
+  return {
+    entities: r(base.entities),
+    jobs: r(base.jobs),
+    runs: r(base.runs),
+    events: r(base.events),
+    days: base.days,
+  };
 }
 
 /** Refuses counts the story cannot fit: every entity needs its pipeline, every extra decision an event. */
 export function checkOptions(o: LoadOptions): void {
-  if (o.entities < 10) throw usageError(`--entities must be at least 10 (the mix needs room for its rare outcomes), got ${o.entities}`);
+  if (o.entities < 10)
+    throw usageError(`--entities must be at least 10 (the mix needs room for its rare outcomes), got ${o.entities}`);
   const minJobs = CORE_PER_ENTITY * o.entities;
-  if (o.jobs < minJobs) throw usageError(`--jobs must be at least ${minJobs.toLocaleString('en-US')} (${CORE_PER_ENTITY} per entity: 4 decisions and protect, tsa, anchor), got ${o.jobs.toLocaleString('en-US')}`);
+  if (o.jobs < minJobs)
+    throw usageError(
+      `--jobs must be at least ${minJobs.toLocaleString('en-US')} (${CORE_PER_ENTITY} per entity: 4 decisions and protect, tsa, anchor), got ${o.jobs.toLocaleString('en-US')}`,
+    );
   // each job beyond the pipeline is a decision about a burst of at least one event
   const minEvents = CORE_PER_ENTITY * o.entities + (o.jobs - minJobs);
-  if (o.events < minEvents) throw usageError(`--events must be at least ${minEvents.toLocaleString('en-US')} for ${o.jobs.toLocaleString('en-US')} jobs (each decision beyond the pipeline reads at least one new event), got ${o.events.toLocaleString('en-US')}`);
-  if (o.runs < o.jobs) throw usageError(`--runs must be at least --jobs (${o.jobs.toLocaleString('en-US')}): every finished job has a run`);
-  if (!/^[A-Za-z][A-Za-z0-9_.:-]{0,40}$/.test(o.prefix)) throw usageError(`--prefix must be a letter then up to 40 letters, digits or _ . : -, got "${o.prefix}"`);
+  if (o.events < minEvents)
+    throw usageError(
+      `--events must be at least ${minEvents.toLocaleString('en-US')} for ${o.jobs.toLocaleString('en-US')} jobs (each decision beyond the pipeline reads at least one new event), got ${o.events.toLocaleString('en-US')}`,
+    );
+  if (o.runs < o.jobs)
+    throw usageError(
+      `--runs must be at least --jobs (${o.jobs.toLocaleString('en-US')}): every finished job has a run`,
+    );
+  if (!/^[A-Za-z][A-Za-z0-9_.:-]{0,40}$/.test(o.prefix))
+    throw usageError(`--prefix must be a letter then up to 40 letters, digits or _ . : -, got "${o.prefix}"`);
 }
 
 export interface ChunkPlan {
@@ -73,8 +96,16 @@ export function chunkPlan(o: LoadOptions): ChunkPlan {
   return {
     chunks,
     entities: (i) => ({ first: Math.floor((i * o.entities) / chunks), count: share(o.entities, chunks, i) }),
-    budget: (i) => ({ events: share(o.events, chunks, i), jobs: share(o.jobs, chunks, i), runs: share(o.runs, chunks, i) }),
-    fates: (i) => Object.fromEntries(Object.entries(totals).map(([f, n]) => [f, share(n, chunks, i)])) as Record<keyof typeof FATES, number>,
+    budget: (i) => ({
+      events: share(o.events, chunks, i),
+      jobs: share(o.jobs, chunks, i),
+      runs: share(o.runs, chunks, i),
+    }),
+    fates: (i) =>
+      Object.fromEntries(Object.entries(totals).map(([f, n]) => [f, share(n, chunks, i)])) as Record<
+        keyof typeof FATES,
+        number
+      >,
   };
 }
 

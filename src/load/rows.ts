@@ -1,9 +1,9 @@
 // A built chunk as COPY rows (CSV, in the column order of COPY_COLUMNS in src/sql/load.ts):
 // numbered from the table's current maxima, each event hashed as canon.event_hash does
 // (src/load/mirror.ts), its payload in jsonb's canonical text.
-import { jsonbText, type Json } from './jsonb.js';
+import { type Json, jsonbText } from './jsonb.js';
 import { eventHash, hashInput, isoMicros } from './mirror.js';
-import { runTraceId, type Chunk } from './story.js';
+import { type Chunk, runTraceId } from './story.js';
 
 export interface Offsets {
   position: number;
@@ -40,17 +40,89 @@ export function chunkRows(c: Chunk, base: Offsets, creator: string): ChunkRows {
       const trace = e.run ? runTraceId(e.run) : null;
       const causation = e.causation ? e.causation.position! : null;
       const createdAt = isoMicros(e.t);
-      const hash = eventHash(prev, hashInput({ entity_id: ent.id, seq: e.seq, kind: e.kind, payloadText, correlation_id: ent.id, causation_id: causation, trace_id: trace, actor: e.actor, createdAt }));
-      byPosition[e.position! - base.position - 1] = [e.position, q(ent.id), e.seq, q(e.kind), q(payloadText), q(ent.id), n(causation), q(trace), q(e.actor), createdAt, hex(prev), hex(hash)].join(',');
+      const hash = eventHash(
+        prev,
+        hashInput({
+          entity_id: ent.id,
+          seq: e.seq,
+          kind: e.kind,
+          payloadText,
+          correlation_id: ent.id,
+          causation_id: causation,
+          trace_id: trace,
+          actor: e.actor,
+          createdAt,
+        }),
+      );
+      byPosition[e.position! - base.position - 1] = [
+        e.position,
+        q(ent.id),
+        e.seq,
+        q(e.kind),
+        q(payloadText),
+        q(ent.id),
+        n(causation),
+        q(trace),
+        q(e.actor),
+        createdAt,
+        hex(prev),
+        hex(hash),
+      ].join(',');
       prev = hash;
     }
     entities.push([q(ent.id), isoMicros(ent.createdAt), ent.events.length, hex(prev)].join(','));
   }
   const jobs = c.jobs.map((j) =>
-    [j.id, j.lane, q(j.type), q(j.ent.id), j.status, q(jsonbText(j.payload)), 0, j.attempts, j.maxAttempts, ts(j.runAt), q(j.lockedBy), ts(j.lockedAt), ts(j.heartbeatAt), ts(j.leaseExpiresAt), q(j.dedupeKey), q(j.ent.id), q(j.lastRun ? runTraceId(j.lastRun) : null), n(j.source.position), 't', '', q(j.lastError), q(j.lastReason), q(creator), ts(j.createdAt), ts(j.updatedAt), ts(j.finishedAt)].join(','),
+    [
+      j.id,
+      j.lane,
+      q(j.type),
+      q(j.ent.id),
+      j.status,
+      q(jsonbText(j.payload)),
+      0,
+      j.attempts,
+      j.maxAttempts,
+      ts(j.runAt),
+      q(j.lockedBy),
+      ts(j.lockedAt),
+      ts(j.heartbeatAt),
+      ts(j.leaseExpiresAt),
+      q(j.dedupeKey),
+      q(j.ent.id),
+      q(j.lastRun ? runTraceId(j.lastRun) : null),
+      n(j.source.position),
+      't',
+      '',
+      q(j.lastError),
+      q(j.lastReason),
+      q(creator),
+      ts(j.createdAt),
+      ts(j.updatedAt),
+      ts(j.finishedAt),
+    ].join(','),
   );
   const runs = c.runs.map((r) =>
-    [r.id, r.job.id, r.attempt, r.job.lane, q(r.job.type), q(r.job.ent.id), q(r.worker), q(runTraceId(r)), q(r.job.ent.id), r.status, q(r.reason), q(r.error), ts(r.startedAt), ts(r.heartbeatAt), ts(r.leaseExpiresAt), ts(r.finishedAt), n(r.result?.position), r.detail === null ? '' : q(jsonbText(r.detail as Json))].join(','),
+    [
+      r.id,
+      r.job.id,
+      r.attempt,
+      r.job.lane,
+      q(r.job.type),
+      q(r.job.ent.id),
+      q(r.worker),
+      q(runTraceId(r)),
+      q(r.job.ent.id),
+      r.status,
+      q(r.reason),
+      q(r.error),
+      ts(r.startedAt),
+      ts(r.heartbeatAt),
+      ts(r.leaseExpiresAt),
+      ts(r.finishedAt),
+      n(r.result?.position),
+      r.detail === null ? '' : q(jsonbText(r.detail as Json)),
+    ].join(','),
   );
   return {
     entities,

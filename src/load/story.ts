@@ -7,10 +7,10 @@
 // other (job ids in payloads, positions as causation, run trace ids) and are numbered only
 // after the whole chunk is built, in time order, as Postgres would have numbered them.
 import { requiredKind } from '../ledger.js';
-import { backoffSeconds, pgTime, traceId } from './mirror.js';
-import { Rng } from './rng.js';
-import { CORE_PER_ENTITY, FATES, entityId, type Fate, type LoadOptions } from './plan.js';
 import type { Json } from './jsonb.js';
+import { backoffSeconds, pgTime, traceId } from './mirror.js';
+import { CORE_PER_ENTITY, entityId, FATES, type Fate, type LoadOptions } from './plan.js';
+import { Rng } from './rng.js';
 
 const MS = 1000;
 const SEC = 1_000_000;
@@ -96,8 +96,27 @@ export interface Plan {
   bursts: number[]; // events per burst
 }
 
-const SAMPLES = ['Sales contract', 'Rental agreement', 'Supplier invoice', 'Shareholder minutes', 'Confidentiality agreement', 'Shipping note', 'Notarial deed', 'Compliance report', 'Payroll statement', 'Insurance policy'];
-const DOMAIN = ['document.viewed', 'document.viewed', 'document.viewed', 'document.downloaded', 'document.commented', 'document.shared', 'document.tagged'] as const;
+const SAMPLES = [
+  'Sales contract',
+  'Rental agreement',
+  'Supplier invoice',
+  'Shareholder minutes',
+  'Confidentiality agreement',
+  'Shipping note',
+  'Notarial deed',
+  'Compliance report',
+  'Payroll statement',
+  'Insurance policy',
+];
+const DOMAIN = [
+  'document.viewed',
+  'document.viewed',
+  'document.viewed',
+  'document.downloaded',
+  'document.commented',
+  'document.shared',
+  'document.tagged',
+] as const;
 const CHANNELS = ['web', 'api', 'mobile', 'email'];
 const TAGS = ['q1', 'q2', 'q3', 'q4', 'legal', 'finance', 'urgent', 'archive'];
 const RETRY_ERRORS: Record<Step, string> = {
@@ -144,7 +163,16 @@ export class EntityStory {
   }
 
   append(kind: string, payload: Ev['payload'], actor: string, causation: Ev | null = null, run: Run | null = null): Ev {
-    const ev: Ev = { ent: this, seq: this.events.length + 1, kind, payload, causation, run, actor, t: this.wait(0, 0.2) };
+    const ev: Ev = {
+      ent: this,
+      seq: this.events.length + 1,
+      kind,
+      payload,
+      causation,
+      run,
+      actor,
+      t: this.wait(0, 0.2),
+    };
     this.events.push(ev);
     return ev;
   }
@@ -152,10 +180,26 @@ export class EntityStory {
   /** The gateway: a job in the queue, as canon.enqueue_job writes it. */
   enqueue(lane: Job['lane'], type: string, source: Ev, payload: Json, dedupeKey: string | null): Job {
     const job: Job = {
-      ent: this, lane, type, status: 'queued', payload, attempts: 0,
+      ent: this,
+      lane,
+      type,
+      status: 'queued',
+      payload,
+      attempts: 0,
       maxAttempts: lane === 'decision' ? DECIDE_MAX_ATTEMPTS : EXEC_MAX_ATTEMPTS,
-      runAt: source.t, lockedBy: null, lockedAt: null, heartbeatAt: null, leaseExpiresAt: null, dedupeKey,
-      lastRun: null, source, lastError: null, lastReason: null, createdAt: source.t, updatedAt: source.t, finishedAt: null,
+      runAt: source.t,
+      lockedBy: null,
+      lockedAt: null,
+      heartbeatAt: null,
+      leaseExpiresAt: null,
+      dedupeKey,
+      lastRun: null,
+      source,
+      lastError: null,
+      lastReason: null,
+      createdAt: source.t,
+      updatedAt: source.t,
+      finishedAt: null,
     };
     this.jobs.push(job);
     return job;
@@ -173,7 +217,20 @@ export class EntityStory {
     job.heartbeatAt = t;
     job.leaseExpiresAt = t + (job.lane === 'decision' ? DECIDE_TIMEOUT : EXEC_TIMEOUT);
     job.updatedAt = t;
-    const run: Run = { job, attempt: job.attempts, worker, status: 'running', reason: null, error: null, startedAt: t, heartbeatAt: t, leaseExpiresAt: job.leaseExpiresAt, finishedAt: null, result: null, detail: null };
+    const run: Run = {
+      job,
+      attempt: job.attempts,
+      worker,
+      status: 'running',
+      reason: null,
+      error: null,
+      startedAt: t,
+      heartbeatAt: t,
+      leaseExpiresAt: job.leaseExpiresAt,
+      finishedAt: null,
+      result: null,
+      detail: null,
+    };
     job.lastRun = run;
     this.runs.push(run);
     return run;
@@ -194,7 +251,10 @@ export class EntityStory {
   }
 
   /** A decision job for `source` and its run: requires `step` (with its job) or decides done. */
-  decide(source: Ev, what: { require?: Step; done?: 'completed' | 'failed'; flags: Record<string, boolean> }): Job | null {
+  decide(
+    source: Ev,
+    what: { require?: Step; done?: 'completed' | 'failed'; flags: Record<string, boolean> },
+  ): Job | null {
     const job = this.enqueue('decision', 'decide', source, {}, null);
     const run = this.claim(job, [2, 40]);
     this.wait(0.5, 6);
@@ -205,12 +265,28 @@ export class EntityStory {
       const dedupe = `${this.id}:${type}:1`;
       const req = this.append(
         requiredKind(type),
-        () => ({ job_type: type, ordinal: 1, dedupe_key: dedupe, payload: {}, flags: what.flags, decision_job_id: job.id! }),
-        run.worker, job.source, run,
+        () => ({
+          job_type: type,
+          ordinal: 1,
+          dedupe_key: dedupe,
+          payload: {},
+          flags: what.flags,
+          decision_job_id: job.id!,
+        }),
+        run.worker,
+        job.source,
+        run,
       );
       exec = this.enqueue('execution', type, req, { flags: what.flags }, dedupe);
     }
-    run.detail = { required: what.require ? [what.require] : [], skipped: [], done: !!what.done, outcome: what.done ?? null, flags: what.flags, history_seq: historySeq };
+    run.detail = {
+      required: what.require ? [what.require] : [],
+      skipped: [],
+      done: !!what.done,
+      outcome: what.done ?? null,
+      flags: what.flags,
+      history_seq: historySeq,
+    };
     this.finish(run, 'succeeded');
     return exec;
   }
@@ -238,7 +314,13 @@ export class EntityStory {
     job.lastReason = reason;
     job.lastError = error;
     job.updatedAt = this.t;
-    return this.append(`${job.type}.failed`, () => ({ job_id: job.id!, attempts: job.attempts, reason, error }), actor, job.source, run);
+    return this.append(
+      `${job.type}.failed`,
+      () => ({ job_id: job.id!, attempts: job.attempts, reason, error }),
+      actor,
+      job.source,
+      run,
+    );
   }
 
   /** Runs an execution job to success after `failures` failed attempts; returns its result event. */
@@ -250,7 +332,13 @@ export class EntityStory {
     }
     const run = this.claim(job, [1, 30]);
     this.wait(0.2, job.type === 'anchor' ? 12 : 5);
-    const ev = this.append(`${job.type}.succeeded`, () => ({ job_id: job.id!, attempt: run.attempt, result }), run.worker, job.source, run);
+    const ev = this.append(
+      `${job.type}.succeeded`,
+      () => ({ job_id: job.id!, attempt: run.attempt, result }),
+      run.worker,
+      job.source,
+      run,
+    );
     run.result = ev;
     this.finish(run, 'succeeded');
     return ev;
@@ -298,8 +386,21 @@ function apportion(total: number, weights: number[]): number[] {
  * document created yesterday has had a tenth of the later activity of one created last month,
  * so the ledger's rate is steady over time instead of piling up in the last day.
  */
-export function planChunk(rng: Rng, first: number, count: number, budget: { events: number; jobs: number; runs: number }, fates: Record<keyof typeof FATES, number>, maturity: (index: number) => number = () => 1): Plan[] {
-  const plans: Plan[] = Array.from({ length: count }, (_, i) => ({ index: first + i, fate: 'completed' as Fate, step: 3, retries: [0, 0, 0] as [number, number, number], bursts: [] as number[] }));
+export function planChunk(
+  rng: Rng,
+  first: number,
+  count: number,
+  budget: { events: number; jobs: number; runs: number },
+  fates: Record<keyof typeof FATES, number>,
+  maturity: (index: number) => number = () => 1,
+): Plan[] {
+  const plans: Plan[] = Array.from({ length: count }, (_, i) => ({
+    index: first + i,
+    fate: 'completed' as Fate,
+    step: 3,
+    retries: [0, 0, 0] as [number, number, number],
+    bursts: [] as number[],
+  }));
   const slots = rng.shuffle(plans.map((_, i) => i));
   let k = 0;
   for (const [fate, n] of Object.entries(fates) as [keyof typeof FATES, number][]) {
@@ -311,11 +412,19 @@ export function planChunk(rng: Rng, first: number, count: number, budget: { even
   }
   const core = plans.map(coreCounts);
   const sum = (f: (c: { events: number; jobs: number; runs: number }) => number) => core.reduce((a, c) => a + f(c), 0);
-  const eligible = plans.map((p, i) => [p, i] as const).filter(([p]) => p.fate === 'completed' || p.fate.startsWith('dead_'));
+  const eligible = plans
+    .map((p, i) => [p, i] as const)
+    .filter(([p]) => p.fate === 'completed' || p.fate.startsWith('dead_'));
   const burstJobs = Math.max(0, budget.jobs - sum((c) => c.jobs));
-  const perEntity = apportion(burstJobs, eligible.map(([p]) => (0.2 + rng.exp(1)) * Math.max(0.01, maturity(p.index))));
+  const perEntity = apportion(
+    burstJobs,
+    eligible.map(([p]) => (0.2 + rng.exp(1)) * Math.max(0.01, maturity(p.index))),
+  );
   const burstEvents = Math.max(burstJobs, budget.events - sum((c) => c.events));
-  const sizes = apportion(burstEvents - burstJobs, Array.from({ length: burstJobs }, () => 0.1 + rng.exp(1)));
+  const sizes = apportion(
+    burstEvents - burstJobs,
+    Array.from({ length: burstJobs }, () => 0.1 + rng.exp(1)),
+  );
   let b = 0;
   eligible.forEach(([p], j) => {
     for (let n = 0; n < perEntity[j]; n++) p.bursts.push(1 + sizes[b++]);
@@ -339,10 +448,13 @@ function domainEvent(e: EntityStory): { kind: string; payload: Json; actor: stri
   const kind = e.rng.pick(DOMAIN);
   const by = `user-${e.rng.int(1, 5000)}`;
   const payload: Json =
-    kind === 'document.commented' ? { by, text: e.rng.pick(['Looks good', 'Please check clause 4', 'Approved', 'Needs a second signature']) }
-    : kind === 'document.shared' ? { by, with: `user-${e.rng.int(1, 5000)}` }
-    : kind === 'document.tagged' ? { by, tag: e.rng.pick(TAGS) }
-    : { by, via: e.rng.pick(CHANNELS) };
+    kind === 'document.commented'
+      ? { by, text: e.rng.pick(['Looks good', 'Please check clause 4', 'Approved', 'Needs a second signature']) }
+      : kind === 'document.shared'
+        ? { by, with: `user-${e.rng.int(1, 5000)}` }
+        : kind === 'document.tagged'
+          ? { by, tag: e.rng.pick(TAGS) }
+          : { by, via: e.rng.pick(CHANNELS) };
   return { kind, payload, actor: by };
 }
 
@@ -388,7 +500,8 @@ export function buildChunk(cx: StoryContext, plans: Plan[]): Chunk {
         toAnchor.push({ e, job, sha, failures: p.retries[2] });
         break; // the anchor result needs the chunk's batches: finished below
       }
-      const result: Json = step === 'protect' ? { sha256: sha, bytes: Buffer.byteLength(content) } : cx.stamp(sha, e.id, e.t);
+      const result: Json =
+        step === 'protect' ? { sha256: sha, bytes: Buffer.byteLength(content) } : cx.stamp(sha, e.id, e.t);
       src = e.succeed(job, p.retries[s - 1], result);
     }
   }
@@ -446,7 +559,10 @@ function storyEnd(e: EntityStory, job: Job, fate: Fate): void {
     }
   } else {
     const reason = fate === 'dead_handler' ? 'handler_error' : 'precondition_failed';
-    const err = fate === 'dead_handler' ? `PermanentError: ${step} refused the document permanently (simulated)` : PRECONDITION_ERRORS[step];
+    const err =
+      fate === 'dead_handler'
+        ? `PermanentError: ${step} refused the document permanently (simulated)`
+        : PRECONDITION_ERRORS[step];
     const run = e.claim(job, [1, 30]);
     e.wait(0.2, 5);
     e.finish(run, 'failed', reason, err);
@@ -478,9 +594,12 @@ function addBursts(e: EntityStory, bursts: number[], nowUs: number): void {
 
 /** Numbers events, jobs and runs in time order (what sequences would have given), from 0; the loader adds offsets. */
 function number(entities: EntityStory[], counts: Chunk['counts']): Chunk {
-  const events = entities.flatMap((e) => e.events).sort((a, b) => a.t - b.t || a.ent.index - b.ent.index || a.seq - b.seq);
+  const events = entities
+    .flatMap((e) => e.events)
+    .sort((a, b) => a.t - b.t || a.ent.index - b.ent.index || a.seq - b.seq);
   const jobs = entities.flatMap((e) => e.jobs).sort((a, b) => a.createdAt - b.createdAt || a.ent.index - b.ent.index);
-  const runs = entities.flatMap((e) => e.runs).sort((a, b) => a.startedAt - b.startedAt || a.job.ent.index - b.job.ent.index);
+  const runs = entities
+    .flatMap((e) => e.runs)
+    .sort((a, b) => a.startedAt - b.startedAt || a.job.ent.index - b.job.ent.index);
   return { entities, events, jobs, runs, counts };
 }
-

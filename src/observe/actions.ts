@@ -39,7 +39,10 @@ export async function actOnJob(pool: pg.Pool, jobId: number, action: JobAction, 
   return act(pool, jobId, action, who).catch((e) => {
     // the gateway refuses a type that left the whitelist, or a lane that changed: bad input, not a crash
     const code = pgCode(e);
-    if (code === PG.CANON_UNKNOWN_TYPE || code === PG.CANON_GATEWAY) throw usageError(`job ${jobId} cannot be ${action === 'retry' ? 'retried' : 'cancelled'}: ${(e as Error).message}`);
+    if (code === PG.CANON_UNKNOWN_TYPE || code === PG.CANON_GATEWAY)
+      throw usageError(
+        `job ${jobId} cannot be ${action === 'retry' ? 'retried' : 'cancelled'}: ${(e as Error).message}`,
+      );
     throw e;
   });
 }
@@ -49,7 +52,9 @@ async function act(pool: pg.Pool, jobId: number, action: JobAction, who: Who): P
     const j = (await c.query(JOB_ACTIONS_SQL.lockJob, [jobId])).rows[0];
     if (!j) throw usageError(`no job ${jobId}: check the id with \`canon dead-jobs\` or \`canon trace <entity_id>\``);
     if (!(CAN[action] as readonly string[]).includes(j.status)) {
-      throw usageError(`job ${jobId} is ${j.status}: only ${CAN[action].join(' or ')} jobs can be ${action === 'retry' ? 'retried' : 'cancelled'}`);
+      throw usageError(
+        `job ${jobId} is ${j.status}: only ${CAN[action].join(' or ')} jobs can be ${action === 'retry' ? 'retried' : 'cancelled'}`,
+      );
     }
     const prior = (await c.query(JOB_ACTIONS_SQL.retriedAs, [jobId])).rows[0];
     if (prior) throw usageError(`job ${jobId} was already retried as job ${prior.new_job_id}: act on that one instead`);
@@ -68,19 +73,63 @@ async function retry(c: pg.PoolClient, j: any, who: Who): Promise<ActionResult> 
     const ev = await appendEvent(c, {
       entityId: j.entity_id,
       kind,
-      payload: { job_type: j.type, ordinal, dedupe_key: dedupeKey, payload: j.payload, retry_of: j.id, reason: who.reason ?? null },
+      payload: {
+        job_type: j.type,
+        ordinal,
+        dedupe_key: dedupeKey,
+        payload: j.payload,
+        retry_of: j.id,
+        reason: who.reason ?? null,
+      },
       correlationId: j.correlation_id,
       causationId: j.source_event_position ?? undefined,
       actor: who.actor,
     });
     eventPosition = ev.position;
-    enqueue = [j.type, j.entity_id, JSON.stringify(j.payload), dedupeKey, ev.position, j.correlation_id, null, j.priority, 'execution'];
+    enqueue = [
+      j.type,
+      j.entity_id,
+      JSON.stringify(j.payload),
+      dedupeKey,
+      ev.position,
+      j.correlation_id,
+      null,
+      j.priority,
+      'execution',
+    ];
   } else {
-    enqueue = [j.type, j.entity_id, JSON.stringify(j.payload), null, j.source_event_position, j.correlation_id, null, j.priority, 'decision'];
+    enqueue = [
+      j.type,
+      j.entity_id,
+      JSON.stringify(j.payload),
+      null,
+      j.source_event_position,
+      j.correlation_id,
+      null,
+      j.priority,
+      'decision',
+    ];
   }
   const q = (await c.query(GATEWAY_SQL.enqueue, enqueue)).rows[0];
-  const rec = (await c.query(JOB_ACTIONS_SQL.record, [j.id, 'retry', j.status, q.job_id, eventPosition ?? null, who.actor, who.reason ?? null])).rows[0];
-  return { job_id: j.id, action: 'retry', from_status: j.status, new_job_id: q.job_id, event_position: eventPosition, at: new Date(rec.at).toISOString() };
+  const rec = (
+    await c.query(JOB_ACTIONS_SQL.record, [
+      j.id,
+      'retry',
+      j.status,
+      q.job_id,
+      eventPosition ?? null,
+      who.actor,
+      who.reason ?? null,
+    ])
+  ).rows[0];
+  return {
+    job_id: j.id,
+    action: 'retry',
+    from_status: j.status,
+    new_job_id: q.job_id,
+    event_position: eventPosition,
+    at: new Date(rec.at).toISOString(),
+  };
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: as for retry
@@ -89,6 +138,8 @@ async function cancel(c: pg.PoolClient, j: any, who: Who): Promise<ActionResult>
   if (j.status === 'running') await c.query(JOB_ACTIONS_SQL.cancelRun, [j.id, why]);
   // a dead job keeps the error it died of; a live one records who stopped it
   await c.query(JOB_ACTIONS_SQL.cancelJob, [j.id, j.status === 'failed' ? null : why]);
-  const rec = (await c.query(JOB_ACTIONS_SQL.record, [j.id, 'cancel', j.status, null, null, who.actor, who.reason ?? null])).rows[0];
+  const rec = (
+    await c.query(JOB_ACTIONS_SQL.record, [j.id, 'cancel', j.status, null, null, who.actor, who.reason ?? null])
+  ).rows[0];
   return { job_id: j.id, action: 'cancel', from_status: j.status, at: new Date(rec.at).toISOString() };
 }

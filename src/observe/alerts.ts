@@ -9,7 +9,10 @@ import type { AlertResult, Health, PluginStatus } from './types.js';
 interface Rule {
   name: string;
   runbook: string;
-  eval(h: Health, t: Thresholds): { firing: boolean; severity?: 'warning' | 'critical'; value: number; threshold: string; summary: string };
+  eval(
+    h: Health,
+    t: Thresholds,
+  ): { firing: boolean; severity?: 'warning' | 'critical'; value: number; threshold: string; summary: string };
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -30,7 +33,13 @@ function listRule<T>(o: {
     eval: (h) => {
       const items = o.items(h);
       const firing = items.length > 0;
-      return { firing, severity: 'warning', value: o.value ? o.value(items) : items.length, threshold: o.threshold, summary: firing ? o.summary(items) : o.none(h) };
+      return {
+        firing,
+        severity: 'warning',
+        value: o.value ? o.value(items) : items.length,
+        threshold: o.threshold,
+        summary: firing ? o.summary(items) : o.none(h),
+      };
     },
   };
 }
@@ -39,7 +48,13 @@ export const RULES: Rule[] = [
   {
     name: 'CanonCoreTriggerDisabled',
     runbook: 'runbooks/core-trigger-disabled.md',
-    eval: (h) => ({ firing: !h.core_trigger_enabled, severity: 'critical', value: h.core_trigger_enabled ? 1 : 0, threshold: 'enabled', summary: 'the core trigger canon_core_trigger is disabled: events enqueue no decisions' }),
+    eval: (h) => ({
+      firing: !h.core_trigger_enabled,
+      severity: 'critical',
+      value: h.core_trigger_enabled ? 1 : 0,
+      threshold: 'enabled',
+      summary: 'the core trigger canon_core_trigger is disabled: events enqueue no decisions',
+    }),
   },
   {
     name: 'CanonEventToJobGap',
@@ -55,7 +70,13 @@ export const RULES: Rule[] = [
   {
     name: 'CanonStuckJobs',
     runbook: 'runbooks/stuck-jobs.md',
-    eval: (h, t) => ({ firing: h.stuck_count > t.stuck_max, severity: 'critical', value: h.stuck_count, threshold: `> ${t.stuck_max}`, summary: `${plural(h.stuck_count, 'job')} running past their type's TTL without heartbeat` }),
+    eval: (h, t) => ({
+      firing: h.stuck_count > t.stuck_max,
+      severity: 'critical',
+      value: h.stuck_count,
+      threshold: `> ${t.stuck_max}`,
+      summary: `${plural(h.stuck_count, 'job')} running past their type's TTL without heartbeat`,
+    }),
   },
   {
     name: 'CanonHighLag',
@@ -85,7 +106,13 @@ export const RULES: Rule[] = [
   {
     name: 'CanonQueueBacklog',
     runbook: 'runbooks/queue-backlog.md',
-    eval: (h, t) => ({ firing: h.jobs_queued.total > t.queued_max, severity: 'warning', value: h.jobs_queued.total, threshold: `> ${t.queued_max}`, summary: `${plural(h.jobs_queued.total, 'job')} queued (more than ${t.queued_max})` }),
+    eval: (h, t) => ({
+      firing: h.jobs_queued.total > t.queued_max,
+      severity: 'warning',
+      value: h.jobs_queued.total,
+      threshold: `> ${t.queued_max}`,
+      summary: `${plural(h.jobs_queued.total, 'job')} queued (more than ${t.queued_max})`,
+    }),
   },
   {
     name: 'CanonLowSuccessRate',
@@ -116,7 +143,13 @@ export const RULES: Rule[] = [
   {
     name: 'CanonDeadJobs',
     runbook: 'runbooks/dead-jobs.md',
-    eval: (h, t) => ({ firing: h.dead_last_24h > t.dead_max, severity: 'warning', value: h.dead_last_24h, threshold: `> ${t.dead_max}`, summary: `${plural(h.dead_last_24h, 'dead job')} in the last 24 h` }),
+    eval: (h, t) => ({
+      firing: h.dead_last_24h > t.dead_max,
+      severity: 'warning',
+      value: h.dead_last_24h,
+      threshold: `> ${t.dead_max}`,
+      summary: `${plural(h.dead_last_24h, 'dead job')} in the last 24 h`,
+    }),
   },
   {
     name: 'CanonTraceMissing',
@@ -146,7 +179,8 @@ export const RULES: Rule[] = [
     runbook: 'runbooks/flag-auto-rollback.md',
     threshold: '> 0 in 24 h',
     items: (h) => h.steering.auto_rollbacks_24h,
-    summary: (rb) => `${plural(rb.length, 'automatic rollback')} in the last 24 h: ${rb.map((r) => `${r.flag} ${r.from_percent}% → ${r.to_percent}% (${r.reason})`).join('; ')}`,
+    summary: (rb) =>
+      `${plural(rb.length, 'automatic rollback')} in the last 24 h: ${rb.map((r) => `${r.flag} ${r.from_percent}% → ${r.to_percent}% (${r.reason})`).join('; ')}`,
     none: () => 'no automatic rollback in the last 24 h',
   }),
   {
@@ -170,7 +204,12 @@ export const RULES: Rule[] = [
     items: (h) => h.steering.paused_types.filter((p) => p.queued > 0),
     value: (waiting) => waiting.reduce((sum, p) => sum + p.queued, 0),
     summary: (waiting) =>
-      waiting.map((p) => `job type ${p.job_type} is paused with ${plural(p.queued, 'queued job')}${p.paused_by ? ` (by ${p.paused_by}${p.reason ? `: ${p.reason}` : ''})` : ''}`).join('; '),
+      waiting
+        .map(
+          (p) =>
+            `job type ${p.job_type} is paused with ${plural(p.queued, 'queued job')}${p.paused_by ? ` (by ${p.paused_by}${p.reason ? `: ${p.reason}` : ''})` : ''}`,
+        )
+        .join('; '),
     none: (h) => `${plural(h.steering.paused_types.length, 'paused type')}, none with queued jobs`,
   }),
   listRule({
@@ -180,7 +219,10 @@ export const RULES: Rule[] = [
     items: (h) => h.steering.breakers_not_closed,
     summary: (b) =>
       b
-        .map((x) => `breaker of ${x.job_type} ${x.state === 'half_open' ? `half-open (probe job ${x.probe_job_id ?? '-'})` : `open${x.next_attempt_at ? ` until ${x.next_attempt_at}` : ''}`} after ${plural(x.failure_count, 'failure')}${x.reason ? `: ${x.reason}` : ''}`)
+        .map(
+          (x) =>
+            `breaker of ${x.job_type} ${x.state === 'half_open' ? `half-open (probe job ${x.probe_job_id ?? '-'})` : `open${x.next_attempt_at ? ` until ${x.next_attempt_at}` : ''}`} after ${plural(x.failure_count, 'failure')}${x.reason ? `: ${x.reason}` : ''}`,
+        )
         .join('; '),
     none: () => 'every breaker closed',
   }),
@@ -189,7 +231,15 @@ export const RULES: Rule[] = [
 export function evaluateAlerts(h: Health, t: Thresholds): AlertResult[] {
   return RULES.map((r) => {
     const o = r.eval(h, t);
-    return { name: r.name, severity: o.severity ?? 'warning', firing: o.firing, value: o.value, threshold: o.threshold, summary: o.summary, runbook: r.runbook };
+    return {
+      name: r.name,
+      severity: o.severity ?? 'warning',
+      firing: o.firing,
+      value: o.value,
+      threshold: o.threshold,
+      summary: o.summary,
+      runbook: r.runbook,
+    };
   });
 }
 

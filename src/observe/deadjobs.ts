@@ -2,11 +2,18 @@
 // `GET /dead-jobs`. Filters arrive as text from either a command line or a query string and
 // are checked here, once, so both surfaces refuse the same things with the same words.
 import type pg from 'pg';
-import { usageError } from '../errors.js';
 import { printable } from '../args.js';
+import { usageError } from '../errors.js';
 import { DEAD_SQL } from '../sql/deadjobs.js';
 
-export const DEAD_REASONS = ['ttl_exceeded', 'max_attempts_exceeded', 'handler_error', 'precondition_failed', 'timeout', 'breaker_open'] as const;
+export const DEAD_REASONS = [
+  'ttl_exceeded',
+  'max_attempts_exceeded',
+  'handler_error',
+  'precondition_failed',
+  'timeout',
+  'breaker_open',
+] as const;
 
 export interface DeadFilters {
   limit: number;
@@ -57,21 +64,30 @@ function num(name: string, v: string | undefined, dflt: number, min: number, max
 }
 
 /** Checks filters given as text; `names` says how to call each one in messages (--type or type). */
-export function parseDeadFilters(raw: RawDeadFilters, names: Record<keyof RawDeadFilters, string>, defaults = { limit: 50, max: 1000 }): DeadFilters {
+export function parseDeadFilters(
+  raw: RawDeadFilters,
+  names: Record<keyof RawDeadFilters, string>,
+  defaults = { limit: 50, max: 1000 },
+): DeadFilters {
   const f: DeadFilters = {
     limit: num(names.limit, raw.limit, defaults.limit, 1, defaults.max, true),
     since_hours: num(names.since_hours, raw.since_hours, 24, 0.0001, 876_000, false),
   };
   if (raw.type !== undefined) {
-    if (!/^[a-z][a-z0-9_]{0,62}$/.test(raw.type)) throw usageError(`${names.type} "${printable(raw.type)}" is not a job type name (lowercase letters, digits, _)`);
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(raw.type))
+      throw usageError(`${names.type} "${printable(raw.type)}" is not a job type name (lowercase letters, digits, _)`);
     f.type = raw.type;
   }
   if (raw.correlation_id !== undefined) {
-    if (!/^[^\s\u0000-\u001f\u007f]{1,200}$/.test(raw.correlation_id)) throw usageError(`${names.correlation_id} "${printable(raw.correlation_id)}" is invalid: 1 to 200 characters without spaces`);
+    if (!/^[^\s\u0000-\u001f\u007f]{1,200}$/.test(raw.correlation_id))
+      throw usageError(
+        `${names.correlation_id} "${printable(raw.correlation_id)}" is invalid: 1 to 200 characters without spaces`,
+      );
     f.correlation_id = raw.correlation_id;
   }
   if (raw.reason !== undefined) {
-    if (!(DEAD_REASONS as readonly string[]).includes(raw.reason)) throw usageError(`${names.reason} must be one of ${DEAD_REASONS.join(', ')}, got "${printable(raw.reason)}"`);
+    if (!(DEAD_REASONS as readonly string[]).includes(raw.reason))
+      throw usageError(`${names.reason} must be one of ${DEAD_REASONS.join(', ')}, got "${printable(raw.reason)}"`);
     f.reason = raw.reason;
   }
   return f;
@@ -86,7 +102,19 @@ export const CLI_NAMES: Record<keyof RawDeadFilters, string> = {
 };
 
 export async function listDeadJobs(db: pg.Pool | pg.ClientBase, f: DeadFilters): Promise<DeadReport> {
-  const r = (await db.query(DEAD_SQL.list, [f.since_hours * 3600, f.type ?? null, f.correlation_id ?? null, f.reason ?? null, f.limit])).rows[0];
+  const r = (
+    await db.query(DEAD_SQL.list, [
+      f.since_hours * 3600,
+      f.type ?? null,
+      f.correlation_id ?? null,
+      f.reason ?? null,
+      f.limit,
+    ])
+  ).rows[0];
   if (!r.type_known) throw usageError(`unknown job type "${f.type}": it is not in the job_types whitelist`);
-  return { filters: f, summary: { total_dead: r.total_dead, by_type: r.by_type, by_reason: r.by_reason }, jobs: r.jobs };
+  return {
+    filters: f,
+    summary: { total_dead: r.total_dead, by_type: r.by_type, by_reason: r.by_reason },
+    jobs: r.jobs,
+  };
 }

@@ -2,9 +2,9 @@
 // first six fields are the seed's health endpoint, with its names; the rest are what the
 // RFC and the issue add. `health`, `alerts`, `serve` and the dashboard all read this.
 import type pg from 'pg';
-import { ledgerEditRegisterOf, tamperAlertOf, type RegisterRow } from '../audit.js';
+import { ledgerEditRegisterOf, type RegisterRow, tamperAlertOf } from '../audit.js';
 import { HEALTH_SQL } from '../sql/health.js';
-import { steeringOf, type SteeringReads } from '../steering/status.js';
+import { type SteeringReads, steeringOf } from '../steering/status.js';
 import { evaluateAlerts, worstSeverity } from './alerts.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 import type { Health, LedgerEdits, RunWindow } from './types.js';
@@ -30,7 +30,15 @@ interface EmbeddedReads extends SteeringReads {
 
 function ledgerEdits(reads: EmbeddedReads): LedgerEdits {
   const t = tamperAlertOf(ledgerEditRegisterOf(reads.register[0]), reads.acknowledged);
-  return { severity: t.severity, refused_new: t.refused_new, bypass_new: t.bypass_new, refused_total: t.register.refused_total, bypass_total: t.register.bypass_total, last: t.register.last, message: t.message };
+  return {
+    severity: t.severity,
+    refused_new: t.refused_new,
+    bypass_new: t.bypass_new,
+    refused_total: t.register.refused_total,
+    bypass_total: t.register.bypass_total,
+    last: t.register.last,
+    message: t.message,
+  };
 }
 
 /**
@@ -39,7 +47,13 @@ function ledgerEdits(reads: EmbeddedReads): LedgerEdits {
  */
 export async function computeHealth(db: pg.Pool | pg.ClientBase, t: Thresholds = DEFAULT_THRESHOLDS): Promise<Health> {
   const r = (
-    await db.query(HEALTH_SQL.snapshot, [t.gap_window_seconds, t.gap_grace_seconds, t.worker_alive_seconds, t.duplicate_window_seconds, t.activity_window_seconds])
+    await db.query(HEALTH_SQL.snapshot, [
+      t.gap_window_seconds,
+      t.gap_grace_seconds,
+      t.worker_alive_seconds,
+      t.duplicate_window_seconds,
+      t.activity_window_seconds,
+    ])
   ).rows[0];
   return healthOf(r, t);
 }
@@ -63,7 +77,9 @@ export function healthOf(r: Record<string, any>, t: Thresholds = DEFAULT_THRESHO
     checked_at: new Date(r.checked_at).toISOString(),
     event_to_job_gap: r.gap_execution + r.gap_decision,
     event_to_job_gap_by_lane: { decision: r.gap_decision, execution: r.gap_execution },
-    oldest_queued_age_seconds: Object.fromEntries(Object.entries(r.oldest_ready_by_type as Record<string, string | number>).map(([k, v]) => [k, Number(v)])),
+    oldest_queued_age_seconds: Object.fromEntries(
+      Object.entries(r.oldest_ready_by_type as Record<string, string | number>).map(([k, v]) => [k, Number(v)]),
+    ),
     jobs_ready: { total: r.queued_ready, by_lane: r.ready_by_lane },
     throughput: { last_5m: runWindow(r.ok_5m, r.failed_5m, 5), last_1h: runWindow(r.ok_1h, r.failed_1h, 60) },
     workers: { alive: r.workers_alive, stale: r.workers_stale, by_role: r.workers_by_role },

@@ -4,8 +4,8 @@
 // schema that is not migrated) is UNKNOWN, so cron and Nagios never confuse the two.
 import type { Command } from 'commander';
 import type { Ctx } from '../context.js';
-import { CanonError, EXIT, coerceError, isConnectionError, usageError } from '../errors.js';
 import { redact } from '../db/url.js';
+import { CanonError, coerceError, EXIT, isConnectionError, usageError } from '../errors.js';
 import { PLUGIN_EXIT, type PluginStatus } from './types.js';
 
 export interface PluginOutcome<T> {
@@ -43,7 +43,8 @@ export async function runPlugin<T>(ctx: Ctx, check: () => Promise<PluginOutcome<
     else ctx.stdout.write(`${line}\n`);
     return PLUGIN_EXIT[status];
   }
-  if (ctx.json) ctx.stdout.write(`${JSON.stringify({ ...out.data, status: out.status, status_line: out.line }, null, 2)}\n`);
+  if (ctx.json)
+    ctx.stdout.write(`${JSON.stringify({ ...out.data, status: out.status, status_line: out.line }, null, 2)}\n`);
   else {
     const rest = out.details(out.data);
     ctx.stdout.write(`${out.line}\n${rest ? (rest.endsWith('\n') ? rest : `${rest}\n`) : ''}`);

@@ -71,7 +71,11 @@ export function parseThresholds(pairs: string[] | undefined, exitCode: number): 
   const t: Thresholds = { ...DEFAULT_THRESHOLDS };
   for (const pair of pairs ?? []) {
     const m = /^([a-z_]+)=(.+)$/.exec(pair.trim());
-    if (!m) throw new CanonError(`--threshold must look like name=value (for example queued_max=500), got "${pair}"`, exitCode);
+    if (!m)
+      throw new CanonError(
+        `--threshold must look like name=value (for example queued_max=500), got "${pair}"`,
+        exitCode,
+      );
     const name = m[1] as keyof Thresholds;
     if (!(name in LIMITS)) {
       throw new CanonError(`unknown threshold "${m[1]}": use one of ${THRESHOLD_NAMES.join(', ')}`, exitCode);
@@ -84,7 +88,10 @@ export function parseThresholds(pairs: string[] | undefined, exitCode: number): 
     t[name] = v;
   }
   if (t.lag_critical_seconds < t.lag_warning_seconds) {
-    throw new CanonError(`threshold lag_critical_seconds (${t.lag_critical_seconds}) must not be below lag_warning_seconds (${t.lag_warning_seconds})`, exitCode);
+    throw new CanonError(
+      `threshold lag_critical_seconds (${t.lag_critical_seconds}) must not be below lag_warning_seconds (${t.lag_warning_seconds})`,
+      exitCode,
+    );
   }
   return t;
 }

@@ -3,10 +3,10 @@
 // hangs under the event in its source_event_position, a run under its job, an event under
 // the run whose trace_id wrote it, and a retry's event under the dead job it replaced.
 import type pg from 'pg';
-import { usageError } from '../errors.js';
 import { printable } from '../args.js';
+import { usageError } from '../errors.js';
+import { type LedgerEvent, requiredType } from '../ledger.js';
 import { TRACE_SQL } from '../sql/trace.js';
-import { requiredType, type LedgerEvent } from '../ledger.js';
 
 /** An event as the chain query returns it (jsonb: times are ISO strings, no hash). */
 export interface ChainEvent extends Omit<LedgerEvent, 'created_at' | 'hash'> {
@@ -70,11 +70,17 @@ export interface Chain {
   actions: ChainAction[];
 }
 
-export async function loadChain(db: pg.Pool | pg.ClientBase, id: string, only: 'entity' | 'any' = 'any'): Promise<Chain> {
+export async function loadChain(
+  db: pg.Pool | pg.ClientBase,
+  id: string,
+  only: 'entity' | 'any' = 'any',
+): Promise<Chain> {
   const r = (await db.query(TRACE_SQL.resolve, [id])).rows[0];
   const matched_by = r.is_entity ? 'entity' : r.is_correlation && only === 'any' ? 'correlation' : null;
   if (!matched_by) {
-    throw usageError(`no entity${only === 'any' ? ' or correlation id' : ''} "${printable(id)}" in the ledger: check the id (canon events list <entity_id> shows an entity's events)`);
+    throw usageError(
+      `no entity${only === 'any' ? ' or correlation id' : ''} "${printable(id)}" in the ledger: check the id (canon events list <entity_id> shows an entity's events)`,
+    );
   }
   const c = (await db.query(matched_by === 'entity' ? TRACE_SQL.byEntity : TRACE_SQL.byCorrelation, [id])).rows[0];
   return { query: id, matched_by, events: c.events, jobs: c.jobs, runs: c.runs, actions: c.actions };
@@ -160,16 +166,30 @@ export function buildTree(ch: Chain): Trace {
   const eventByPos = new Map(ch.events.map((e) => [e.position, e]));
   const runTraces = new Set(ch.runs.map((r) => r.trace_id));
   const actionEvents = new Set(ch.actions.map((a) => a.event_position).filter((p): p is number => p !== null));
-  const retryJobs = new Set(ch.actions.filter((a) => a.action === 'retry' && a.event_position === null).map((a) => a.new_job_id));
+  const retryJobs = new Set(
+    ch.actions.filter((a) => a.action === 'retry' && a.event_position === null).map((a) => a.new_job_id),
+  );
   const retried = new Set(ch.actions.filter((a) => a.action === 'retry').map((a) => a.job_id));
   const placed = new Set<number>();
 
   const eventNode = (e: ChainEvent): EventNode => {
     const jobs = (jobsBySource.get(e.position) ?? []).filter((j) => !retryJobs.has(j.id) && !placed.has(j.id));
-    const n: EventNode = { node: 'event', position: e.position, entity_id: e.entity_id, seq: e.seq, kind: e.kind, at: e.created_at, actor: e.actor, trace_id: e.trace_id, children: jobs.map(jobNode) };
+    const n: EventNode = {
+      node: 'event',
+      position: e.position,
+      entity_id: e.entity_id,
+      seq: e.seq,
+      kind: e.kind,
+      at: e.created_at,
+      actor: e.actor,
+      trace_id: e.trace_id,
+      children: jobs.map(jobNode),
+    };
     const required = requiredType(e.kind) !== undefined;
-    if (required && !(jobsBySource.get(e.position) ?? []).length) n.note = 'NO JOB for this required event (event_to_job_gap)';
-    else if (!required && !jobs.length) n.note = 'no decision job of its own (decided by a decision already queued, or none: see canon diagnose)';
+    if (required && !(jobsBySource.get(e.position) ?? []).length)
+      n.note = 'NO JOB for this required event (event_to_job_gap)';
+    else if (!required && !jobs.length)
+      n.note = 'no decision job of its own (decided by a decision already queued, or none: see canon diagnose)';
     return n;
   };
   const jobNode = (j: ChainJob): JobNode => {
@@ -177,15 +197,35 @@ export function buildTree(ch: Chain): Trace {
     const runs = (runsByJob.get(j.id) ?? []).map(runNode);
     const acts = (actionsByJob.get(j.id) ?? []).map(actionNode);
     return {
-      node: 'job', id: j.id, lane: j.lane, type: j.type, status: j.status, dead: j.status === 'failed' && !retried.has(j.id),
-      attempts: j.attempts, max_attempts: j.max_attempts, created_at: j.created_at, finished_at: j.finished_at, trace_id: j.trace_id,
-      reason: j.last_reason, error: j.last_error, via_gateway: j.via_gateway, children: [...runs, ...acts],
+      node: 'job',
+      id: j.id,
+      lane: j.lane,
+      type: j.type,
+      status: j.status,
+      dead: j.status === 'failed' && !retried.has(j.id),
+      attempts: j.attempts,
+      max_attempts: j.max_attempts,
+      created_at: j.created_at,
+      finished_at: j.finished_at,
+      trace_id: j.trace_id,
+      reason: j.last_reason,
+      error: j.last_error,
+      via_gateway: j.via_gateway,
+      children: [...runs, ...acts],
     };
   };
   const runNode = (r: ChainRun): RunNode => ({
-    node: 'run', id: r.id, attempt: r.attempt, worker_id: r.worker_id, trace_id: r.trace_id, status: r.status, started_at: r.started_at, finished_at: r.finished_at,
+    node: 'run',
+    id: r.id,
+    attempt: r.attempt,
+    worker_id: r.worker_id,
+    trace_id: r.trace_id,
+    status: r.status,
+    started_at: r.started_at,
+    finished_at: r.finished_at,
     duration_seconds: r.finished_at ? (Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000 : null,
-    reason: r.reason, error: r.error,
+    reason: r.reason,
+    error: r.error,
     ...(r.detail ? { decision: r.detail as unknown as DecisionDetail } : {}),
     children: (eventsByTrace.get(r.trace_id) ?? []).map(eventNode),
   });
@@ -193,26 +233,48 @@ export function buildTree(ch: Chain): Trace {
     const children: TraceNode[] = [];
     const ev = a.event_position !== null ? eventByPos.get(a.event_position) : undefined;
     if (ev) children.push(eventNode(ev));
-    else if (a.new_job_id !== null && jobById.has(a.new_job_id) && !placed.has(a.new_job_id)) children.push(jobNode(jobById.get(a.new_job_id)!));
-    return { node: 'action', action: a.action, actor: a.actor, reason: a.reason, at: a.at, new_job_id: a.new_job_id, children };
+    else if (a.new_job_id !== null && jobById.has(a.new_job_id) && !placed.has(a.new_job_id))
+      children.push(jobNode(jobById.get(a.new_job_id)!));
+    return {
+      node: 'action',
+      action: a.action,
+      actor: a.actor,
+      reason: a.reason,
+      at: a.at,
+      new_job_id: a.new_job_id,
+      children,
+    };
   };
 
   // roots: events no run of this chain wrote and no retry appended, in ledger order
-  const tree: TraceNode[] = ch.events.filter((e) => !(e.trace_id && runTraces.has(e.trace_id)) && !actionEvents.has(e.position)).map(eventNode);
+  const tree: TraceNode[] = ch.events
+    .filter((e) => !(e.trace_id && runTraces.has(e.trace_id)) && !actionEvents.has(e.position))
+    .map(eventNode);
   // jobs that no event of the chain started (bypasses, or sources outside the chain)
   for (const j of ch.jobs) if (!placed.has(j.id) && !retryJobs.has(j.id)) tree.push(jobNode(j));
   return {
     query: ch.query,
     matched_by: ch.matched_by,
     entities: [...new Set(ch.events.map((e) => e.entity_id).concat(ch.jobs.map((j) => j.entity_id)))],
-    counts: { events: ch.events.length, jobs: ch.jobs.length, runs: ch.runs.length, dead_jobs: ch.jobs.filter((j) => j.status === 'failed' && !retried.has(j.id)).length },
+    counts: {
+      events: ch.events.length,
+      jobs: ch.jobs.length,
+      runs: ch.runs.length,
+      dead_jobs: ch.jobs.filter((j) => j.status === 'failed' && !retried.has(j.id)).length,
+    },
     tree,
   };
 }
 
 /** "decided: required tsa; flags D1_RUN_TSA_ENABLED=on" — the flag values the decision used. */
 function decisionLabel(d: DecisionDetail): string {
-  const what = d.required.length ? `required ${d.required.join(', ')}` : d.done ? `done${d.outcome ? ` (${d.outcome})` : ''}` : d.skipped.length ? `waiting on ${d.skipped.join(', ')}` : 'nothing new';
+  const what = d.required.length
+    ? `required ${d.required.join(', ')}`
+    : d.done
+      ? `done${d.outcome ? ` (${d.outcome})` : ''}`
+      : d.skipped.length
+        ? `waiting on ${d.skipped.join(', ')}`
+        : 'nothing new';
   const flags = Object.entries(d.flags ?? {}).map(([k, v]) => `${k}=${v ? 'on' : 'off'}`);
   return `decided: ${what}${flags.length ? `; flags ${flags.join(' ')}` : ''}`;
 }
@@ -231,9 +293,27 @@ function group<T, K>(xs: T[], key: (x: T) => K): Map<K, T[]> {
 const time = (iso: string) => new Date(iso).toISOString().slice(11, 23);
 const dur = (s: number | null) => (s === null ? 'running' : s < 1 ? `${Math.round(s * 1000)}ms` : `${s.toFixed(2)}s`);
 
-export function renderTrace(t: Trace, c: { red(s: string): string; yellow(s: string): string; green(s: string): string; dim(s: string): string; bold(s: string): string }): string {
-  const out = [`${c.bold(t.query)} (${t.matched_by}${t.entities.length > 1 ? `, ${t.entities.length} entities` : ''}): ${t.counts.events} events, ${t.counts.jobs} jobs, ${t.counts.runs} runs${t.counts.dead_jobs ? c.red(`, ${t.counts.dead_jobs} dead`) : ''}`];
-  const status = (s: string, dead = false) => (dead ? c.red('DEAD') : s === 'succeeded' ? c.green(s) : s === 'failed' || s === 'cancelled' ? c.red(s) : c.yellow(s));
+export function renderTrace(
+  t: Trace,
+  c: {
+    red(s: string): string;
+    yellow(s: string): string;
+    green(s: string): string;
+    dim(s: string): string;
+    bold(s: string): string;
+  },
+): string {
+  const out = [
+    `${c.bold(t.query)} (${t.matched_by}${t.entities.length > 1 ? `, ${t.entities.length} entities` : ''}): ${t.counts.events} events, ${t.counts.jobs} jobs, ${t.counts.runs} runs${t.counts.dead_jobs ? c.red(`, ${t.counts.dead_jobs} dead`) : ''}`,
+  ];
+  const status = (s: string, dead = false) =>
+    dead
+      ? c.red('DEAD')
+      : s === 'succeeded'
+        ? c.green(s)
+        : s === 'failed' || s === 'cancelled'
+          ? c.red(s)
+          : c.yellow(s);
   const label = (n: TraceNode): string => {
     switch (n.node) {
       case 'event':

@@ -137,22 +137,49 @@ export const jobTypeSchema = z
   .object({
     maxAttempts: z.number().int().min(1).max(1000).optional(),
     timeoutSeconds: z.number().positive().max(86_400).optional(),
-    backoff: z.object({ baseSeconds: z.number().min(0).max(86_400).optional(), maxSeconds: z.number().min(0).max(86_400).optional() }).strict().optional(),
-    breaker: z.object({ threshold: z.number().int().min(1).max(10_000).optional(), cooldownSeconds: z.number().positive().max(86_400).optional() }).strict().optional(),
+    backoff: z
+      .object({
+        baseSeconds: z.number().min(0).max(86_400).optional(),
+        maxSeconds: z.number().min(0).max(86_400).optional(),
+      })
+      .strict()
+      .optional(),
+    breaker: z
+      .object({
+        threshold: z.number().int().min(1).max(10_000).optional(),
+        cooldownSeconds: z.number().positive().max(86_400).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
 export const pipelineSchema = z
   .object({
     name: z.string().regex(/^[a-z][a-z0-9_-]{0,62}$/, 'expected a lowercase name like "documents"'),
-    flags: z.record(z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, 'invalid flag name'), z.object({ default: z.boolean().optional(), description: z.string().max(500).optional() }).strict()).optional(),
-    jobTypes: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'job type names are lowercase letters, digits and _'), jobTypeSchema),
+    flags: z
+      .record(
+        z.string().regex(/^[A-Za-z][A-Za-z0-9_.-]{0,99}$/, 'invalid flag name'),
+        z.object({ default: z.boolean().optional(), description: z.string().max(500).optional() }).strict(),
+      )
+      .optional(),
+    jobTypes: z.record(
+      z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'job type names are lowercase letters, digits and _'),
+      jobTypeSchema,
+    ),
     authority: fn,
     handlers: z.record(z.string(), fn),
     projections: z.record(z.string(), fn).optional(),
     proofs: z
       .object({
-        kinds: z.object({ content: z.string().min(1), artifact: z.string().min(1), timestamp: z.string().min(1), anchor: z.string().min(1) }).strict(),
+        kinds: z
+          .object({
+            content: z.string().min(1),
+            artifact: z.string().min(1),
+            timestamp: z.string().min(1),
+            anchor: z.string().min(1),
+          })
+          .strict(),
         contentHash: fn,
         verifyTimestamp: fn,
         verifyAnchor: fn,
@@ -164,20 +191,38 @@ export const pipelineSchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
-    if (Object.keys(p.jobTypes).length === 0) ctx.addIssue({ code: 'custom', path: ['jobTypes'], message: 'declare at least one job type' });
-    if ('decide' in p.jobTypes) ctx.addIssue({ code: 'custom', path: ['jobTypes', 'decide'], message: '"decide" is canon\'s own decision type' });
+    if (Object.keys(p.jobTypes).length === 0)
+      ctx.addIssue({ code: 'custom', path: ['jobTypes'], message: 'declare at least one job type' });
+    if ('decide' in p.jobTypes)
+      ctx.addIssue({ code: 'custom', path: ['jobTypes', 'decide'], message: '"decide" is canon\'s own decision type' });
     for (const t of Object.keys(p.jobTypes)) {
-      if (!(t in p.handlers)) ctx.addIssue({ code: 'custom', path: ['handlers', t], message: `job type "${t}" has no handler` });
+      if (!(t in p.handlers))
+        ctx.addIssue({ code: 'custom', path: ['handlers', t], message: `job type "${t}" has no handler` });
     }
     for (const h of Object.keys(p.handlers)) {
-      if (!(h in p.jobTypes)) ctx.addIssue({ code: 'custom', path: ['handlers', h], message: `handler "${h}" has no job type declared in jobTypes` });
+      if (!(h in p.jobTypes))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['handlers', h],
+          message: `handler "${h}" has no job type declared in jobTypes`,
+        });
     }
   });
 
-export const doneDecision = z.object({ done: z.literal(true), outcome: z.enum(['completed', 'failed']).optional() }).strict();
+export const doneDecision = z
+  .object({ done: z.literal(true), outcome: z.enum(['completed', 'failed']).optional() })
+  .strict();
 export const requiredDecision = z
   .object({
-    required: z.array(z.object({ type: z.string(), payload: z.record(z.string(), z.unknown()).optional(), priority: z.number().int().optional() }).strict()),
+    required: z.array(
+      z
+        .object({
+          type: z.string(),
+          payload: z.record(z.string(), z.unknown()).optional(),
+          priority: z.number().int().optional(),
+        })
+        .strict(),
+    ),
   })
   .strict();
 export const decisionSchema = z.union([doneDecision, requiredDecision]);

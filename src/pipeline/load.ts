@@ -6,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { usageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
-import { pipelineSchema, type Pipeline } from './define.js';
+import { type Pipeline, pipelineSchema } from './define.js';
 
 export const EXAMPLE_PIPELINE = path.join(packageRoot, 'dist', 'pipelines', 'example', 'index.js');
 
@@ -22,7 +22,8 @@ export function pipelinePath(opt?: string): string {
 export async function loadPipeline(opt?: string): Promise<LoadedPipeline> {
   const file = pipelinePath(opt);
   const shown = path.relative(process.cwd(), file) || file;
-  if (!fs.existsSync(file)) throw usageError(`pipeline ${shown}: file not found (pass --pipeline PATH or set CANON_PIPELINE)`);
+  if (!fs.existsSync(file))
+    throw usageError(`pipeline ${shown}: file not found (pass --pipeline PATH or set CANON_PIPELINE)`);
   let mod: Record<string, unknown>;
   try {
     if (/\.(c|m)?tsx?$/.test(file)) {
@@ -36,7 +37,8 @@ export async function loadPipeline(opt?: string): Promise<LoadedPipeline> {
     throw usageError(`pipeline ${shown}: failed to load: ${msg}`);
   }
   const candidate = (mod.default ?? mod.pipeline) as unknown;
-  if (candidate === undefined) throw usageError(`pipeline ${shown}: no default export (export default definePipeline({...}))`);
+  if (candidate === undefined)
+    throw usageError(`pipeline ${shown}: no default export (export default definePipeline({...}))`);
   const parsed = pipelineSchema.safeParse(candidate);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

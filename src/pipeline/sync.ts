@@ -22,7 +22,8 @@ export async function syncPipeline(pool: pg.Pool, p: Pipeline): Promise<{ types:
         t.breaker?.cooldownSeconds ?? 30,
         `pipeline:${p.name}`,
       ]);
-      if (r.rowCount === 0) throw usageError(`pipeline ${p.name}: job type "${name}" already exists in the decision lane`);
+      if (r.rowCount === 0)
+        throw usageError(`pipeline ${p.name}: job type "${name}" already exists in the decision lane`);
       types.push(name);
     }
     const flags: string[] = [];

@@ -11,8 +11,14 @@ export const backupHeaderSchema = z.object({
   canon_version: z.string(),
   server_version: z.string(),
   migrations: z.array(z.object({ id: z.number().int(), name: z.string(), checksum: z.string() })),
-  ledger: z.object({ digest: z.string().regex(/^[0-9a-f]{64}$/), events: z.number().int().nonnegative(), entities: z.number().int().nonnegative() }),
-  tables: z.array(z.object({ name: z.string(), columns: z.array(z.string()).min(1), rows: z.number().int().nonnegative() })),
+  ledger: z.object({
+    digest: z.string().regex(/^[0-9a-f]{64}$/),
+    events: z.number().int().nonnegative(),
+    entities: z.number().int().nonnegative(),
+  }),
+  tables: z.array(
+    z.object({ name: z.string(), columns: z.array(z.string()).min(1), rows: z.number().int().nonnegative() }),
+  ),
   sequences: z.array(z.object({ name: z.string(), last_value: z.string().regex(/^-?\d+$/), is_called: z.boolean() })),
 });
 export type BackupHeader = z.infer<typeof backupHeaderSchema>;
@@ -22,14 +28,19 @@ export const END_MARK = '{"@end":';
 export const tableMarker = (name: string) => JSON.stringify({ '@table': name });
 export const endMarker = (rows: Record<string, number>) => JSON.stringify({ '@end': true, rows });
 export const tableMarkerSchema = z.object({ '@table': z.string() });
-export const endMarkerSchema = z.object({ '@end': z.literal(true), rows: z.record(z.string(), z.number().int().nonnegative()) });
+export const endMarkerSchema = z.object({
+  '@end': z.literal(true),
+  rows: z.record(z.string(), z.number().int().nonnegative()),
+});
 
 /** Parents before children, following foreign keys; ties by name so the order is stable. */
 export function loadOrder(tables: string[], fks: { child: string; parent: string }[]): string[] {
   const remaining = new Set(tables);
   const out: string[] = [];
   while (remaining.size) {
-    const ready = [...remaining].filter((t) => !fks.some((f) => f.child === t && f.parent !== t && remaining.has(f.parent))).sort();
+    const ready = [...remaining]
+      .filter((t) => !fks.some((f) => f.child === t && f.parent !== t && remaining.has(f.parent)))
+      .sort();
     // a cycle of foreign keys: load the rest by name (the load runs with the constraints checked, so a bad order fails loudly)
     const next = ready.length ? ready : [...remaining].sort();
     for (const t of next) {

@@ -5,11 +5,11 @@ import zlib from 'node:zlib';
 import type pg from 'pg';
 import { version } from '../paths.js';
 import { BACKUP_SQL } from '../sql/backup.js';
-import { BACKUP_FORMAT, endMarker, loadOrder, tableMarker, type BackupHeader } from './backup-format.js';
+import { BACKUP_FORMAT, type BackupHeader, endMarker, loadOrder, tableMarker } from './backup-format.js';
 import { exportLedger } from './export.js';
 import { atomicFile } from './files.js';
 
-export type BackupProgress = (phase: string, done: number, total: number) => void
+export type BackupProgress = (phase: string, done: number, total: number) => void;
 
 export interface BackupSummary {
   file: string;
@@ -25,11 +25,19 @@ export async function backup(pool: pg.Pool, file: string, progress?: BackupProgr
     const ledger = await exportLedger(c, { onProgress: (d, t) => progress?.('ledger digest', d, t) });
     const catalog = (await c.query(BACKUP_SQL.tables)).rows as { name: string; columns: string[]; key: string[] }[];
     const fks = (await c.query(BACKUP_SQL.foreignKeys)).rows as { child: string; parent: string }[];
-    const order = loadOrder(catalog.map((t) => t.name), fks);
+    const order = loadOrder(
+      catalog.map((t) => t.name),
+      fks,
+    );
     const tables = [];
     for (const name of order) {
       const t = catalog.find((x) => x.name === name)!;
-      tables.push({ name, columns: t.columns, key: t.key, rows: Number((await c.query(BACKUP_SQL.rowCount(name))).rows[0].n) });
+      tables.push({
+        name,
+        columns: t.columns,
+        key: t.key,
+        rows: Number((await c.query(BACKUP_SQL.rowCount(name))).rows[0].n),
+      });
     }
     const sequences = [];
     for (const { name } of (await c.query(BACKUP_SQL.sequences)).rows as { name: string }[]) {
@@ -41,7 +49,11 @@ export async function backup(pool: pg.Pool, file: string, progress?: BackupProgr
       created_at: new Date().toISOString(),
       canon_version: version,
       server_version: (await c.query(BACKUP_SQL.serverVersion)).rows[0].version,
-      migrations: (await c.query(BACKUP_SQL.appliedMigrations)).rows.map((m) => ({ id: Number(m.id), name: m.name, checksum: m.checksum })),
+      migrations: (await c.query(BACKUP_SQL.appliedMigrations)).rows.map((m) => ({
+        id: Number(m.id),
+        name: m.name,
+        checksum: m.checksum,
+      })),
       ledger,
       tables: tables.map(({ name, columns, rows }) => ({ name, columns, rows })),
       sequences,

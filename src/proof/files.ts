@@ -1,8 +1,9 @@
 // Writing proof files safely: to a temporary name next to the target, renamed into place only
 // when complete, so an interrupted export or backup never leaves a file that looks whole.
+
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { usageError } from '../errors.js';
 

@@ -6,7 +6,12 @@ import { z } from 'zod';
 export const PROVENANCE_FORMAT = 'canon.provenance/1';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters (a SHA-256)');
-const isoTime = z.string().refine((s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 timestamp');
+const isoTime = z
+  .string()
+  .refine(
+    (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && !Number.isNaN(Date.parse(s)),
+    'must be an ISO 8601 timestamp',
+  );
 
 export const runClaimSchema = z.object({
   run_id: z.number().int().positive(),
@@ -40,7 +45,10 @@ export const entityClaimSchema = z.object({
   status: z.enum(['pending', 'in_progress', 'completed', 'failed', 'blocked']),
   ledger_head: z.object({ seq: z.number().int().nonnegative(), hash: hex64.nullable() }),
   runs: z.array(runClaimSchema),
-  artifact_hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" and 64 lowercase hex characters').nullable(),
+  artifact_hash: z
+    .string()
+    .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" and 64 lowercase hex characters')
+    .nullable(),
   timestamp_signature: timestampClaimSchema.nullable(),
   anchor: anchorClaimSchema.nullable(),
 });

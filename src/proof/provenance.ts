@@ -9,7 +9,13 @@ import { usageError } from '../errors.js';
 import { version } from '../paths.js';
 import type { PipelineProofs, ProofCheck } from '../pipeline/define.js';
 import { PROVENANCE_SQL } from '../sql/provenance.js';
-import { PROVENANCE_FORMAT, provenanceSchema, type EntityClaim, type Provenance, type RunClaim } from './provenance-format.js';
+import {
+  type EntityClaim,
+  PROVENANCE_FORMAT,
+  type Provenance,
+  provenanceSchema,
+  type RunClaim,
+} from './provenance-format.js';
 
 type Queryable = pg.Pool | pg.ClientBase;
 type Json = Record<string, unknown>;
@@ -71,7 +77,11 @@ function byEntityAndKind(rows: ProofRow[]): Map<string, Map<string, { seq: numbe
 /** The kinds of the proof events to read: none when the pipeline declares no proofs. */
 const proofKinds = (proofs: PipelineProofs | undefined): string[] => (proofs ? Object.values(proofs.kinds) : []);
 
-async function proofEvents(db: Queryable, ids: string[], proofs: PipelineProofs | undefined): Promise<Map<string, Map<string, { seq: number; payload: Json }>>> {
+async function proofEvents(
+  db: Queryable,
+  ids: string[],
+  proofs: PipelineProofs | undefined,
+): Promise<Map<string, Map<string, { seq: number; payload: Json }>>> {
   if (!proofs) return new Map();
   return byEntityAndKind((await db.query(PROVENANCE_SQL.proofEvents, [ids, proofKinds(proofs)])).rows);
 }
@@ -84,7 +94,11 @@ function pick<T extends string>(o: Json | undefined, keys: readonly T[]): Record
 }
 
 /** Reads the claims for `ids` in the caller's snapshot. Unknown entities are a usage error. */
-export async function takeProvenance(db: Queryable, ids: string[], proofs: PipelineProofs | undefined): Promise<Provenance> {
+export async function takeProvenance(
+  db: Queryable,
+  ids: string[],
+  proofs: PipelineProofs | undefined,
+): Promise<Provenance> {
   const unique = [...new Set(ids)];
   const ts = (await db.query(PROVENANCE_SQL.snapshotTime)).rows[0].ts as string;
   const entities = await entityRows(db, unique);
@@ -104,11 +118,30 @@ export async function takeProvenance(db: Queryable, ids: string[], proofs: Pipel
       ledger_head: { seq: e.head_seq, hash: e.head_hash },
       runs: runs.filter((r) => r.entity_id === id).map(({ entity_id: _e, ...r }) => r),
       artifact_hash: typeof artifact === 'string' ? `sha256:${artifact}` : null,
-      timestamp_signature: pick(of(kinds?.timestamp), ['hash', 'signature', 'key_id', 'algorithm', 'timestamp', 'entity_id', 'public_key'] as const) as EntityClaim['timestamp_signature'],
-      anchor: pick(of(kinds?.anchor), ['root', 'leaf_hash', 'leaf_index', 'tree_size', 'proof'] as const) as EntityClaim['anchor'],
+      timestamp_signature: pick(of(kinds?.timestamp), [
+        'hash',
+        'signature',
+        'key_id',
+        'algorithm',
+        'timestamp',
+        'entity_id',
+        'public_key',
+      ] as const) as EntityClaim['timestamp_signature'],
+      anchor: pick(of(kinds?.anchor), [
+        'root',
+        'leaf_hash',
+        'leaf_index',
+        'tree_size',
+        'proof',
+      ] as const) as EntityClaim['anchor'],
     };
   });
-  const parsed = provenanceSchema.safeParse({ format: PROVENANCE_FORMAT, verification_snapshot_ts: ts, generated_by: `canon ${version}`, claims_validated: claims });
+  const parsed = provenanceSchema.safeParse({
+    format: PROVENANCE_FORMAT,
+    verification_snapshot_ts: ts,
+    generated_by: `canon ${version}`,
+    claims_validated: claims,
+  });
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw usageError(`the ledger's proof events do not have the provenance format (${i.path.join('.')}: ${i.message})`);
@@ -124,11 +157,24 @@ const PROBLEM_TEXT: Record<ChainBreak['problem'], string> = {
 };
 
 /** Checks every claim against the database now (in the caller's snapshot), with one statement. */
-export async function checkProvenance(db: Queryable, prov: Provenance, proofs: PipelineProofs | undefined): Promise<ClaimResult[]> {
+export async function checkProvenance(
+  db: Queryable,
+  prov: Provenance,
+  proofs: PipelineProofs | undefined,
+): Promise<ClaimResult[]> {
   const claims = prov.claims_validated;
   const ids = [...new Set(claims.map((c) => c.entity_id))];
   const traces = claims.flatMap((c) => c.runs.map((r) => r.trace_id));
-  const pending = db.query(PROVENANCE_SQL.check, [ids, ids.length + 1, null, null, claims.map((c) => c.entity_id), claims.map((c) => c.ledger_head.seq), traces, proofKinds(proofs)]);
+  const pending = db.query(PROVENANCE_SQL.check, [
+    ids,
+    ids.length + 1,
+    null,
+    null,
+    claims.map((c) => c.entity_id),
+    claims.map((c) => c.ledger_head.seq),
+    traces,
+    proofKinds(proofs),
+  ]);
   // The token and inclusion proof checks need only the file: on a client the statement is
   // already sent, so they run while Postgres works.
   let offline: OfflineChecks[];
@@ -138,10 +184,20 @@ export async function checkProvenance(db: Queryable, prov: Provenance, proofs: P
     await pending.catch(() => undefined);
     throw e;
   }
-  const read = (await pending).rows[0] as { entities: EntityRow[]; hashes_at: { entity_id: string; seq: number; hash: string }[]; runs: RunRow[]; proofs: ProofRow[]; breaks: BreakRow[]; heads: HeadRow[] };
+  const read = (await pending).rows[0] as {
+    entities: EntityRow[];
+    hashes_at: { entity_id: string; seq: number; hash: string }[];
+    runs: RunRow[];
+    proofs: ProofRow[];
+    breaks: BreakRow[];
+    heads: HeadRow[];
+  };
   const entities = new Map(read.entities.map((r) => [r.entity_id, r]));
   const unknown = claims.findIndex((c) => !entities.has(c.entity_id));
-  if (unknown >= 0) throw usageError(`claims_validated[${unknown}].entity_id: entity ${claims[unknown].entity_id} does not exist in this database`);
+  if (unknown >= 0)
+    throw usageError(
+      `claims_validated[${unknown}].entity_id: entity ${claims[unknown].entity_id} does not exist in this database`,
+    );
   const heads = new Map(read.hashes_at.map((h) => [`${h.seq} ${h.entity_id}`, h.hash]));
   const runs = new Map(read.runs.map((r) => [r.trace_id, r]));
   const events = byEntityAndKind(read.proofs);
@@ -162,18 +218,45 @@ export async function checkProvenance(db: Queryable, prov: Provenance, proofs: P
 function checkStatus(c: EntityClaim, e: EntityRow, snap: string): ClaimResult {
   const base = { claim: 'entity_id' as const, entity_id: c.entity_id, subject: c.entity_id };
   if (e.status === c.status) return { ...base, ok: true, summary: `entity exists and status matches (${c.status})` };
-  return { ...base, ok: false, summary: `expected status '${c.status}', got '${e.status ?? 'none'}'`, expected: `${c.status} ${snap}`, actual: `${e.status ?? 'no status row'} (current)`, mismatch: 'status changed after snapshot' };
+  return {
+    ...base,
+    ok: false,
+    summary: `expected status '${c.status}', got '${e.status ?? 'none'}'`,
+    expected: `${c.status} ${snap}`,
+    actual: `${e.status ?? 'no status row'} (current)`,
+    mismatch: 'status changed after snapshot',
+  };
 }
 
-function checkHead(c: EntityClaim, e: EntityRow, storedAtSeq: string | undefined, brk: ChainBreak | undefined, snap: string): ClaimResult {
+function checkHead(
+  c: EntityClaim,
+  e: EntityRow,
+  storedAtSeq: string | undefined,
+  brk: ChainBreak | undefined,
+  snap: string,
+): ClaimResult {
   const { seq, hash } = c.ledger_head;
   const base = { claim: 'ledger_head' as const, entity_id: c.entity_id, subject: `${c.entity_id} seq ${seq}` };
   const expected = `seq ${seq} hash ${short(hash)} ${snap}`;
   if (seq > 0 && storedAtSeq === undefined) {
-    return { ...base, ok: false, summary: 'event not found', expected, actual: `the ledger of ${c.entity_id} ends at seq ${e.head_seq}`, mismatch: 'ledger rows removed after snapshot' };
+    return {
+      ...base,
+      ok: false,
+      summary: 'event not found',
+      expected,
+      actual: `the ledger of ${c.entity_id} ends at seq ${e.head_seq}`,
+      mismatch: 'ledger rows removed after snapshot',
+    };
   }
   if (seq > 0 && storedAtSeq !== hash) {
-    return { ...base, ok: false, summary: 'hash differs', expected, actual: `seq ${seq} hash ${short(storedAtSeq)} (current)`, mismatch: 'ledger row rewritten after snapshot' };
+    return {
+      ...base,
+      ok: false,
+      summary: 'hash differs',
+      expected,
+      actual: `seq ${seq} hash ${short(storedAtSeq)} (current)`,
+      mismatch: 'ledger row rewritten after snapshot',
+    };
   }
   if (brk) {
     const where = brk.seq <= seq ? 'inside the history the snapshot attested' : 'after the snapshot head';
@@ -192,12 +275,34 @@ function checkHead(c: EntityClaim, e: EntityRow, storedAtSeq: string | undefined
 
 function checkRun(entityId: string, r: RunClaim, now: RunRow | undefined, snap: string): ClaimResult {
   const base = { claim: 'run_id' as const, entity_id: entityId, subject: r.trace_id };
-  if (!now) return { ...base, ok: false, summary: 'run not found in database', expected: `run ${r.run_id} exists ${snap}`, actual: 'not found', mismatch: 'run deleted after snapshot' };
+  if (!now)
+    return {
+      ...base,
+      ok: false,
+      summary: 'run not found in database',
+      expected: `run ${r.run_id} exists ${snap}`,
+      actual: 'not found',
+      mismatch: 'run deleted after snapshot',
+    };
   if (now.run_id !== r.run_id || now.job_id !== r.job_id || now.entity_id !== entityId) {
-    return { ...base, ok: false, summary: 'run belongs elsewhere', expected: `run ${r.run_id} of job ${r.job_id} on ${entityId} ${snap}`, actual: `run ${now.run_id} of job ${now.job_id} on ${now.entity_id}`, mismatch: 'run rewritten after snapshot' };
+    return {
+      ...base,
+      ok: false,
+      summary: 'run belongs elsewhere',
+      expected: `run ${r.run_id} of job ${r.job_id} on ${entityId} ${snap}`,
+      actual: `run ${now.run_id} of job ${now.job_id} on ${now.entity_id}`,
+      mismatch: 'run rewritten after snapshot',
+    };
   }
   if (now.status !== r.status) {
-    return { ...base, ok: false, summary: `expected run status '${r.status}', got '${now.status}'`, expected: `${r.status} ${snap}`, actual: `${now.status} (current)`, mismatch: 'run status changed after snapshot' };
+    return {
+      ...base,
+      ok: false,
+      summary: `expected run status '${r.status}', got '${now.status}'`,
+      expected: `${r.status} ${snap}`,
+      actual: `${now.status} (current)`,
+      mismatch: 'run status changed after snapshot',
+    };
   }
   return { ...base, ok: true, summary: `run exists (${r.type} attempt ${r.attempt}, ${r.status})` };
 }
@@ -207,40 +312,127 @@ interface OfflineChecks {
   anchor?: ProofCheck;
 }
 
-const NO_PROOFS: ProofCheck = { ok: false, detail: 'the pipeline declares no proofs to check it with (its module has no `proofs`; pass --pipeline)' };
+const NO_PROOFS: ProofCheck = {
+  ok: false,
+  detail: 'the pipeline declares no proofs to check it with (its module has no `proofs`; pass --pipeline)',
+};
 
 /** The checks of a claim that need no database: its token and its inclusion proof against the claimed artifact hash. */
 function checkOffline(c: EntityClaim, proofs: PipelineProofs | undefined): OfflineChecks {
   const claimed = c.artifact_hash?.slice('sha256:'.length);
   const out: OfflineChecks = {};
-  if (c.timestamp_signature) out.timestamp = !proofs ? NO_PROOFS : claimed ? proofs.verifyTimestamp(c.timestamp_signature, claimed) : { ok: false, detail: 'no artifact hash claimed to check the token against' };
-  if (c.anchor) out.anchor = !proofs ? NO_PROOFS : claimed ? proofs.verifyAnchor(c.anchor, claimed) : { ok: false, detail: 'no artifact hash claimed to anchor' };
+  if (c.timestamp_signature)
+    out.timestamp = !proofs
+      ? NO_PROOFS
+      : claimed
+        ? proofs.verifyTimestamp(c.timestamp_signature, claimed)
+        : { ok: false, detail: 'no artifact hash claimed to check the token against' };
+  if (c.anchor)
+    out.anchor = !proofs
+      ? NO_PROOFS
+      : claimed
+        ? proofs.verifyAnchor(c.anchor, claimed)
+        : { ok: false, detail: 'no artifact hash claimed to anchor' };
   return out;
 }
 
-function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload: Json }> | undefined, offline: OfflineChecks, proofs: PipelineProofs | undefined, snap: string): ClaimResult[] {
+function checkProofs(
+  c: EntityClaim,
+  events: Map<string, { seq: number; payload: Json }> | undefined,
+  offline: OfflineChecks,
+  proofs: PipelineProofs | undefined,
+  snap: string,
+): ClaimResult[] {
   const out: ClaimResult[] = [];
   // without the pipeline's proofs nothing names the proof events: every proof claim fails with NO_PROOFS
-  const kinds = proofs?.kinds ?? { content: 'content event', artifact: 'artifact event', timestamp: 'timestamp event', anchor: 'anchor event' };
+  const kinds = proofs?.kinds ?? {
+    content: 'content event',
+    artifact: 'artifact event',
+    timestamp: 'timestamp event',
+    anchor: 'anchor event',
+  };
   const artifactEv = events?.get(kinds.artifact);
   const claimed = c.artifact_hash?.slice('sha256:'.length);
   if (c.artifact_hash && claimed) {
-    const base = { claim: 'artifact_hash' as const, entity_id: c.entity_id, subject: `${c.artifact_hash.slice(0, 23)}…` };
+    const base = {
+      claim: 'artifact_hash' as const,
+      entity_id: c.entity_id,
+      subject: `${c.artifact_hash.slice(0, 23)}…`,
+    };
     const current = resultOf(artifactEv)?.sha256;
     const content = proofs?.contentHash(events?.get(kinds.content)?.payload?.content);
-    if (!proofs) out.push({ ...base, ok: false, summary: 'cannot be checked', expected: `${c.artifact_hash} ${snap}`, actual: NO_PROOFS.detail, mismatch: 'no proofs to check with' });
-    else if (typeof current !== 'string') out.push({ ...base, ok: false, summary: `no ${kinds.artifact} in the ledger`, expected: `${c.artifact_hash} ${snap}`, actual: 'not found', mismatch: 'artifact removed after snapshot' });
-    else if (current !== claimed) out.push({ ...base, ok: false, summary: 'hash differs', expected: `${c.artifact_hash} ${snap}`, actual: `sha256:${current} (${kinds.artifact} at seq ${artifactEv!.seq})`, mismatch: 'the ledger\'s artifact hash changed after snapshot' });
-    else if (content !== claimed) out.push({ ...base, ok: false, summary: 'content does not hash to the artifact hash', expected: c.artifact_hash, actual: content ? `sha256:${content} (${kinds.content} content)` : 'no document content', mismatch: 'document content changed after snapshot' });
-    else out.push({ ...base, ok: true, summary: `matches ${kinds.artifact} (seq ${artifactEv!.seq}) and the document content` });
+    if (!proofs)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'cannot be checked',
+        expected: `${c.artifact_hash} ${snap}`,
+        actual: NO_PROOFS.detail,
+        mismatch: 'no proofs to check with',
+      });
+    else if (typeof current !== 'string')
+      out.push({
+        ...base,
+        ok: false,
+        summary: `no ${kinds.artifact} in the ledger`,
+        expected: `${c.artifact_hash} ${snap}`,
+        actual: 'not found',
+        mismatch: 'artifact removed after snapshot',
+      });
+    else if (current !== claimed)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'hash differs',
+        expected: `${c.artifact_hash} ${snap}`,
+        actual: `sha256:${current} (${kinds.artifact} at seq ${artifactEv!.seq})`,
+        mismatch: "the ledger's artifact hash changed after snapshot",
+      });
+    else if (content !== claimed)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'content does not hash to the artifact hash',
+        expected: c.artifact_hash,
+        actual: content ? `sha256:${content} (${kinds.content} content)` : 'no document content',
+        mismatch: 'document content changed after snapshot',
+      });
+    else
+      out.push({
+        ...base,
+        ok: true,
+        summary: `matches ${kinds.artifact} (seq ${artifactEv!.seq}) and the document content`,
+      });
   }
   if (c.timestamp_signature) {
     const t = c.timestamp_signature;
-    const base = { claim: 'timestamp_signature' as const, entity_id: c.entity_id, subject: `key ${short(t.key_id, 12)}` };
+    const base = {
+      claim: 'timestamp_signature' as const,
+      entity_id: c.entity_id,
+      subject: `key ${short(t.key_id, 12)}`,
+    };
     const current = resultOf(events?.get(kinds.timestamp));
     const v = offline.timestamp!;
-    if (!v.ok) out.push({ ...base, ok: false, summary: 'signature invalid', expected: `a valid ${t.algorithm} token over the artifact hash ${snap}`, actual: v.detail, mismatch: 'token does not verify' });
-    else if (!current || current.signature !== t.signature || current.timestamp !== t.timestamp) out.push({ ...base, ok: false, summary: 'token differs from the ledger', expected: `signature ${short(t.signature)} at ${t.timestamp} ${snap}`, actual: current ? `signature ${short(String(current.signature))} at ${String(current.timestamp)}` : `no ${kinds.timestamp} in the ledger`, mismatch: 'timestamp replaced after snapshot' });
+    if (!v.ok)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'signature invalid',
+        expected: `a valid ${t.algorithm} token over the artifact hash ${snap}`,
+        actual: v.detail,
+        mismatch: 'token does not verify',
+      });
+    else if (!current || current.signature !== t.signature || current.timestamp !== t.timestamp)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'token differs from the ledger',
+        expected: `signature ${short(t.signature)} at ${t.timestamp} ${snap}`,
+        actual: current
+          ? `signature ${short(String(current.signature))} at ${String(current.timestamp)}`
+          : `no ${kinds.timestamp} in the ledger`,
+        mismatch: 'timestamp replaced after snapshot',
+      });
     else out.push({ ...base, ok: true, summary: v.detail });
   }
   if (c.anchor) {
@@ -248,21 +440,53 @@ function checkProofs(c: EntityClaim, events: Map<string, { seq: number; payload:
     const base = { claim: 'anchor' as const, entity_id: c.entity_id, subject: `root ${short(a.root)}` };
     const current = resultOf(events?.get(kinds.anchor));
     const v = offline.anchor!;
-    const same = current && current.root === a.root && current.leaf_hash === a.leaf_hash && current.leaf_index === a.leaf_index && current.tree_size === a.tree_size && JSON.stringify(current.proof) === JSON.stringify(a.proof);
-    if (!v.ok) out.push({ ...base, ok: false, summary: 'proof invalid', expected: `leaf ${a.leaf_index} of ${a.tree_size} under root ${short(a.root)} ${snap}`, actual: v.detail, mismatch: 'inclusion proof does not verify' });
-    else if (!same) out.push({ ...base, ok: false, summary: 'anchor differs from the ledger', expected: `root ${short(a.root)} leaf ${a.leaf_index} of ${a.tree_size} ${snap}`, actual: current ? `root ${short(String(current.root))} leaf ${String(current.leaf_index)} of ${String(current.tree_size)}` : `no ${kinds.anchor} in the ledger`, mismatch: 'anchor replaced after snapshot' });
+    const same =
+      current &&
+      current.root === a.root &&
+      current.leaf_hash === a.leaf_hash &&
+      current.leaf_index === a.leaf_index &&
+      current.tree_size === a.tree_size &&
+      JSON.stringify(current.proof) === JSON.stringify(a.proof);
+    if (!v.ok)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'proof invalid',
+        expected: `leaf ${a.leaf_index} of ${a.tree_size} under root ${short(a.root)} ${snap}`,
+        actual: v.detail,
+        mismatch: 'inclusion proof does not verify',
+      });
+    else if (!same)
+      out.push({
+        ...base,
+        ok: false,
+        summary: 'anchor differs from the ledger',
+        expected: `root ${short(a.root)} leaf ${a.leaf_index} of ${a.tree_size} ${snap}`,
+        actual: current
+          ? `root ${short(String(current.root))} leaf ${String(current.leaf_index)} of ${String(current.tree_size)}`
+          : `no ${kinds.anchor} in the ledger`,
+        mismatch: 'anchor replaced after snapshot',
+      });
     else out.push({ ...base, ok: true, summary: `inclusion proof verifies (${v.detail})` });
   }
   return out;
 }
 
 /** The seed's report lines: [PASS]/[FAIL] claim: subject - summary, and with verbose the three explaining lines. */
-export function renderResults(results: ClaimResult[], verbose: boolean, c: { green: (s: string) => string; red: (s: string) => string } = { green: (s) => s, red: (s) => s }): string {
+export function renderResults(
+  results: ClaimResult[],
+  verbose: boolean,
+  c: { green: (s: string) => string; red: (s: string) => string } = { green: (s) => s, red: (s) => s },
+): string {
   const lines: string[] = [];
   for (const r of results) {
     lines.push(`${r.ok ? c.green('[PASS]') : c.red('[FAIL]')} ${r.claim}: ${r.subject} - ${r.summary}`);
     if (verbose && !r.ok) {
-      lines.push(`        Expected: ${r.expected ?? '-'}`, `        Actual:   ${r.actual ?? '-'}`, `        Mismatch: ${r.mismatch ?? '-'}`);
+      lines.push(
+        `        Expected: ${r.expected ?? '-'}`,
+        `        Actual:   ${r.actual ?? '-'}`,
+        `        Mismatch: ${r.mismatch ?? '-'}`,
+      );
     }
   }
   return lines.join('\n');

@@ -8,11 +8,18 @@ import fs from 'node:fs';
 import readline from 'node:readline';
 import zlib from 'node:zlib';
 import type pg from 'pg';
+import { verifyChains } from '../audit.js';
 import { CanonError, EXIT, usageError } from '../errors.js';
 import { migrate } from '../migrate.js';
-import { verifyChains } from '../audit.js';
 import { BACKUP_SQL } from '../sql/backup.js';
-import { END_MARK, TABLE_MARK, backupHeaderSchema, endMarkerSchema, tableMarkerSchema, type BackupHeader } from './backup-format.js';
+import {
+  type BackupHeader,
+  backupHeaderSchema,
+  END_MARK,
+  endMarkerSchema,
+  TABLE_MARK,
+  tableMarkerSchema,
+} from './backup-format.js';
 import { exportLedger } from './export.js';
 import { zodProblem } from './zod-problem.js';
 
@@ -90,7 +97,9 @@ async function checkTarget(c: pg.ClientBase, h: BackupHeader): Promise<number> {
   }
   const occ = (await c.query(BACKUP_SQL.occupancy)).rows[0];
   if (Number(occ.events) || Number(occ.jobs) || Number(occ.entities)) {
-    throw usageError(`the target database is not empty (${occ.events} events, ${occ.jobs} jobs, ${occ.entities} entities): restore into an empty database`);
+    throw usageError(
+      `the target database is not empty (${occ.events} events, ${occ.jobs} jobs, ${occ.entities} entities): restore into an empty database`,
+    );
   }
   return result.applied.length;
 }
@@ -101,7 +110,9 @@ export async function restore(pool: pg.Pool, file: string, progress?: Progress):
   const c = await pool.connect();
   try {
     const migrationsApplied = await checkTarget(c, header);
-    const catalog = new Map(((await c.query(BACKUP_SQL.tables)).rows as { name: string; columns: string[] }[]).map((t) => [t.name, t]));
+    const catalog = new Map(
+      ((await c.query(BACKUP_SQL.tables)).rows as { name: string; columns: string[] }[]).map((t) => [t.name, t]),
+    );
     for (const t of header.tables) {
       const target = catalog.get(t.name);
       if (!target) throw usageError(`backup table ${t.name} does not exist in this database`);
@@ -122,12 +133,18 @@ export async function restore(pool: pg.Pool, file: string, progress?: Progress):
     progress?.('verifying', 0, header.ledger.events);
     const ledger = await exportLedger(c, { onProgress: (d, t) => progress?.('verifying', d, t) });
     if (ledger.digest !== header.ledger.digest) {
-      throw new CanonError(`restore refused: the restored ledger's digest ${ledger.digest} is not the backup's ${header.ledger.digest}; nothing was kept`, EXIT.FAILURE);
+      throw new CanonError(
+        `restore refused: the restored ledger's digest ${ledger.digest} is not the backup's ${header.ledger.digest}; nothing was kept`,
+        EXIT.FAILURE,
+      );
     }
     const audit = await verifyChains(c, undefined, 10, (d, t) => progress?.('audit', d, t));
     if (!audit.ok) {
       const b = audit.breaks[0];
-      throw new CanonError(`restore refused: the restored ledger does not verify (${b.entity_id} seq ${b.seq}: ${b.problem}); nothing was kept`, EXIT.FAILURE);
+      throw new CanonError(
+        `restore refused: the restored ledger does not verify (${b.entity_id} seq ${b.seq}: ${b.problem}); nothing was kept`,
+        EXIT.FAILURE,
+      );
     }
     await c.query('commit');
     return { file, rows, ledger, audit_ok: audit.ok, migrations_applied: migrationsApplied };
@@ -139,7 +156,13 @@ export async function restore(pool: pg.Pool, file: string, progress?: Progress):
   }
 }
 
-async function loadRows(c: pg.ClientBase, lines: AsyncIterableIterator<string>, header: BackupHeader, file: string, progress?: Progress): Promise<Record<string, number>> {
+async function loadRows(
+  c: pg.ClientBase,
+  lines: AsyncIterableIterator<string>,
+  header: BackupHeader,
+  file: string,
+  progress?: Progress,
+): Promise<Record<string, number>> {
   const total = header.tables.reduce((n, t) => n + t.rows, 0);
   const counts: Record<string, number> = {};
   let table: BackupHeader['tables'][number] | undefined;
@@ -168,7 +191,9 @@ async function loadRows(c: pg.ClientBase, lines: AsyncIterableIterator<string>, 
       if (!end.success) throw usageError(`${file}: the end line is malformed`);
       for (const t of header.tables) {
         if ((counts[t.name] ?? 0) !== t.rows || end.data.rows[t.name] !== t.rows) {
-          throw usageError(`${file}: table ${t.name} has ${counts[t.name] ?? 0} rows, the header says ${t.rows}: the backup is damaged`);
+          throw usageError(
+            `${file}: table ${t.name} has ${counts[t.name] ?? 0} rows, the header says ${t.rows}: the backup is damaged`,
+          );
         }
       }
       return counts;

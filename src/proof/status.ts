@@ -52,7 +52,10 @@ export interface StatusVerification {
   fixed: number;
 }
 
-function diffFields(stored: Record<string, unknown> | null, expected: Record<string, unknown> | null): StatusDifference['fields'] {
+function diffFields(
+  stored: Record<string, unknown> | null,
+  expected: Record<string, unknown> | null,
+): StatusDifference['fields'] {
   const out: StatusDifference['fields'] = {};
   for (const c of STATUS_COLUMNS) {
     const s = stored ? stored[c] : null;
@@ -70,7 +73,14 @@ function diffFields(stored: Record<string, unknown> | null, expected: Record<str
 export async function verifyStatus(pool: pg.Pool, opts: { fix?: boolean } = {}): Promise<StatusVerification> {
   const { entities, differences } = await inSnapshot(pool, async (c) => ({
     entities: Number((await c.query(STATUS_SQL.count)).rows[0].n),
-    differences: (await c.query(STATUS_SQL.differences)).rows.map((r): StatusDifference => ({ entity_id: r.entity_id, fields: diffFields(r.stored, r.expected), stored: r.stored, expected: r.expected })),
+    differences: (await c.query(STATUS_SQL.differences)).rows.map(
+      (r): StatusDifference => ({
+        entity_id: r.entity_id,
+        fields: diffFields(r.stored, r.expected),
+        stored: r.stored,
+        expected: r.expected,
+      }),
+    ),
   }));
   let fixed = 0;
   if (opts.fix && differences.length) {

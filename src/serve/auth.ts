@@ -35,7 +35,9 @@ export function loadToken(tokenFile: string | undefined, env = process.env.CANON
     if (token === undefined) return undefined;
   }
   if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-    throw usageError(`the token in ${from} must be at least ${MIN_TOKEN_LENGTH} characters without spaces (try: openssl rand -hex 32)`);
+    throw usageError(
+      `the token in ${from} must be at least ${MIN_TOKEN_LENGTH} characters without spaces (try: openssl rand -hex 32)`,
+    );
   }
   return token;
 }

@@ -7,13 +7,13 @@
 // with the proof module's own functions. Job ids and entity ids never become labels.
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { METRICS_SQL } from '../sql/metrics.js';
 import { computeHealth } from '../observe/health.js';
-import type { Health } from '../observe/types.js';
-import { readStatus } from '../proof/status.js';
-import { checkProvenance, takeProvenance } from '../proof/provenance.js';
 import type { Thresholds } from '../observe/thresholds.js';
+import type { Health } from '../observe/types.js';
 import type { PipelineProofs } from '../pipeline/define.js';
+import { checkProvenance, takeProvenance } from '../proof/provenance.js';
+import { readStatus } from '../proof/status.js';
+import { METRICS_SQL } from '../sql/metrics.js';
 
 const RUNS_PAGE = 20_000;
 
@@ -23,31 +23,87 @@ export class CanonMetrics {
   private readonly up = this.gauge('canon_up', 'Whether the last scrape could read the database (1) or not (0)');
   private readonly queued = this.gauge('canon_jobs_queued', 'Jobs queued, by job type', ['type']);
   private readonly ready = this.gauge('canon_jobs_ready', 'Queued jobs whose run_at has come, by lane', ['lane']);
-  private readonly oldest = this.gauge('canon_jobs_oldest_ready_age_seconds', 'Age of the oldest ready queued job, by job type', ['type']);
+  private readonly oldest = this.gauge(
+    'canon_jobs_oldest_ready_age_seconds',
+    'Age of the oldest ready queued job, by job type',
+    ['type'],
+  );
   private readonly running = this.gauge('canon_jobs_running', 'Jobs running now');
-  private readonly runningAge = this.gauge('canon_jobs_running_average_age_seconds', 'Average time since running jobs were claimed');
+  private readonly runningAge = this.gauge(
+    'canon_jobs_running_average_age_seconds',
+    'Average time since running jobs were claimed',
+  );
   private readonly stuck = this.gauge('canon_jobs_stuck', "Running jobs past their type's TTL without heartbeat");
-  private readonly dead = this.gauge('canon_jobs_dead_last_24h', 'Jobs that died in the last 24 hours and were not retried');
+  private readonly dead = this.gauge(
+    'canon_jobs_dead_last_24h',
+    'Jobs that died in the last 24 hours and were not retried',
+  );
   private readonly lag = this.gauge('canon_estimated_lag_seconds', 'How long the oldest ready queued job has waited');
-  private readonly gap = this.gauge('canon_event_to_job_gap', 'Events older than the grace period without their job, by lane of the missing job', ['lane']);
-  private readonly trigger = this.gauge('canon_core_trigger_enabled', 'Whether the core trigger on canon.events fires (1) or is disabled (0)');
+  private readonly gap = this.gauge(
+    'canon_event_to_job_gap',
+    'Events older than the grace period without their job, by lane of the missing job',
+    ['lane'],
+  );
+  private readonly trigger = this.gauge(
+    'canon_core_trigger_enabled',
+    'Whether the core trigger on canon.events fires (1) or is disabled (0)',
+  );
   private readonly workers = this.gauge('canon_workers_alive', 'Workers whose heartbeat is recent');
-  private readonly bypass = this.gauge('canon_gateway_bypass_jobs_last_24h', 'Jobs inserted without the gateway in the last 24 hours');
+  private readonly bypass = this.gauge(
+    'canon_gateway_bypass_jobs_last_24h',
+    'Jobs inserted without the gateway in the last 24 hours',
+  );
   private readonly strict = this.gauge('canon_gateway_strict', 'Gateway mode: 1 strict, 0 compat');
-  private readonly dups = this.gauge('canon_duplicate_event_groups', 'Entity and kind pairs with a run-written event more than once in the duplicate window');
-  private readonly untraced = this.gauge('canon_jobs_succeeded_without_trace', 'Succeeded jobs without trace_id created after the trace-policy cutoff');
-  private readonly authority = this.gauge('canon_decision_runs_recent', 'Decision runs started in the activity window (default 1 hour)');
-  private readonly finished1h = this.gauge('canon_job_runs_finished_last_hour', 'Runs finished in the last hour, by status', ['status']);
+  private readonly dups = this.gauge(
+    'canon_duplicate_event_groups',
+    'Entity and kind pairs with a run-written event more than once in the duplicate window',
+  );
+  private readonly untraced = this.gauge(
+    'canon_jobs_succeeded_without_trace',
+    'Succeeded jobs without trace_id created after the trace-policy cutoff',
+  );
+  private readonly authority = this.gauge(
+    'canon_decision_runs_recent',
+    'Decision runs started in the activity window (default 1 hour)',
+  );
+  private readonly finished1h = this.gauge(
+    'canon_job_runs_finished_last_hour',
+    'Runs finished in the last hour, by status',
+    ['status'],
+  );
   private readonly info = this.gauge('canon_runtime_info', 'The runtime_version setting', ['version']);
   // steering and the ledger's edit register; job types and flags are few, so they may be labels
   private readonly paused = this.gauge('canon_job_types_paused', 'Job types paused now (claims skip them)');
-  private readonly pausedQueued = this.gauge('canon_job_type_paused_queued_jobs', 'Queued jobs of each paused job type', ['type']);
-  private readonly breakers = this.gauge('canon_breaker_not_closed', 'Circuit breakers open or half-open (1), by job type and state', ['job_type', 'state']);
+  private readonly pausedQueued = this.gauge(
+    'canon_job_type_paused_queued_jobs',
+    'Queued jobs of each paused job type',
+    ['type'],
+  );
+  private readonly breakers = this.gauge(
+    'canon_breaker_not_closed',
+    'Circuit breakers open or half-open (1), by job type and state',
+    ['job_type', 'state'],
+  );
   private readonly held = this.gauge('canon_jobs_held', "Queued jobs held by a flag's kill switch, by flag", ['flag']);
-  private readonly rollbacks = this.gauge('canon_flag_auto_rollbacks_last_24h', 'Automatic rollbacks of guarded rollouts in the last 24 hours, by flag', ['flag']);
-  private readonly editsRefused = this.gauge('canon_ledger_edits_refused_new', 'Refused UPDATE/DELETE/TRUNCATE attempts on the ledger since the last canon audit attempts --ack');
-  private readonly editsBypassed = this.gauge('canon_ledger_edits_bypassed_new', 'Ledger edits made with the triggers bypassed since the last canon audit attempts --ack');
-  private readonly runs = new Counter({ name: 'canon_job_runs_total', help: 'Runs finished since this server first scraped the database, by job type and status', labelNames: ['type', 'status'], registers: [this.registry] });
+  private readonly rollbacks = this.gauge(
+    'canon_flag_auto_rollbacks_last_24h',
+    'Automatic rollbacks of guarded rollouts in the last 24 hours, by flag',
+    ['flag'],
+  );
+  private readonly editsRefused = this.gauge(
+    'canon_ledger_edits_refused_new',
+    'Refused UPDATE/DELETE/TRUNCATE attempts on the ledger since the last canon audit attempts --ack',
+  );
+  private readonly editsBypassed = this.gauge(
+    'canon_ledger_edits_bypassed_new',
+    'Ledger edits made with the triggers bypassed since the last canon audit attempts --ack',
+  );
+  private readonly runs = new Counter({
+    name: 'canon_job_runs_total',
+    help: 'Runs finished since this server first scraped the database, by job type and status',
+    labelNames: ['type', 'status'],
+    registers: [this.registry],
+  });
   private readonly duration = new Histogram({
     name: 'canon_job_duration_seconds',
     help: 'Run duration from claim to finish, by job type',
@@ -108,7 +164,10 @@ export class CanonMetrics {
     this.dups.set(h.duplicate_event_groups);
     this.untraced.set(h.succeeded_without_trace);
     this.authority.set(h.decision_runs_in_activity_window);
-    this.setByLabel(this.finished1h, 'status', { succeeded: h.throughput.last_1h.succeeded, failed: h.throughput.last_1h.failed });
+    this.setByLabel(this.finished1h, 'status', {
+      succeeded: h.throughput.last_1h.succeeded,
+      failed: h.throughput.last_1h.failed,
+    });
     this.setByLabel(this.info, 'version', { [h.runtime_version]: 1 });
     this.setSteering(h);
     return h;
@@ -139,7 +198,9 @@ export class CanonMetrics {
       this.watermark = { at, id: 0 };
     }
     for (;;) {
-      const rows: { id: number; type: string; status: string; seconds: number; finished_at: string }[] = (await this.pool.query(METRICS_SQL.runsSince, [this.watermark.at, this.watermark.id, RUNS_PAGE])).rows;
+      const rows: { id: number; type: string; status: string; seconds: number; finished_at: string }[] = (
+        await this.pool.query(METRICS_SQL.runsSince, [this.watermark.at, this.watermark.id, RUNS_PAGE])
+      ).rows;
       for (const r of rows) {
         this.runs.inc({ type: r.type, status: r.status });
         if (r.status !== 'cancelled') this.duration.observe({ type: r.type }, Math.max(0, r.seconds));
@@ -153,7 +214,9 @@ export class CanonMetrics {
   }
 
   private async probe() {
-    const recent = [...new Set((await this.pool.query(METRICS_SQL.recentEntities)).rows.map((r) => r.entity_id as string))].slice(0, 10);
+    const recent = [
+      ...new Set((await this.pool.query(METRICS_SQL.recentEntities)).rows.map((r) => r.entity_id as string)),
+    ].slice(0, 10);
     if (!recent.length) return; // an empty ledger has nothing to read
     let t0 = process.hrtime.bigint();
     await readStatus(this.pool, recent[0]);

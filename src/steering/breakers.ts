@@ -1,7 +1,7 @@
 // Circuit breakers per execution job type. The accounting runs in Postgres as runs end, so
 // every worker shares one state; the half-open probe is chosen by the claim. This module reads that state and lets an operator force it.
 import { BREAKERS_SQL } from '../sql/breakers.js';
-import { steer, type Queryable, type Who } from './common.js';
+import { type Queryable, steer, type Who } from './common.js';
 
 export interface Breaker {
   job_type: string;
@@ -24,6 +24,15 @@ export async function listBreakers(db: Queryable): Promise<Breaker[]> {
 }
 
 /** Forces a breaker open (for `seconds`, default the type's cooldown; then a probe decides) or closed. */
-export async function forceBreaker(db: Queryable, jobType: string, state: 'open' | 'closed', who: Who, seconds?: number) {
-  return steer(async () => (await db.query(BREAKERS_SQL.force, [jobType, state, seconds ?? null, who.actor, who.reason ?? null])).rows[0]);
+export async function forceBreaker(
+  db: Queryable,
+  jobType: string,
+  state: 'open' | 'closed',
+  who: Who,
+  seconds?: number,
+) {
+  return steer(
+    async () =>
+      (await db.query(BREAKERS_SQL.force, [jobType, state, seconds ?? null, who.actor, who.reason ?? null])).rows[0],
+  );
 }

@@ -3,7 +3,7 @@
 // it (this module, the tick, or plain SQL). Whether a flag is on for an entity is decided in
 // Postgres (canon.flag_is_on), where the decider asks.
 import { FLAGS_SQL } from '../sql/flags.js';
-import { steer, type Queryable, type Who } from './common.js';
+import { type Queryable, steer, type Who } from './common.js';
 import type { GuardVerdict } from './guard.js';
 
 export interface FlagState {
@@ -73,12 +73,31 @@ export async function getFlag(db: Queryable, name: string): Promise<Flag> {
 }
 
 export async function createFlag(db: Queryable, name: string, description: string, who: Who): Promise<ChangeResult> {
-  const changeId = await steer(async () => (await db.query(FLAGS_SQL.create, [name, description, who.actor, who.reason ?? null])).rows[0].change_id);
-  return { flag: await getFlag(db, name), change_id: changeId, rollout_stopped: false, held_jobs: 0, actor: who.actor, reason: who.reason ?? null };
+  const changeId = await steer(
+    async () =>
+      (await db.query(FLAGS_SQL.create, [name, description, who.actor, who.reason ?? null])).rows[0].change_id,
+  );
+  return {
+    flag: await getFlag(db, name),
+    change_id: changeId,
+    rollout_stopped: false,
+    held_jobs: 0,
+    actor: who.actor,
+    reason: who.reason ?? null,
+  };
 }
 
-export async function changeFlag(db: Queryable, name: string, action: FlagAction, who: Who, percent?: number): Promise<ChangeResult> {
-  const r = await steer(async () => (await db.query(FLAGS_SQL.change, [name, action, percent ?? null, who.actor, who.reason ?? null])).rows[0]);
+export async function changeFlag(
+  db: Queryable,
+  name: string,
+  action: FlagAction,
+  who: Who,
+  percent?: number,
+): Promise<ChangeResult> {
+  const r = await steer(
+    async () =>
+      (await db.query(FLAGS_SQL.change, [name, action, percent ?? null, who.actor, who.reason ?? null])).rows[0],
+  );
   return { flag: await getFlag(db, name), ...r, actor: who.actor, reason: who.reason ?? null };
 }
 
@@ -93,7 +112,9 @@ export interface RollbackResult extends ChangeResult {
 }
 
 export async function rollbackFlag(db: Queryable, name: string, who: Who): Promise<RollbackResult> {
-  const r = await steer(async () => (await db.query(FLAGS_SQL.rollback, [name, who.actor, who.reason ?? null])).rows[0]);
+  const r = await steer(
+    async () => (await db.query(FLAGS_SQL.rollback, [name, who.actor, who.reason ?? null])).rows[0],
+  );
   return { flag: await getFlag(db, name), ...r, held_jobs: 0, actor: who.actor, reason: who.reason ?? null };
 }
 
@@ -104,4 +125,3 @@ export async function releaseFlag(db: Queryable, name: string, who: Who): Promis
 export async function flagHistory(db: Queryable, name: string, limit = 50): Promise<FlagChange[]> {
   return steer(async () => (await db.query(FLAGS_SQL.history, [name, limit])).rows);
 }
-

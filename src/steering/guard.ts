@@ -31,18 +31,25 @@ export function parseGuard(text: string): GuardCondition[] {
   const shape = 'write conditions like "success_rate>=0.9,dead=0"';
   if (text.trim() === '') throw usageError(`--guard is empty: ${shape}`);
   const parts = text.split(',');
-  if (parts.length > MAX_CONDITIONS) throw usageError(`--guard has ${parts.length} conditions; at most ${MAX_CONDITIONS}`);
+  if (parts.length > MAX_CONDITIONS)
+    throw usageError(`--guard has ${parts.length} conditions; at most ${MAX_CONDITIONS}`);
   return parts.map((part) => {
     const m = CONDITION.exec(part);
-    if (!m) throw usageError(`--guard condition "${printable(part.trim())}" is malformed: ${shape} (metric, one of >= <= > < =, a number)`);
+    if (!m)
+      throw usageError(
+        `--guard condition "${printable(part.trim())}" is malformed: ${shape} (metric, one of >= <= > < =, a number)`,
+      );
     const [, metric, op, raw] = m;
     if (!(GUARD_METRICS as readonly string[]).includes(metric)) {
       throw usageError(`--guard: unknown metric "${printable(metric)}" (known: ${GUARD_METRICS.join(', ')})`);
     }
     const value = Number(raw);
-    if (RATES.includes(metric) && value > 1) throw usageError(`--guard: ${metric} is a fraction from 0 to 1, got ${raw}`);
-    if (!RATES.includes(metric) && !Number.isInteger(value)) throw usageError(`--guard: ${metric} is a count, got ${raw}`);
-    if (metric === 'runs' && op !== '>=' && op !== '>') throw usageError(`--guard: runs sets a minimum of evidence, so use runs>=N or runs>N`);
+    if (RATES.includes(metric) && value > 1)
+      throw usageError(`--guard: ${metric} is a fraction from 0 to 1, got ${raw}`);
+    if (!RATES.includes(metric) && !Number.isInteger(value))
+      throw usageError(`--guard: ${metric} is a count, got ${raw}`);
+    if (metric === 'runs' && op !== '>=' && op !== '>')
+      throw usageError(`--guard: runs sets a minimum of evidence, so use runs>=N or runs>N`);
     return { metric: metric as GuardMetric, op: op as GuardOp, value };
   });
 }
@@ -56,5 +63,12 @@ export interface GuardVerdict {
   verdict: 'pass' | 'fail' | 'wait';
   failed: string[];
   waiting: string[];
-  metrics: { runs: number; succeeded: number; failed: number; dead: number; success_rate: number | null; failure_rate: number | null };
+  metrics: {
+    runs: number;
+    succeeded: number;
+    failed: number;
+    dead: number;
+    success_rate: number | null;
+    failure_rate: number | null;
+  };
 }

@@ -10,33 +10,41 @@ const MAX_REASON = 500;
 const ACTOR = /^[^\u0000-\u001f\u007f]{1,100}$/;
 
 export function withWho(cmd: Command): Command {
-  return cmd.option('--actor <name>', 'who makes the change (default: the OS user)').option('--reason <text>', 'why (kept in the history)');
+  return cmd
+    .option('--actor <name>', 'who makes the change (default: the OS user)')
+    .option('--reason <text>', 'why (kept in the history)');
 }
 
 export function who(opts: { actor?: string; reason?: string }): Who {
   const actor = opts.actor ?? actorDefault();
-  if (!ACTOR.test(actor) || actor.trim() === '') throw usageError(`--actor "${printable(actor)}" is invalid: use 1 to 100 printable characters`);
+  if (!ACTOR.test(actor) || actor.trim() === '')
+    throw usageError(`--actor "${printable(actor)}" is invalid: use 1 to 100 printable characters`);
   const reason = opts.reason?.trim();
-  if (reason !== undefined && reason.length > MAX_REASON) throw usageError(`--reason is ${reason.length} characters; at most ${MAX_REASON}`);
-  if (reason !== undefined && /[\u0000-\u0008\u000b-\u001f\u007f]/.test(reason)) throw usageError('--reason contains control characters');
+  if (reason !== undefined && reason.length > MAX_REASON)
+    throw usageError(`--reason is ${reason.length} characters; at most ${MAX_REASON}`);
+  if (reason !== undefined && /[\u0000-\u0008\u000b-\u001f\u007f]/.test(reason))
+    throw usageError('--reason contains control characters');
   return { actor, reason: reason || undefined };
 }
 
 export function wholeNumber(name: string, raw: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw.trim())) throw usageError(`${name} must be a whole number from ${min} to ${max}, got "${printable(raw)}"`);
+  if (!/^\d+$/.test(raw.trim()))
+    throw usageError(`${name} must be a whole number from ${min} to ${max}, got "${printable(raw)}"`);
   const n = Number(raw);
   if (n < min || n > max) throw usageError(`${name} must be from ${min} to ${max}, got ${n}`);
   return n;
 }
 
 export function checkFlagName(name: string): string {
-  if (!FLAG_NAME.test(name)) throw usageError(`flag name "${printable(name)}" is invalid: a letter, then letters, digits, _ . - (at most 100)`);
+  if (!FLAG_NAME.test(name))
+    throw usageError(`flag name "${printable(name)}" is invalid: a letter, then letters, digits, _ . - (at most 100)`);
   return name;
 }
 
 const JOB_TYPE = /^[a-z][a-z0-9_]{0,62}$/;
 export function checkJobType(name: string): string {
-  if (!JOB_TYPE.test(name)) throw usageError(`job type "${printable(name)}" is invalid: lower-case letters, digits and _ (for example anchor)`);
+  if (!JOB_TYPE.test(name))
+    throw usageError(`job type "${printable(name)}" is invalid: lower-case letters, digits and _ (for example anchor)`);
   return name;
 }
 

@@ -5,12 +5,19 @@ import type { Flag, FlagChange, FlagState } from './flags.js';
 
 export function when(d: Date | string | null | undefined): string {
   if (!d) return '-';
-  return new Date(d).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return new Date(d)
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 export function duration(seconds: number): string {
   const s = Number(seconds);
-  for (const [unit, size] of [['d', 86400], ['h', 3600], ['m', 60]] as const) {
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ] as const) {
     if (s >= size && s % size === 0) return `${s / size}${unit}`;
   }
   return `${s}s`;
@@ -19,7 +26,8 @@ export function duration(seconds: number): string {
 export function describeState(s: FlagState | null): string {
   if (!s) return '(none)';
   if (s.killed) return 'killed (off)';
-  if (!s.enabled) return s.strategy === 'gradual' && s.rollout_percent < 100 ? `off (was ${s.rollout_percent}%)` : 'off';
+  if (!s.enabled)
+    return s.strategy === 'gradual' && s.rollout_percent < 100 ? `off (was ${s.rollout_percent}%)` : 'off';
   return s.rollout_percent >= 100 ? 'on' : `on for ${s.rollout_percent}%`;
 }
 
@@ -31,7 +39,9 @@ function notes(f: Flag): string {
   const out: string[] = [];
   if (f.rollout) {
     const r = f.rollout;
-    out.push(`auto-rollout → ${r.until_percent}% (+${r.step_percent}% every ${duration(r.every_seconds)}${r.guard ? `, guard ${r.guard}` : ''}; next ${when(r.next_step_at)})`);
+    out.push(
+      `auto-rollout → ${r.until_percent}% (+${r.step_percent}% every ${duration(r.every_seconds)}${r.guard ? `, guard ${r.guard}` : ''}; next ${when(r.next_step_at)})`,
+    );
   }
   if (f.killed_at) out.push(`killed by ${f.killed_by} at ${when(f.killed_at)}`);
   if (f.held_jobs) out.push(`${f.held_jobs} job(s) held`);
@@ -57,7 +67,12 @@ export function renderFlag(f: Flag, recent: FlagChange[], c: ChalkInstance): str
     f.description ? `  ${f.description}` : '',
     `  updated ${when(f.updated_at)} by ${f.updated_by}`,
     notes(f) ? `  ${notes(f)}` : '',
-    recent.length ? `  recent changes:\n${renderHistory(recent, c).split('\n').map((l) => `    ${l}`).join('\n')}` : '',
+    recent.length
+      ? `  recent changes:\n${renderHistory(recent, c)
+          .split('\n')
+          .map((l) => `    ${l}`)
+          .join('\n')}`
+      : '',
   ];
   return lines.filter(Boolean).join('\n');
 }
@@ -66,7 +81,9 @@ export function renderHistory(changes: FlagChange[], c: ChalkInstance): string {
   if (changes.length === 0) return 'no changes recorded';
   return changes
     .map((ch) => {
-      const what = ch.before ? `${describeState(ch.before)} → ${describeState(ch.after)}` : `created ${describeState(ch.after)}`;
+      const what = ch.before
+        ? `${describeState(ch.before)} → ${describeState(ch.after)}`
+        : `created ${describeState(ch.after)}`;
       const undo = ch.undoes ? ` (undoes #${ch.undoes})` : '';
       const reason = ch.reason ? c.dim(`  "${ch.reason}"`) : '';
       return `#${String(ch.id).padEnd(5)} ${when(ch.at)}  ${ch.actor.padEnd(12)} ${ch.source.padEnd(13)} ${what}${undo}${reason}`;

@@ -3,7 +3,7 @@
 // one step (or completes it, waits for evidence, or rolls it back when its guard fails). All
 // of it is canon.advance_rollouts() in one statement, so overlapping ticks cannot double-step.
 import { ROLLOUT_SQL } from '../sql/flags.js';
-import { steer, type Queryable, type Who } from './common.js';
+import { type Queryable, steer, type Who } from './common.js';
 import type { FlagState } from './flags.js';
 import { formatGuard, type GuardCondition, type GuardVerdict } from './guard.js';
 
@@ -47,22 +47,28 @@ export interface RolloutAlert {
   to_percent: number;
 }
 
-export async function startAutoRollout(db: Queryable, name: string, plan: AutoRolloutPlan, who: Who): Promise<RolloutStart> {
+export async function startAutoRollout(
+  db: Queryable,
+  name: string,
+  plan: AutoRolloutPlan,
+  who: Who,
+): Promise<RolloutStart> {
   const guard = plan.guard?.length ? plan.guard : null;
-  return steer(async () =>
-    (
-      await db.query(ROLLOUT_SQL.start, [
-        name,
-        plan.start ?? null,
-        plan.step,
-        plan.everySeconds,
-        plan.until,
-        guard ? formatGuard(guard) : null,
-        JSON.stringify(guard ?? []),
-        who.actor,
-        who.reason ?? null,
-      ])
-    ).rows[0],
+  return steer(
+    async () =>
+      (
+        await db.query(ROLLOUT_SQL.start, [
+          name,
+          plan.start ?? null,
+          plan.step,
+          plan.everySeconds,
+          plan.until,
+          guard ? formatGuard(guard) : null,
+          JSON.stringify(guard ?? []),
+          who.actor,
+          who.reason ?? null,
+        ])
+      ).rows[0],
   );
 }
 
@@ -94,5 +100,9 @@ export interface AutoRollbackRow {
 
 /** The automatic rollbacks (rows of ROLLOUT_SQL.autoRollbacks) with the percentages they went from and to. */
 export function rolloutAlertsOf(rows: AutoRollbackRow[]): RolloutAlert[] {
-  return rows.map(({ before, after, ...r }) => ({ ...r, from_percent: effective(before), to_percent: effective(after) }));
+  return rows.map(({ before, after, ...r }) => ({
+    ...r,
+    from_percent: effective(before),
+    to_percent: effective(after),
+  }));
 }

@@ -2,19 +2,20 @@
 // in the k9s / asynq dash convention, and actions confirmed with y/N. The frame is always
 // exactly rows-1 tall: Ink redraws in place only while the output is shorter than the
 // terminal, and clears the whole screen (flicker) once it is not.
+
+import type { ChalkInstance } from 'chalk';
+import { Box, type Key, useApp, useInput, useStdin, useStdout } from 'ink';
 import type React from 'react';
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { Box, useApp, useInput, useStdin, useStdout, type Key } from 'ink';
-import type { ChalkInstance } from 'chalk';
 import { coerceError, isConnectionError } from '../errors.js';
-import { MIN_COLS, MIN_ROWS } from './layout.js';
-import { focusOf, itemsOf, jobOf, sameFocus, snapshotFits, typeOf, type Item, type View } from './items.js';
-import type { WatchSnapshot } from './snapshot.js';
-import type { Prepared, WatchAction, WatchSource } from './source.js';
-import { BottomBar, Help, TopBar, type Connection, type Prompt } from './components/Chrome.js';
+import { BottomBar, type Connection, Help, type Prompt, TopBar } from './components/Chrome.js';
 import { Column, Line } from './components/common.js';
 import { EntityView, JobView, TypeView } from './components/Detail.js';
 import { Overview } from './components/Overview.js';
+import { focusOf, type Item, itemsOf, jobOf, sameFocus, snapshotFits, typeOf, type View } from './items.js';
+import { MIN_COLS, MIN_ROWS } from './layout.js';
+import type { WatchSnapshot } from './snapshot.js';
+import type { Prepared, WatchAction, WatchSource } from './source.js';
 
 export interface AppProps {
   source: WatchSource;
@@ -45,7 +46,8 @@ function useTerminalSize(fixed?: { cols: number; rows: number }) {
 }
 
 const HINTS: Record<View['kind'], string> = {
-  overview: '↑↓ move · Enter open · r retry · R retry type · P pause type · K kill flag · / find · p pause · ? help · q quit',
+  overview:
+    '↑↓ move · Enter open · r retry · R retry type · P pause type · K kill flag · / find · p pause · ? help · q quit',
   type: '↑↓ move · Enter job · r retry · c cancel · R retry all dead · P pause type · Esc back · ? help · q quit',
   job: 'r retry · c cancel · ↑↓ trace · Enter open job · Esc back · / find · ? help · q quit',
   entity: '↑↓ move · Enter open job · r retry · c cancel · Esc back · / find · ? help · q quit',
@@ -68,7 +70,14 @@ function useLatest<T>(initial: T) {
 
 const clamp = (n: number, len: number) => Math.max(0, Math.min(n, len - 1));
 
-const title = (v: View) => (v.kind === 'overview' ? 'overview' : v.kind === 'type' ? `type ${v.type}` : v.kind === 'job' ? `job #${v.jobId}` : `entity ${v.entity}`);
+const title = (v: View) =>
+  v.kind === 'overview'
+    ? 'overview'
+    : v.kind === 'type'
+      ? `type ${v.type}`
+      : v.kind === 'job'
+        ? `job #${v.jobId}`
+        : `entity ${v.entity}`;
 
 export function App({ source, interval, readonly, c, size, initial }: AppProps) {
   const { exit } = useApp();
@@ -116,7 +125,11 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     } catch (e) {
       if (!alive.current) return;
       const err = coerceError(e);
-      setConn((c0) => ({ ok: false, since: c0.ok ? Date.now() : c0.since, error: isConnectionError(e) ? undefined : err.message }));
+      setConn((c0) => ({
+        ok: false,
+        since: c0.ok ? Date.now() : c0.since,
+        error: isConnectionError(e) ? undefined : err.message,
+      }));
     } finally {
       inflight.current = false;
       if (alive.current && (again.current || !sameFocus(asked, focusNow()))) {
@@ -195,9 +208,12 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     if (k === 'r' || k === 'c') {
       const job = jobOf(view, item, snap);
       if (!job) return say('select a job first (a failure, a job of a type, or a job row of a trace)', true);
-      if (k === 'r' && !['failed', 'cancelled'].includes(job.status)) return say(`job #${job.id} is ${job.status}: only dead (or cancelled) jobs can be retried`, true);
-      if (k === 'r' && !job.dead && job.status === 'failed') return say(`job #${job.id} was already retried: act on the new job`, true);
-      if (k === 'c' && !['queued', 'running', 'failed'].includes(job.status)) return say(`job #${job.id} is ${job.status}: nothing to cancel`, true);
+      if (k === 'r' && !['failed', 'cancelled'].includes(job.status))
+        return say(`job #${job.id} is ${job.status}: only dead (or cancelled) jobs can be retried`, true);
+      if (k === 'r' && !job.dead && job.status === 'failed')
+        return say(`job #${job.id} was already retried: act on the new job`, true);
+      if (k === 'c' && !['queued', 'running', 'failed'].includes(job.status))
+        return say(`job #${job.id} is ${job.status}: nothing to cancel`, true);
       return void startAction({ kind: k === 'r' ? 'retry' : 'cancel', job });
     }
     if (k === 'K') {
@@ -215,9 +231,11 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     const { v: view, item } = here();
     if (!item) return;
     if (item.kind === 'type') return push({ kind: 'type', type: item.row.name, cursor: 0 });
-    if (item.kind === 'failure') return push({ kind: 'job', jobId: item.row.job_id, entity: item.row.entity_id, cursor: 0 });
+    if (item.kind === 'failure')
+      return push({ kind: 'job', jobId: item.row.job_id, entity: item.row.entity_id, cursor: 0 });
     if (item.kind === 'job') return push({ kind: 'job', jobId: item.row.id, entity: item.row.entity_id, cursor: 0 });
-    if (item.kind === 'trace' && item.job && !(view.kind === 'job' && view.jobId === item.job.id)) return push({ kind: 'job', jobId: item.job.id, entity: item.job.entity_id, cursor: 0 });
+    if (item.kind === 'trace' && item.job && !(view.kind === 'job' && view.jobId === item.job.id))
+      return push({ kind: 'job', jobId: item.job.id, entity: item.job.entity_id, cursor: 0 });
     if (item.kind === 'flag') say(`K kills ${item.row.name}; other changes: canon flags --help`);
   };
 
@@ -279,10 +297,17 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
 
   let body: React.ReactNode;
   if (help) body = <Help cols={cols} rows={bodyRows} readonly={readonly} interval={interval} />;
-  else if (!fits) body = <Line width={cols} dim>{conn.ok ? 'loading…' : 'waiting for the database…'}</Line>;
-  else if (view.kind === 'overview') body = <Overview snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} />;
+  else if (!fits)
+    body = (
+      <Line width={cols} dim>
+        {conn.ok ? 'loading…' : 'waiting for the database…'}
+      </Line>
+    );
+  else if (view.kind === 'overview')
+    body = <Overview snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} />;
   else if (view.kind === 'type') body = <TypeView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} />;
-  else if (view.kind === 'job') body = <JobView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} c={c} jobId={view.jobId} />;
+  else if (view.kind === 'job')
+    body = <JobView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} c={c} jobId={view.jobId} />;
   else body = <EntityView snap={snap} cols={cols} rows={bodyRows} cursor={cursor} now={now} c={c} />;
 
   const hints = (readonly ? 'read-only · ' : '') + HINTS[view.kind];
@@ -297,4 +322,3 @@ export function App({ source, interval, readonly, c, size, initial }: AppProps) 
     </Box>
   );
 }
-

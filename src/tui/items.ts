@@ -1,7 +1,7 @@
 // The views of the dashboard and the rows a cursor can stand on in each. Pure: the App keeps
 // a stack of views and a cursor per view; what a key does depends on the row under it.
 import type { ChalkInstance } from 'chalk';
-import { renderTrace, type JobNode, type TraceNode } from '../observe/trace.js';
+import { type JobNode, renderTrace, type TraceNode } from '../observe/trace.js';
 import type { FailureRow, FlagRow, Focus, FocusJob, TypeRow, WatchSnapshot } from './snapshot.js';
 import type { JobRef } from './source.js';
 
@@ -30,7 +30,8 @@ export function focusOf(v: View): Focus {
   }
 }
 
-export const sameFocus = (a: Focus, b: Focus) => (a.type ?? null) === (b.type ?? null) && (a.entity ?? null) === (b.entity ?? null);
+export const sameFocus = (a: Focus, b: Focus) =>
+  (a.type ?? null) === (b.type ?? null) && (a.entity ?? null) === (b.entity ?? null);
 
 /** True when the snapshot was read for this view (after a move it is the previous view's until the next refresh). */
 export function snapshotFits(v: View, s: WatchSnapshot | null): s is WatchSnapshot {
@@ -70,7 +71,11 @@ export function traceItems(s: WatchSnapshot, c: ChalkInstance): { summary: strin
   const items = lines.map((line): Item => {
     const m = /job #(\d+) /.exec(line.replace(/\x1b\[[0-9;]*m/g, ''));
     const n = m ? jobs.get(Number(m[1])) : undefined;
-    return { kind: 'trace', line, job: n ? { id: n.id, type: n.type, entity_id: s.focus_entity!.entity, status: n.status, dead: n.dead } : null };
+    return {
+      kind: 'trace',
+      line,
+      job: n ? { id: n.id, type: n.type, entity_id: s.focus_entity!.entity, status: n.status, dead: n.dead } : null,
+    };
   });
   return { summary, items };
 }
@@ -91,14 +96,35 @@ export function jobOf(v: View, item: Item | undefined, s: WatchSnapshot | null):
     return { id: j.id, type: j.type, entity_id: j.entity_id, status: j.status, dead: node?.dead ?? false };
   }
   if (!item) return null;
-  if (item.kind === 'failure') return { id: item.row.job_id, type: item.row.type, entity_id: item.row.entity_id, status: item.row.job_status, dead: item.row.dead };
-  if (item.kind === 'job') return { id: item.row.id, type: item.type, entity_id: item.row.entity_id, status: item.row.status, dead: item.row.state === 'dead' };
+  if (item.kind === 'failure')
+    return {
+      id: item.row.job_id,
+      type: item.row.type,
+      entity_id: item.row.entity_id,
+      status: item.row.job_status,
+      dead: item.row.dead,
+    };
+  if (item.kind === 'job')
+    return {
+      id: item.row.id,
+      type: item.type,
+      entity_id: item.row.entity_id,
+      status: item.row.status,
+      dead: item.row.state === 'dead',
+    };
   if (item.kind === 'trace') return item.job;
   return null;
 }
 
 /** The job type that pause/resume and "retry all dead" act on. */
 export function typeOf(v: View, item: Item | undefined, s: WatchSnapshot | null): TypeRow | null {
-  const name = v.kind === 'type' ? v.type : item?.kind === 'type' ? item.row.name : v.kind === 'job' ? jobOf(v, item, s)?.type : undefined;
+  const name =
+    v.kind === 'type'
+      ? v.type
+      : item?.kind === 'type'
+        ? item.row.name
+        : v.kind === 'job'
+          ? jobOf(v, item, s)?.type
+          : undefined;
   return name ? (s?.types.find((t) => t.name === name) ?? null) : null;
 }

@@ -3,8 +3,8 @@
 // screen are restored on every way out (q, Ctrl-C, SIGTERM, SIGHUP, a crash). Plain: the same
 // overview rendered once to text, for pipes, CI logs and `--once`.
 import { stripVTControlCharacters } from 'node:util';
-import { Box, render, renderToString } from 'ink';
 import chalk, { type ChalkInstance } from 'chalk';
+import { Box, render, renderToString } from 'ink';
 import { App } from './App.js';
 import { TopBar } from './components/Chrome.js';
 import { Overview } from './components/Overview.js';
@@ -15,11 +15,18 @@ const ENTER_ALT = '\x1b[?1049h\x1b[H';
 const LEAVE_ALT = '\x1b[?1049l';
 
 /** When the live dashboard can run: a terminal on stdout, not CI, not --once or --json. */
-export function canRunLive(stdout: NodeJS.WriteStream, env: NodeJS.ProcessEnv, opts: { once?: boolean; json?: boolean }): boolean {
+export function canRunLive(
+  stdout: NodeJS.WriteStream,
+  env: NodeJS.ProcessEnv,
+  opts: { once?: boolean; json?: boolean },
+): boolean {
   return stdout.isTTY === true && !env.CI && !opts.once && !opts.json;
 }
 
-export async function runLive(source: WatchSource, o: { interval: number; readonly: boolean; c: ChalkInstance }): Promise<void> {
+export async function runLive(
+  source: WatchSource,
+  o: { interval: number; readonly: boolean; c: ChalkInstance },
+): Promise<void> {
   // Ink colours through the shared chalk, which knows nothing of NO_COLOR or --no-color
   if (o.c.level === 0) chalk.level = 0;
   const out = process.stdout;
@@ -65,4 +72,3 @@ export function plainSnapshot(snap: WatchSnapshot, cols: number, color: boolean)
   const lines = (color ? text : stripVTControlCharacters(text)).split('\n').map((l) => l.replace(/\s+$/, ''));
   return lines.join('\n');
 }
-

@@ -80,7 +80,14 @@ export interface FlagRow {
   updated_at: string;
   updated_by: string;
   held_jobs: number;
-  rollout: { current_percent: number; until_percent: number; step_percent: number; every_seconds: number; next_step_at: string; guard: string | null } | null;
+  rollout: {
+    current_percent: number;
+    until_percent: number;
+    step_percent: number;
+    every_seconds: number;
+    next_step_at: string;
+    guard: string | null;
+  } | null;
 }
 
 /** A breaker that is not closed: the same shape health reports. */
@@ -144,7 +151,11 @@ export interface WatchSnapshot {
  * already waiting at the end of every minute since it became ready). The last bucket ends
  * at now, so the line ends on the tile's estimated lag.
  */
-export function lagSeries(rows: { minute: string; max_wait: number | null }[], estimatedLag: number, nowMs: number): number[] {
+export function lagSeries(
+  rows: { minute: string; max_wait: number | null }[],
+  estimatedLag: number,
+  nowMs: number,
+): number[] {
   const oldestReadyMs = estimatedLag > 0 ? nowMs - estimatedLag * 1000 : null;
   return rows.map((r) => {
     const end = Math.min(Date.parse(r.minute) + 60_000, nowMs);
@@ -153,12 +164,26 @@ export function lagSeries(rows: { minute: string; max_wait: number | null }[], e
   });
 }
 
-export async function readSnapshot(db: pg.Pool | pg.ClientBase, t: Thresholds, focus: Focus, database: string): Promise<WatchSnapshot> {
+export async function readSnapshot(
+  db: pg.Pool | pg.ClientBase,
+  t: Thresholds,
+  focus: Focus,
+  database: string,
+): Promise<WatchSnapshot> {
   const started = performance.now();
-  const params = [t.gap_window_seconds, t.gap_grace_seconds, t.worker_alive_seconds, t.duplicate_window_seconds, t.activity_window_seconds, focus.type ?? null, focus.entity ?? null];
+  const params = [
+    t.gap_window_seconds,
+    t.gap_grace_seconds,
+    t.worker_alive_seconds,
+    t.duplicate_window_seconds,
+    t.activity_window_seconds,
+    focus.type ?? null,
+    focus.entity ?? null,
+  ];
   // Named, so each connection prepares it once: planning a statement this size costs more than
   // running it, and after five runs Postgres keeps a generic plan (docs/PERFORMANCE.md).
-  const s = (await db.query({ name: 'canon_watch_snapshot', text: WATCH_SQL.snapshot, values: params })).rows[0].snapshot;
+  const s = (await db.query({ name: 'canon_watch_snapshot', text: WATCH_SQL.snapshot, values: params })).rows[0]
+    .snapshot;
   const query_ms = Math.round((performance.now() - started) * 10) / 10;
   const health = healthOf(s.health, t);
   const now = Date.parse(health.checked_at);
@@ -175,14 +200,26 @@ export async function readSnapshot(db: pg.Pool | pg.ClientBase, t: Thresholds, f
       queued: health.jobs_queued.by_type[r.name] ?? 0,
       oldest_ready: health.oldest_queued_age_seconds[r.name] ?? null,
     })),
-    minutes: s.minutes.map((m: { minute: string; ok: number; failed: number }, i: number) => ({ minute: m.minute, ok: m.ok, failed: m.failed, lag: lags[i] })),
+    minutes: s.minutes.map((m: { minute: string; ok: number; failed: number }, i: number) => ({
+      minute: m.minute,
+      ok: m.ok,
+      failed: m.failed,
+      lag: lags[i],
+    })),
     workers: s.workers,
     workers_total: s.workers_total,
     failures: s.failures,
     flags: s.flags,
     breakers: s.breakers,
     focus_type: s.focus_type,
-    focus_entity: fe ? { entity: fe.entity, exists: fe.exists, chain: fe.exists ? chainOf(fe.entity, fe.chain) : null, trace: fe.exists ? buildTree(chainOf(fe.entity, fe.chain)) : null } : null,
+    focus_entity: fe
+      ? {
+          entity: fe.entity,
+          exists: fe.exists,
+          chain: fe.exists ? chainOf(fe.entity, fe.chain) : null,
+          trace: fe.exists ? buildTree(chainOf(fe.entity, fe.chain)) : null,
+        }
+      : null,
   };
 }
 

@@ -5,13 +5,13 @@
 import type pg from 'pg';
 import { usageError } from '../errors.js';
 import { actOnJob } from '../observe/actions.js';
-import { listDeadJobs, parseDeadFilters, CLI_NAMES } from '../observe/deadjobs.js';
+import { CLI_NAMES, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
 import type { Thresholds } from '../observe/thresholds.js';
 import type { Who } from '../steering/common.js';
 import { changeFlag, killPreview } from '../steering/flags.js';
 import { setPaused } from '../steering/pause.js';
 import { plural } from './format.js';
-import { readSnapshot, type Focus, type WatchSnapshot } from './snapshot.js';
+import { type Focus, readSnapshot, type WatchSnapshot } from './snapshot.js';
 
 export interface JobRef {
   id: number;
@@ -54,16 +54,23 @@ export function dbSource(pool: pg.Pool, t: Thresholds, database: string, who: Wh
             prompt: `${verb} job #${a.job.id} (${a.job.type}, ${a.job.dead ? 'dead' : a.job.status}, entity ${a.job.entity_id})?`,
             run: async () => {
               const r = await actOnJob(pool, a.job.id, a.kind, who);
-              return r.action === 'retry' ? `job #${r.job_id} retried as job #${r.new_job_id} by ${who.actor}` : `job #${r.job_id} (${r.from_status}) cancelled by ${who.actor}`;
+              return r.action === 'retry'
+                ? `job #${r.job_id} retried as job #${r.new_job_id} by ${who.actor}`
+                : `job #${r.job_id} (${r.from_status}) cancelled by ${who.actor}`;
             },
           };
         }
         case 'retry-type': {
-          const f = parseDeadFilters({ type: a.type, since_hours: RETRY_ALL.since_hours, limit: String(RETRY_ALL.limit) }, CLI_NAMES, { limit: RETRY_ALL.limit, max: RETRY_ALL.limit });
+          const f = parseDeadFilters(
+            { type: a.type, since_hours: RETRY_ALL.since_hours, limit: String(RETRY_ALL.limit) },
+            CLI_NAMES,
+            { limit: RETRY_ALL.limit, max: RETRY_ALL.limit },
+          );
           const dead = await listDeadJobs(pool, f);
           const ids = dead.jobs.map((j) => j.id);
           if (ids.length === 0) throw usageError(`no dead ${a.type} jobs: nothing to retry`);
-          const more = dead.summary.total_dead > ids.length ? ` (the newest ${ids.length} of ${dead.summary.total_dead})` : '';
+          const more =
+            dead.summary.total_dead > ids.length ? ` (the newest ${ids.length} of ${dead.summary.total_dead})` : '';
           return {
             prompt: `retry ${plural(ids.length, `dead ${a.type} job`)}${more}?`,
             run: async () => {
@@ -97,7 +104,9 @@ export function dbSource(pool: pg.Pool, t: Thresholds, database: string, who: Wh
             prompt: `kill flag ${a.flag}? it turns off and holds ${plural(held, 'queued job')} it allowed`,
             run: async () => {
               const r = await changeFlag(pool, a.flag, 'kill', who);
-              return r.change_id ? `${a.flag} killed by ${who.actor}; ${plural(r.held_jobs, 'job')} held` : `${a.flag} was already killed: nothing changed`;
+              return r.change_id
+                ? `${a.flag} killed by ${who.actor}; ${plural(r.held_jobs, 'job')} held`
+                : `${a.flag} was already killed: nothing changed`;
             },
           };
         }

@@ -2,7 +2,7 @@
 // bad-input and secrets tests try hundreds of inputs without Node's start-up for each.
 import path from 'node:path';
 import { execa } from 'execa';
-import { root, type RunResult } from '../helpers.js';
+import { type RunResult, root } from '../helpers.js';
 
 export interface BatchCase {
   args: string[];
@@ -22,10 +22,12 @@ export async function runBatch(cases: BatchCase[]): Promise<BatchResult[]> {
     maxBuffer: 512 * 1024 * 1024,
   });
   if (r.exitCode !== 0) throw new Error(`cli-batch failed (${r.exitCode}): ${String(r.stderr).slice(0, 2000)}`);
-  return (JSON.parse(String(r.stdout)) as { code: number | string; stdout: string; stderr: string; ms: number }[]).map((x) => ({
-    exitCode: typeof x.code === 'number' ? x.code : -1,
-    stdout: x.stdout,
-    stderr: x.stderr,
-    ms: x.ms,
-  }));
+  return (JSON.parse(String(r.stdout)) as { code: number | string; stdout: string; stderr: string; ms: number }[]).map(
+    (x) => ({
+      exitCode: typeof x.code === 'number' ? x.code : -1,
+      stdout: x.stdout,
+      stderr: x.stderr,
+      ms: x.ms,
+    }),
+  );
 }

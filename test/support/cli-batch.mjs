@@ -47,7 +47,8 @@ for (const c of cases) {
     clearTimeout(timer);
   }
   current.ms = Date.now() - t0;
-  for (const [k, had] of before) for (const l of process[k].listeners('error')) if (!had.has(l)) process[k].removeListener('error', l);
+  for (const [k, had] of before)
+    for (const l of process[k].listeners('error')) if (!had.has(l)) process[k].removeListener('error', l);
   // let stray writes of this case land on it, not the next
   await new Promise((r) => setTimeout(r, 5));
   process.stdout.write = realOut;

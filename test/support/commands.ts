@@ -29,7 +29,13 @@ export async function listCommands(): Promise<CommandSpec[]> {
       const subs = names(h);
       if (p.length > 0) {
         const args = usage.replace(/^canon\s+/, '').replace(/\[options\]|\[command\]/g, '');
-        out.push({ path: p, usage, help: h, required: [...args.matchAll(/<([^>]+)>/g)].map((m) => m[1]), hasSubcommands: subs.length > 0 });
+        out.push({
+          path: p,
+          usage,
+          help: h,
+          required: [...args.matchAll(/<([^>]+)>/g)].map((m) => m[1]),
+          hasSubcommands: subs.length > 0,
+        });
       }
       for (const s of subs) next.push([...p, s]);
     });

@@ -76,7 +76,11 @@ export interface InvariantReport {
 }
 
 /** Runs every invariant, the hash-chain audit and the status recomputation. */
-export async function checkInvariants(db: pg.Pool | pg.ClientBase, entities: string[] | null = null, opts: { duplicates?: boolean } = {}): Promise<InvariantReport> {
+export async function checkInvariants(
+  db: pg.Pool | pg.ClientBase,
+  entities: string[] | null = null,
+  opts: { duplicates?: boolean } = {},
+): Promise<InvariantReport> {
   const violations: Record<string, unknown[]> = {};
   for (const [name, sql] of Object.entries(INVARIANTS)) {
     if (name === 'duplicate_results' && opts.duplicates === false) continue;
@@ -93,7 +97,10 @@ export async function checkInvariants(db: pg.Pool | pg.ClientBase, entities: str
 }
 
 /** The example pipeline's outcome per entity: done (anchored), failed, or neither (lost if the system is idle). */
-export async function outcomes(db: pg.Pool, prefix: string): Promise<{ done: number; failed: number; open: string[]; doubled: number }> {
+export async function outcomes(
+  db: pg.Pool,
+  prefix: string,
+): Promise<{ done: number; failed: number; open: string[]; doubled: number }> {
   const r = (
     await db.query(
       `select entity_id,

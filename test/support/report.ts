@@ -16,14 +16,22 @@ export interface Counts {
 /** One line per scenario on stdout; with CANON_RELIABILITY_OUT also appended to that file as JSON. */
 export function report(scenario: string, counts: Counts): void {
   const line = { scenario, ...counts, at: new Date().toISOString() };
-  console.log(`reliability ${scenario}: ${Object.entries(counts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  console.log(
+    `reliability ${scenario}: ${Object.entries(counts)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
   const out = process.env.CANON_RELIABILITY_OUT;
   if (out) fs.appendFileSync(out, `${JSON.stringify(line)}\n`);
 }
 
 /** A stack trace in output: "    at fn (file.js:1:2)" lines, or Node's uncaught-error banner. */
 export function hasStackTrace(text: string): boolean {
-  return /^\s+at .+(\.[cm]?[jt]s|<anonymous>|node:[a-z_/]+):\d+/m.test(text) || /^\S+Error: .*\n\s+at /m.test(text) || /node:internal\/process/.test(text);
+  return (
+    /^\s+at .+(\.[cm]?[jt]s|<anonymous>|node:[a-z_/]+):\d+/m.test(text) ||
+    /^\S+Error: .*\n\s+at /m.test(text) ||
+    /node:internal\/process/.test(text)
+  );
 }
 
 /** Soak: CANON_SOAK=N multiplies the default sizes by N (CANON_SOAK=10 for a long run); unset, `npm test` stays short. */

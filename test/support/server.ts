@@ -5,7 +5,15 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { crashEmbedded, embeddedPaths, embeddedUrl, startEmbedded, stopEmbedded, type EmbeddedConfig, type EmbeddedPaths } from '../../src/db/embedded.js';
+import {
+  crashEmbedded,
+  type EmbeddedConfig,
+  type EmbeddedPaths,
+  embeddedPaths,
+  embeddedUrl,
+  startEmbedded,
+  stopEmbedded,
+} from '../../src/db/embedded.js';
 import { migrate } from '../../src/migrate.js';
 
 pg.types.setTypeParser(20, (v) => Number(v));

@@ -4,10 +4,12 @@ import { Option } from 'commander';
 import { THRESHOLD_NAMES } from '../../observe/thresholds.js';
 
 /** `--threshold name=value`: health, alerts, diagnose, serve and watch. */
-export const thresholdOption = () => new Option('--threshold <name=value...>', `override a threshold (${THRESHOLD_NAMES.join(', ')})`);
+export const thresholdOption = () =>
+  new Option('--threshold <name=value...>', `override a threshold (${THRESHOLD_NAMES.join(', ')})`);
 
 /** `--pipeline PATH`: every command that runs or reads what a pipeline module declares. */
-export const pipelineOption = () => new Option('--pipeline <path>', 'pipeline module (default: CANON_PIPELINE, else the example pipeline)');
+export const pipelineOption = () =>
+  new Option('--pipeline <path>', 'pipeline module (default: CANON_PIPELINE, else the example pipeline)');
 
 /** The dead-job filters as commander parses them (`canon dead-jobs`, `canon jobs retry | cancel`). */
 export interface DeadOpts {
@@ -19,4 +21,10 @@ export interface DeadOpts {
 }
 
 /** The filters under the names parseDeadFilters reads. */
-export const deadRaw = (o: DeadOpts) => ({ limit: o.limit, since_hours: o.sinceHours, type: o.type, correlation_id: o.correlationId, reason: o.reason });
+export const deadRaw = (o: DeadOpts) => ({
+  limit: o.limit,
+  since_hours: o.sinceHours,
+  type: o.type,
+  correlation_id: o.correlationId,
+  reason: o.reason,
+});

@@ -2,8 +2,8 @@
 // the result of the last action) and the help screen.
 import { Box, Text } from 'ink';
 import { fmtAge, oneLine } from '../format.js';
-import type { WatchSnapshot } from '../snapshot.js';
 import { KEYS } from '../keys.js';
+import type { WatchSnapshot } from '../snapshot.js';
 import { Line, severityColor } from './common.js';
 
 export interface Connection {
@@ -13,7 +13,21 @@ export interface Connection {
   error?: string;
 }
 
-export function TopBar({ snap, cols, now, paused, conn, title }: { snap: WatchSnapshot | null; cols: number; now: number; paused: boolean; conn: Connection; title: string }) {
+export function TopBar({
+  snap,
+  cols,
+  now,
+  paused,
+  conn,
+  title,
+}: {
+  snap: WatchSnapshot | null;
+  cols: number;
+  now: number;
+  paused: boolean;
+  conn: Connection;
+  title: string;
+}) {
   const h = snap?.health;
   const status = h?.status;
   const age = snap ? fmtAge(Math.max(0, (now - Date.parse(snap.fetched_at)) / 1000)) : '—';
@@ -25,22 +39,44 @@ export function TopBar({ snap, cols, now, paused, conn, title }: { snap: WatchSn
           {`● ${status}`}
         </Text>
       ) : null}
-      {!conn.ok ? <Text bold color="red">{`  ${conn.error ? 'refresh failed' : 'disconnected'}, retrying${conn.since ? ` (${fmtAge((now - conn.since) / 1000)})` : ''}`}</Text> : null}
+      {!conn.ok ? (
+        <Text
+          bold
+          color="red"
+        >{`  ${conn.error ? 'refresh failed' : 'disconnected'}, retrying${conn.since ? ` (${fmtAge((now - conn.since) / 1000)})` : ''}`}</Text>
+      ) : null}
       {paused ? (
         <Text bold color="yellow">
           {'  PAUSED'}
         </Text>
       ) : null}
       <Text>{`  ${title}`}</Text>
-      {h ? <Text>{`  workers ${h.workers.alive}  updated ${age} ago  gateway ${h.gateway.mode}  ${h.runtime_version}`}</Text> : <Text dimColor>{'  loading…'}</Text>}
+      {h ? (
+        <Text>{`  workers ${h.workers.alive}  updated ${age} ago  gateway ${h.gateway.mode}  ${h.runtime_version}`}</Text>
+      ) : (
+        <Text dimColor>{'  loading…'}</Text>
+      )}
       {snap ? <Text dimColor>{`  ${snap.database}  ${snap.query_ms}ms`}</Text> : null}
     </Line>
   );
 }
 
-export type Prompt = { kind: 'confirm'; text: string } | { kind: 'search'; text: string } | { kind: 'busy'; text: string };
+export type Prompt =
+  | { kind: 'confirm'; text: string }
+  | { kind: 'search'; text: string }
+  | { kind: 'busy'; text: string };
 
-export function BottomBar({ cols, prompt, message, hints }: { cols: number; prompt: Prompt | null; message: { text: string; error: boolean } | null; hints: string }) {
+export function BottomBar({
+  cols,
+  prompt,
+  message,
+  hints,
+}: {
+  cols: number;
+  prompt: Prompt | null;
+  message: { text: string; error: boolean } | null;
+  hints: string;
+}) {
   if (prompt?.kind === 'confirm')
     return (
       <Line width={cols} color="yellow" bold>
@@ -65,8 +101,17 @@ export function BottomBar({ cols, prompt, message, hints }: { cols: number; prom
   );
 }
 
-
-export function Help({ cols, rows, readonly, interval }: { cols: number; rows: number; readonly: boolean; interval: number }) {
+export function Help({
+  cols,
+  rows,
+  readonly,
+  interval,
+}: {
+  cols: number;
+  rows: number;
+  readonly: boolean;
+  interval: number;
+}) {
   const lines = [
     ...KEYS.map(([k, v]) => `  ${k.padEnd(10)} ${v}`),
     '',

@@ -1,12 +1,13 @@
 // The drill-down views: one job type's jobs by state; one job (the dead-job detail: last
 // error, every attempt, then its entity's trace); one entity's trace (`/`). The trace rows
 // are `canon trace`'s own rendering.
-import React from 'react';
-import { Box, Text } from 'ink';
+
 import type { ChalkInstance } from 'chalk';
-import { windowStart } from '../layout.js';
+import { Box, Text } from 'ink';
+import React from 'react';
 import { ago, clock, fmtAge, oneLine, pad, plural, shortId, wrap } from '../format.js';
 import { traceItems } from '../items.js';
+import { windowStart } from '../layout.js';
 import type { WatchSnapshot } from '../snapshot.js';
 import { Header, Line } from './common.js';
 
@@ -19,7 +20,17 @@ interface DetailProps {
 }
 
 /** Rows [start, start+shown) of a scrolled list, keeping the cursor in view. */
-function Scrolled({ n, rows, cursor, render }: { n: number; rows: number; cursor: number; render: (i: number, selected: boolean) => React.ReactNode }) {
+function Scrolled({
+  n,
+  rows,
+  cursor,
+  render,
+}: {
+  n: number;
+  rows: number;
+  cursor: number;
+  render: (i: number, selected: boolean) => React.ReactNode;
+}) {
   if (rows <= 0) return null;
   const shown = Math.min(n, rows);
   const start = windowStart(n, shown, cursor);
@@ -37,9 +48,15 @@ const STATE_COLOR: Record<string, string> = { dead: 'red', running: 'yellow', qu
 export function TypeView({ snap, cols, rows, cursor, now }: DetailProps) {
   const ft = snap.focus_type!;
   const t = snap.types.find((x) => x.name === ft.type);
-  if (!ft.known) return <Line width={cols} color="red">{`job type ${ft.type} is not declared (it is not in canon.job_types)`}</Line>;
+  if (!ft.known)
+    return <Line width={cols} color="red">{`job type ${ft.type} is not declared (it is not in canon.job_types)`}</Line>;
   const running = t?.running ?? 0;
-  const flags = [t?.paused ? `PAUSED by ${t.paused_by}${t.pause_reason ? ` "${oneLine(t.pause_reason, 60)}"` : ''}` : '', t && t.breaker !== 'closed' ? `breaker ${t.breaker}` : ''].filter(Boolean).join(' · ');
+  const flags = [
+    t?.paused ? `PAUSED by ${t.paused_by}${t.pause_reason ? ` "${oneLine(t.pause_reason, 60)}"` : ''}` : '',
+    t && t.breaker !== 'closed' ? `breaker ${t.breaker}` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
   const jobs = ft.jobs;
   return (
     <Box flexDirection="column" width={cols}>
@@ -50,7 +67,11 @@ export function TypeView({ snap, cols, rows, cursor, now }: DetailProps) {
         {t?.oldest_ready != null ? `  oldest ready ${fmtAge(t.oldest_ready)}` : ''}
         {flags ? <Text color="yellow">{`  ${flags}`}</Text> : null}
       </Line>
-      <Header width={cols} title={`  ${pad('STATE', 8)}${pad('JOB', 9)}${pad('ENTITY', 18)}${pad('TRIES', 7)}DETAIL`} note={jobs.length ? `newest dead, running, oldest queued (up to 100 each)` : undefined} />
+      <Header
+        width={cols}
+        title={`  ${pad('STATE', 8)}${pad('JOB', 9)}${pad('ENTITY', 18)}${pad('TRIES', 7)}DETAIL`}
+        note={jobs.length ? `newest dead, running, oldest queued (up to 100 each)` : undefined}
+      />
       {jobs.length === 0 ? (
         <Line width={cols} dim>
           {'  no dead, running or queued job of this type'}
@@ -108,7 +129,13 @@ function TraceRows({ snap, cols, rows, cursor, c }: DetailProps & { c: ChalkInst
 
 export function EntityView(props: DetailProps & { c: ChalkInstance }) {
   const fe = props.snap.focus_entity!;
-  if (!fe.exists) return <Line width={props.cols} color="red">{`no entity "${oneLine(fe.entity, 80)}" in the ledger (Esc to go back, / to search again)`}</Line>;
+  if (!fe.exists)
+    return (
+      <Line
+        width={props.cols}
+        color="red"
+      >{`no entity "${oneLine(fe.entity, 80)}" in the ledger (Esc to go back, / to search again)`}</Line>
+    );
   return (
     <Box flexDirection="column" width={props.cols}>
       <TraceRows {...props} />
@@ -121,7 +148,13 @@ export function JobView(props: DetailProps & { c: ChalkInstance; jobId: number }
   const { snap, cols, rows, jobId } = props;
   const ch = snap.focus_entity?.chain;
   const j = ch?.jobs.find((x) => x.id === jobId);
-  if (!j || !ch) return <Line width={cols} color="red">{`job #${jobId} is not in the ledger of entity ${snap.focus_entity?.entity}`}</Line>;
+  if (!j || !ch)
+    return (
+      <Line
+        width={cols}
+        color="red"
+      >{`job #${jobId} is not in the ledger of entity ${snap.focus_entity?.entity}`}</Line>
+    );
   const node = props.snap.focus_entity?.trace;
   const retried = ch.actions.find((a) => a.job_id === j.id && a.action === 'retry');
   const dead = j.status === 'failed' && !retried;
@@ -155,8 +188,19 @@ export function JobView(props: DetailProps & { c: ChalkInstance; jobId: number }
           {'last error: —'}
         </Line>
       )}
-      {retried ? <Line width={cols} color="green">{`retried as job #${retried.new_job_id} by ${retried.actor} ${ago(retried.at, props.now)}${retried.reason ? ` ("${oneLine(retried.reason, 80)}")` : ''}`}</Line> : null}
-      <Header width={cols} title="ATTEMPTS" note={runs.length > shownRuns.length ? `last ${shownRuns.length} of ${runs.length}` : plural(runs.length, 'run')} />
+      {retried ? (
+        <Line
+          width={cols}
+          color="green"
+        >{`retried as job #${retried.new_job_id} by ${retried.actor} ${ago(retried.at, props.now)}${retried.reason ? ` ("${oneLine(retried.reason, 80)}")` : ''}`}</Line>
+      ) : null}
+      <Header
+        width={cols}
+        title="ATTEMPTS"
+        note={
+          runs.length > shownRuns.length ? `last ${shownRuns.length} of ${runs.length}` : plural(runs.length, 'run')
+        }
+      />
       {shownRuns.map((r) => (
         <Line key={r.id} width={cols} color={r.status === 'failed' ? 'red' : undefined}>
           {`  ${r.attempt} ${pad(r.status, 10)}${clock(r.started_at)} ${pad(r.finished_at ? fmtAge((Date.parse(r.finished_at) - Date.parse(r.started_at)) / 1000) : 'running', 8)} ${r.reason ? `${r.reason}: ` : ''}${r.error ? `${oneLine(r.error, 300)}  ` : ''}trace ${r.trace_id}`}

@@ -2,10 +2,11 @@
 // and steering (flags, open breakers, paused types). Fits 80×24 and uses more room when there
 // is more: every section gets a row budget (layout.ts) and shows a window of its rows that
 // keeps the cursor visible.
-import React from 'react';
+
 import { Box, Text } from 'ink';
-import { allocate, listNeed, windowStart, WIDE_COLS, type SectionNeed } from '../layout.js';
+import React from 'react';
 import { ago, clock, fmtAge, oneLine, pad, padStart, pct, shortId, sparkline } from '../format.js';
+import { allocate, listNeed, type SectionNeed, WIDE_COLS, windowStart } from '../layout.js';
 import type { WatchSnapshot } from '../snapshot.js';
 import { Column, Header, Line, severityColor } from './common.js';
 
@@ -106,14 +107,36 @@ interface ListProps {
 }
 
 /** Header + a window of rows; `render` draws item i. */
-function ListSection({ title, note, n, rows, width, cursor, empty, render }: { title: string; note?: string; n: number; rows: number; width: number; cursor: number; empty: string; render: (i: number, selected: boolean) => React.ReactNode }) {
+function ListSection({
+  title,
+  note,
+  n,
+  rows,
+  width,
+  cursor,
+  empty,
+  render,
+}: {
+  title: string;
+  note?: string;
+  n: number;
+  rows: number;
+  width: number;
+  cursor: number;
+  empty: string;
+  render: (i: number, selected: boolean) => React.ReactNode;
+}) {
   if (rows <= 0) return null;
   const shown = Math.min(n, rows - 1);
   const start = windowStart(n, shown, cursor);
   const hidden = n - shown;
   return (
     <Box flexDirection="column" width={width}>
-      <Header width={width} title={title} note={[note, hidden > 0 ? `${shown} of ${n} shown` : ''].filter(Boolean).join(' · ')} />
+      <Header
+        width={width}
+        title={title}
+        note={[note, hidden > 0 ? `${shown} of ${n} shown` : ''].filter(Boolean).join(' · ')}
+      />
       {n === 0 && rows > 1 ? (
         <Line width={width} dim>
           {`  ${empty}`}
@@ -139,11 +162,20 @@ function Alerts({ snap, width, rows }: { snap: WatchSnapshot; width: number; row
       </Line>
     );
   return (
-    <ListSection title="ALERTS" note={`${p.length} firing`} n={p.length} rows={rows} width={width} cursor={-1} empty="" render={(i) => (
-      <Line width={width} color={severityColor(p[i].severity)}>
-        {`  ${p[i].severity === 'critical' ? 'CRITICAL' : 'WARNING '} ${p[i].alert}: ${p[i].summary} → ${p[i].runbook}`}
-      </Line>
-    )} />
+    <ListSection
+      title="ALERTS"
+      note={`${p.length} firing`}
+      n={p.length}
+      rows={rows}
+      width={width}
+      cursor={-1}
+      empty=""
+      render={(i) => (
+        <Line width={width} color={severityColor(p[i].severity)}>
+          {`  ${p[i].severity === 'critical' ? 'CRITICAL' : 'WARNING '} ${p[i].alert}: ${p[i].summary} → ${p[i].runbook}`}
+        </Line>
+      )}
+    />
   );
 }
 
@@ -159,7 +191,9 @@ function Types({ snap, width, rows, cursor }: ListProps) {
       empty="no job types declared"
       render={(i, sel) => {
         const r = t[i];
-        const state = [r.paused ? 'PAUSED' : '', r.breaker !== 'closed' ? `breaker ${r.breaker}` : ''].filter(Boolean).join(', ') || 'ok';
+        const state =
+          [r.paused ? 'PAUSED' : '', r.breaker !== 'closed' ? `breaker ${r.breaker}` : ''].filter(Boolean).join(', ') ||
+          'ok';
         return (
           <Line width={width} selectable selected={sel}>
             {`${pad(r.name, 11)}${pad(r.lane === 'decision' ? 'dec' : 'exec', 6)}${padStart(String(r.queued), 7)}${padStart(String(r.running), 8)}`}
@@ -236,8 +270,16 @@ function Steering({ snap, width, rows, cursor, now }: ListProps) {
   const paused = snap.types.filter((t) => t.paused);
   const lines: React.ReactNode[] = [
     ...snap.flags.map((f, i) => {
-      const state = f.killed_at ? 'KILLED' : !f.enabled ? 'off' : f.rollout_percent >= 100 ? 'on' : `on ${f.rollout_percent}%`;
-      const roll = f.rollout ? `  rollout ${f.rollout.current_percent}%→${f.rollout.until_percent}% +${f.rollout.step_percent}%/${fmtAge(f.rollout.every_seconds)}${f.rollout.guard ? ` guard ${f.rollout.guard}` : ''}` : '';
+      const state = f.killed_at
+        ? 'KILLED'
+        : !f.enabled
+          ? 'off'
+          : f.rollout_percent >= 100
+            ? 'on'
+            : `on ${f.rollout_percent}%`;
+      const roll = f.rollout
+        ? `  rollout ${f.rollout.current_percent}%→${f.rollout.until_percent}% +${f.rollout.step_percent}%/${fmtAge(f.rollout.every_seconds)}${f.rollout.guard ? ` guard ${f.rollout.guard}` : ''}`
+        : '';
       return (
         <Line key={`f${f.name}`} width={width} selectable selected={i === cursor}>
           {`flag ${pad(f.name, 24)} `}
@@ -257,7 +299,17 @@ function Steering({ snap, width, rows, cursor, now }: ListProps) {
       </Line>
     )),
   ];
-  return <ListSection title="FLAGS · BREAKERS · PAUSED" n={lines.length} rows={rows} width={width} cursor={cursor} empty="no flags, every breaker closed, nothing paused" render={(i) => lines[i]} />;
+  return (
+    <ListSection
+      title="FLAGS · BREAKERS · PAUSED"
+      n={lines.length}
+      rows={rows}
+      width={width}
+      cursor={cursor}
+      empty="no flags, every breaker closed, nothing paused"
+      render={(i) => lines[i]}
+    />
+  );
 }
 
 export function Overview({ snap, cols, rows, cursor, now }: OverviewProps) {
@@ -266,7 +318,9 @@ export function Overview({ snap, cols, rows, cursor, now }: OverviewProps) {
   const rel = (from: number, n: number) => (cursor >= from && cursor < from + n ? cursor - from : -1);
   const cur = { types: rel(0, nT), failures: rel(nT, nF), steering: rel(nT + nF, snap.flags.length) };
   const steeringN = snap.flags.length + snap.breakers.length + snap.types.filter((t) => t.paused).length;
-  const alertsNeed: SectionNeed = snap.health.problems.length ? listNeed('alerts', snap.health.problems.length, 2) : { key: 'alerts', min: 1, want: 1 };
+  const alertsNeed: SectionNeed = snap.health.problems.length
+    ? listNeed('alerts', snap.health.problems.length, 2)
+    : { key: 'alerts', min: 1, want: 1 };
   const wide = cols >= WIDE_COLS;
   const budget = rows ?? Number.MAX_SAFE_INTEGER;
   const top = allocate(budget, [
@@ -276,7 +330,13 @@ export function Overview({ snap, cols, rows, cursor, now }: OverviewProps) {
   const rest = budget - top.tiles - top.spark;
   const common = { snap, now };
   if (!wide) {
-    const a = allocate(rest, [alertsNeed, listNeed('types', nT, 3), listNeed('failures', nF, 2), listNeed('workers', snap.workers.length, 1), listNeed('steering', steeringN, 1)]);
+    const a = allocate(rest, [
+      alertsNeed,
+      listNeed('types', nT, 3),
+      listNeed('failures', nF, 2),
+      listNeed('workers', snap.workers.length, 1),
+      listNeed('steering', steeringN, 1),
+    ]);
     // the order on screen: what is wrong first, then where, then who and what is steered
     return (
       <Box flexDirection="column" width={cols}>
@@ -295,7 +355,16 @@ export function Overview({ snap, cols, rows, cursor, now }: OverviewProps) {
   const left = allocate(rest, [listNeed('types', nT, 3), listNeed('workers', snap.workers.length, 1)]);
   const right = allocate(rest, [alertsNeed, listNeed('failures', nF, 2), listNeed('steering', steeringN, 1)]);
   const colRows = rows === undefined ? undefined : rest;
-  const col = (w: number, children: React.ReactNode) => (colRows === undefined ? <Box flexDirection="column" width={w}>{children}</Box> : <Column width={w} rows={colRows}>{children}</Column>);
+  const col = (w: number, children: React.ReactNode) =>
+    colRows === undefined ? (
+      <Box flexDirection="column" width={w}>
+        {children}
+      </Box>
+    ) : (
+      <Column width={w} rows={colRows}>
+        {children}
+      </Column>
+    );
   return (
     <Box flexDirection="column" width={cols}>
       {top.tiles ? <Tiles snap={snap} cols={cols} /> : null}

@@ -1,7 +1,8 @@
 // Building blocks: one terminal row that can never wrap onto a second (the frame's height is
 // budgeted row by row), and the section header.
-import type React from 'react';
+
 import { Box, Text } from 'ink';
+import type React from 'react';
 
 export interface LineProps {
   width: number;
@@ -45,4 +46,5 @@ export function Column({ width, rows, children }: { width: number; rows: number;
   );
 }
 
-export const severityColor = (s: 'warning' | 'critical' | undefined) => (s === 'critical' ? 'red' : s === 'warning' ? 'yellow' : undefined);
+export const severityColor = (s: 'warning' | 'critical' | undefined) =>
+  s === 'critical' ? 'red' : s === 'warning' ? 'yellow' : undefined;

@@ -1,1 +1,6 @@
-export default { name: 'shapes', jobTypes: { protect: {} }, authority: 'decide everything', handlers: { protect: async () => ({}) } };
+export default {
+  name: 'shapes',
+  jobTypes: { protect: {} },
+  authority: 'decide everything',
+  handlers: { protect: async () => ({}) },
+};

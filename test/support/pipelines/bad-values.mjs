@@ -23,7 +23,14 @@ const content = (e) => e.events.find((x) => x.kind === 'document.created')?.payl
 export default {
   name: 'badvalues',
   // the breaker would open after ten failures in a row and hold the rest: not what this fixture tests
-  jobTypes: { protect: { maxAttempts: 2, timeoutSeconds: 10, backoff: { baseSeconds: 0, maxSeconds: 0 }, breaker: { threshold: 1000 } } },
+  jobTypes: {
+    protect: {
+      maxAttempts: 2,
+      timeoutSeconds: 10,
+      backoff: { baseSeconds: 0, maxSeconds: 0 },
+      breaker: { threshold: 1000 },
+    },
+  },
   authority: (e) => {
     if (content(e) === '#authority-string') throw 'authority says no';
     return e.events.some((x) => x.kind.startsWith('protect.')) ? { done: true } : { required: [{ type: 'protect' }] };
