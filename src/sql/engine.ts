@@ -21,10 +21,10 @@ export const ENGINE_SQL = {
     on conflict (id) do update set heartbeat_at = now(), stopped_at = null`,
   workerHeartbeat: `update canon.workers set heartbeat_at = now(), in_flight = $2 where id = $1`,
   workerStopped: `update canon.workers set stopped_at = now(), in_flight = 0 where id = $1`,
-  // the claim with each job's run id in one round trip (migration 0008)
+  // the claim with each job's run id in one round trip
   claimRuns: `select run_id, id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id, source_event_position
                 from canon.claim_runs($1, $2, $3)`,
-  // the same claim with each job's entity history as a JSON array (migration 0021): the
+  // the same claim with each job's entity history as a JSON array: the
   // execution lane's claim, so handlers start without a query each
   claimRunsWithHistory: `select run_id, id, lane, type, entity_id, payload, attempts, max_attempts, correlation_id, trace_id,
                                 source_event_position, events
@@ -40,7 +40,7 @@ export const ENGINE_SQL = {
   beginDecisions: `select run_id, owned, job_status, entity_id, events, flags from canon.begin_decisions($1, $2, $3)`,
   finishDecisions: `select run_id, ok, outcome from canon.finish_decisions($1, $2::jsonb)`,
   complete: `select ok, event_position from canon.complete_run($1, $2, $3::jsonb, $4)`,
-  // many completions in one transaction: $1 = [{run_id, worker_id, result, event_kind}] (migration 0008)
+  // many completions in one transaction: $1 = [{run_id, worker_id, result, event_kind}]
   completeMany: `select run_id, ok, event_position from canon.complete_runs($1::jsonb)`,
   fail: `select ok, outcome, event_position from canon.fail_run($1, $2, $3, $4, $5)`,
   release: `select canon.release_run($1, $2, $3) as ok`,
