@@ -93,8 +93,6 @@ $$;
 revoke all on function canon.append_event(text, text, jsonb, integer, text, bigint, text, text) from public;
 grant execute on function canon.append_event(text, text, jsonb, integer, text, bigint, text, text) to canon_worker, canon_operator;
 
-    -- backend pid, to find it in the server log
-
 -- Runs as its owner so that any role touching the ledger can advance the sequences.
 create or replace function canon.ledger_edit_attempt() returns trigger
 language plpgsql

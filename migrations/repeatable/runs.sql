@@ -1,6 +1,8 @@
 -- canon definitions | class: core | requires: gateway
 -- Runs: the claim (one statement per lane), heartbeats, completions (one at a time and
 -- set-based), failures with backoff and burial, release on shutdown, rescue of stuck runs.
+-- The claim calls canon.breaker_move (steering.sql, which requires this file for its triggers
+-- on job_runs) when it takes a breaker's probe: plpgsql resolves that name when the claim runs.
 
 -- The claim as the seed guides call it: canon.claim_runs (below) claims; these return the
 -- claimed jobs' rows. claim_initial_decision_jobs and claim_orchestrator_jobs are the seed

@@ -532,8 +532,6 @@ end $$;
 revoke all on function canon.advance_rollouts() from public;
 grant execute on function canon.advance_rollouts() to canon_worker;
 
-   -- why it is in its current state
-
 -- Moves a (locked) breaker to a state and logs the transition.
 create or replace function canon.breaker_move(p_type text, p_state text, p_next timestamptz, p_probe bigint,
                                    p_actor text, p_reason text)

@@ -1,6 +1,7 @@
 // The ExecutionEngine's work on one claimed job: run the handler with an AbortSignal (type
 // timeout, shutdown, lost lease), then end the run through the fenced SQL functions. The
-// result event and the job's success commit together in canon.complete_run.
+// result event and the job's success commit together: for most runs in a group commit of
+// canon.complete_runs (the Completer below), else in canon.complete_run.
 import type pg from 'pg';
 import { coerceError, isConnectionError, isRunGone } from '../errors.js';
 import { history, type LedgerEvent } from '../ledger.js';

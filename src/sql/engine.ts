@@ -31,8 +31,6 @@ export const ENGINE_SQL = {
                            from canon.claim_runs_with_history($1, $2, $3)`,
   typeTimeouts: `select name, timeout_seconds from canon.job_types`,
   heartbeat: `select canon.heartbeat_runs($1, $2) as id`,
-  rejectDecision: `insert into canon.run_rejections (run_id, job_id, worker_id, trace_id, action, detail)
-                   select r.id, r.job_id, $2, r.trace_id, 'decide', $3 from canon.job_runs r where r.id = $1`,
   // the decider's two calls for a batch: every run's fence and entity lock, with each
   // entity's history and flags ($3 = the pipeline's declared flag names); then every write
   // ($2 = [{run_id, required: [{type, event_payload, job_payload, dedupe_key, priority}],
@@ -52,7 +50,9 @@ export const ENGINE_SQL = {
   queuedReady: `select j.lane, count(*)::int as n
                   from canon.jobs j join canon.job_types t on t.name = j.type
                  where j.status = 'queued' and j.run_at <= now() and j.hold_reason is null and not t.paused
+                   -- a half-open breaker's probe is running: its type waits for the probe's end
                    and not exists (select 1 from canon.breakers b
-                                    where b.job_type = j.type and b.state = 'open' and b.next_attempt_at > now())
+                                    where b.job_type = j.type
+                                      and (b.state = 'half_open' or (b.state = 'open' and b.next_attempt_at > now())))
                  group by j.lane`,
 } as const;

@@ -1,4 +1,4 @@
-// Pausing a job type: claims skip paused types (canon.claim_jobs); canon.job_type_pause
+// Pausing a job type: claims skip paused types (canon.claim_runs); canon.job_type_pause
 // records who and why in the steering log.
 export const PAUSE_SQL = {
   set: `select canon.job_type_pause($1, $2, $3, $4) as result`,

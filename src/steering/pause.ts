@@ -1,4 +1,4 @@
-// Pausing a job type: claims skip it (canon.claim_jobs checks job_types.paused), its queued
+// Pausing a job type: claims skip it (canon.claim_runs checks job_types.paused), its queued
 // jobs wait with their attempts untouched, and resuming wakes the lane's workers.
 import { PAUSE_SQL } from '../sql/pause.js';
 import { type Queryable, steer, type Who } from './common.js';
