@@ -3,13 +3,12 @@
 // The package's own start() ties the server to the Node process; canon needs the server
 // to outlive each command (`canon db start`, then `canon work` in another shell), so it
 // uses the package for initdb and drives pg_ctl itself.
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { CanonError, databaseError, EXIT } from '../errors.js';
+import { freePort, pgCtlStart, pgCtlStop, portIsFree, postgresOsUser, runPgTool, type ToolRun } from './cluster.js';
 
 export interface EmbeddedConfig {
   port: number;
@@ -50,36 +49,19 @@ async function pgCtl(): Promise<string> {
   }
 }
 
-/** Postgres refuses to run as root; as root canon runs it as the `postgres` OS user. */
-function runAs(): { uid?: number; gid?: number } {
-  if (process.getuid?.() !== 0) return {};
+/**
+ * Postgres refuses to run as root; as root canon runs it as the `postgres` OS user, which
+ * the package's initialise() creates (until then the tools run as this process).
+ */
+function runAs(): ToolRun {
   try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-    return { uid, gid };
+    return { as: postgresOsUser() };
   } catch {
     return {};
   }
 }
 
-function run(
-  cmd: string,
-  args: string[],
-  opts: { env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, {
-      ...runAs(),
-      env: { ...process.env, LC_MESSAGES: 'C', ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', (e) => resolve({ code: 127, out: String(e) }));
-    child.on('close', (code) => resolve({ code: code ?? 1, out }));
-  });
-}
+const run = (cmd: string, args: string[]) => runPgTool(cmd, args, runAs());
 
 export function readConfig(p = embeddedPaths()): EmbeddedConfig | undefined {
   try {
@@ -89,25 +71,8 @@ export function readConfig(p = embeddedPaths()): EmbeddedConfig | undefined {
   }
 }
 
-async function portIsFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
 async function pickPort(preferred: number): Promise<number> {
-  if (await portIsFree(preferred)) return preferred;
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : preferred;
-      srv.close(() => resolve(port));
-    });
-  });
+  return (await portIsFree(preferred)) ? preferred : freePort();
 }
 
 /** Creates the data directory with initdb the first time; later calls only read the config. */
@@ -155,11 +120,11 @@ export async function initEmbedded(opts: { port?: number } = {}, p = embeddedPat
       );
     }
     fs.mkdirSync(p.socketDir, { recursive: true });
-    const ids = runAs();
-    if (ids.uid !== undefined) {
-      fs.chownSync(p.socketDir, ids.uid, ids.gid!);
+    const { as } = runAs();
+    if (as) {
+      fs.chownSync(p.socketDir, as.uid, as.gid);
       // the postgres user must be able to write its log next to the data
-      fs.chownSync(p.home, ids.uid, ids.gid!);
+      fs.chownSync(p.home, as.uid, as.gid);
     }
     // Settings suited to a queue on a small machine; fsync stays on (durability is the point).
     fs.appendFileSync(
@@ -215,18 +180,11 @@ export async function startEmbedded(
       EXIT.DATABASE,
     );
   }
-  const r = await run(await pgCtl(), [
-    'start',
-    '-w',
-    '-t',
-    '60',
-    '-D',
-    p.data,
-    '-l',
-    p.log,
-    '-o',
-    `-p ${cfg.port} -k ${p.socketDir}`,
-  ]);
+  const r = await pgCtlStart(
+    await pgCtl(),
+    { data: p.data, log: p.log, port: cfg.port, socketDir: p.socketDir },
+    runAs(),
+  );
   if (r.code !== 0) {
     // Two canon commands may have raced to start it; if it is up now, that is fine.
     const again = await embeddedStatus(p);
@@ -240,14 +198,14 @@ export async function startEmbedded(
 export async function stopEmbedded(p = embeddedPaths()): Promise<boolean> {
   const st = await embeddedStatus(p);
   if (!st.running) return false;
-  const r = await run(await pgCtl(), ['stop', '-w', '-t', '60', '-m', 'fast', '-D', p.data]);
+  const r = await pgCtlStop(await pgCtl(), p.data, 'fast', runAs());
   if (r.code !== 0) throw databaseError(`could not stop the embedded Postgres: ${r.out.trim().split('\n').pop()}`);
   return true;
 }
 
 /** Used by fault tests: stop the server the hard way, as a crash would. */
 export async function crashEmbedded(p = embeddedPaths()): Promise<void> {
-  await run(await pgCtl(), ['stop', '-w', '-m', 'immediate', '-D', p.data]);
+  await pgCtlStop(await pgCtl(), p.data, 'immediate', runAs());
 }
 
 function lastLogLine(file: string): string | undefined {

@@ -7,26 +7,16 @@
 // The cluster is the test's own: a scratch folder under os.tmpdir(), a free port on 127.0.0.1,
 // no Unix socket, run as the postgres OS user when the tests run as root (Postgres refuses
 // root). It never touches a `main` cluster the package may have created (5432,
-// /var/run/postgresql, /etc/postgresql).
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+// /var/run/postgresql, /etc/postgresql). src/db/cluster.ts creates, starts and stops it.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { freePort } from './server.js';
+import { type ScratchCluster, startScratchCluster } from '../../src/db/cluster.js';
 
-export interface DebianPostgres {
+/** The scratch cluster (its folder, port, URLs, log and stop(); see src/db/cluster.ts) and which PostgreSQL it is. */
+export interface DebianPostgres extends Pick<ScratchCluster, 'dir' | 'port' | 'url' | 'logTail' | 'stop'> {
   version: number;
   /** the folder of initdb, pg_ctl and postgres */
   bin: string;
-  /** the scratch folder: data directory, server log, password file */
-  dir: string;
-  port: number;
-  url(db?: string): string;
-  /** the end of the server's log, for failure messages */
-  logTail(lines?: number): string;
-  /** stops the server and removes its scratch folder */
-  stop(): Promise<void>;
 }
 
 export function debianPostgresPaths(version = 15) {
@@ -52,41 +42,6 @@ export function debianPostgresMissing(version = 15): string | undefined {
   );
 }
 
-/** The postgres OS user when running as root (Postgres will not run as root), else nobody. */
-function runAs(): { uid: number; gid: number } | undefined {
-  if (process.getuid?.() !== 0) return undefined;
-  try {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim());
-    return { uid, gid };
-  } catch {
-    throw new Error(
-      'running as root and there is no postgres OS user to run Debian PostgreSQL as (the postgresql-common package creates it)',
-    );
-  }
-}
-
-function run(
-  cmd: string,
-  args: string[],
-  as: { uid: number; gid: number } | undefined,
-): Promise<{ code: number; out: string }> {
-  return new Promise((resolve) => {
-    // PG* variables of the caller's environment must not point the tools at another cluster
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
-    const child = spawn(cmd, args, {
-      ...as,
-      env: { ...env, LC_ALL: 'C', LANG: 'C' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', (e) => resolve({ code: 127, out: String(e) }));
-    child.on('close', (code) => resolve({ code: code ?? 1, out }));
-  });
-}
-
 /**
  * Creates and starts a cluster of Debian's PostgreSQL `version` with its default settings plus
  * pg_stat_statements. Throws with a message naming `.ci/run` when the package is missing.
@@ -96,88 +51,29 @@ export async function startDebianPostgres(opts: { version?: number; label?: stri
   const why = debianPostgresMissing(version);
   if (why) throw new Error(why);
   const p = debianPostgresPaths(version);
-  const as = runAs();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `canon-debian-pg${version}-${opts.label ?? 'test'}-`));
-  const data = path.join(dir, 'data');
-  const log = path.join(dir, 'postgres.log');
-  const password = randomBytes(18).toString('base64url');
-  const pwfile = path.join(dir, 'pwfile');
-  fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-  if (as) {
-    fs.chownSync(dir, as.uid, as.gid);
-    fs.chownSync(pwfile, as.uid, as.gid);
-  }
-  const logTail = (lines = 40) => {
-    try {
-      return fs.readFileSync(log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no server log)';
-    }
-  };
-  const cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
-
-  const init = await run(
-    p.initdb,
-    ['-D', data, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'],
-    as,
-  );
-  if (init.code !== 0) {
-    cleanup();
-    throw new Error(`initdb of Debian PostgreSQL ${version} failed:\n${init.out}`);
-  }
-  fs.rmSync(pwfile);
-  // Appended last, so these win over the defaults; everything else (jit included) is the
-  // package's default. TCP on loopback only: no socket in /var/run/postgresql, no path limit.
-  const settings = (port: number) =>
-    [
-      '',
+  // Appended to initdb's postgresql.conf; everything else (jit included) is the package's
+  // default. TCP on 127.0.0.1 only (src/db/cluster.ts puts the port on the command line): no
+  // socket in /var/run/postgresql, no socket path length limit.
+  const cluster = await startScratchCluster({
+    bin: p.bin,
+    name: `Debian PostgreSQL ${version}`,
+    prefix: `canon-debian-pg${version}-${opts.label ?? 'test'}-`,
+    locale: 'C',
+    socket: false,
+    settings: [
       '# canon test harness (test/support/debian-postgres.ts)',
-      `port = ${port}`,
-      "listen_addresses = '127.0.0.1'",
-      "unix_socket_directories = ''",
       "shared_preload_libraries = 'pg_stat_statements'",
       'pg_stat_statements.track = all',
       'compute_query_id = on',
-      '',
-    ].join('\n');
-  const conf = path.join(data, 'postgresql.conf');
-  const base = fs.readFileSync(conf, 'utf8');
-
-  // A free port can be taken between the probe and the server's bind: try a few.
-  let port = 0;
-  let last = '';
-  for (let attempt = 0; attempt < 4; attempt++) {
-    port = await freePort();
-    fs.writeFileSync(conf, base + settings(port));
-    const start = await run(p.pgCtl, ['-D', data, '-l', log, '-w', '-t', '60', 'start'], as);
-    if (start.code === 0) {
-      last = '';
-      break;
-    }
-    last = `${start.out}\n${logTail()}`;
-    await run(p.pgCtl, ['-D', data, '-m', 'immediate', '-w', 'stop'], as);
-    if (!/address already in use|could not bind/i.test(last)) break;
-  }
-  if (last) {
-    cleanup();
-    throw new Error(`Debian PostgreSQL ${version} did not start:\n${last}`);
-  }
-
-  const url = (db = 'postgres') => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`;
-  let stopped = false;
+    ],
+  });
   return {
     version,
     bin: p.bin,
-    dir,
-    port,
-    url,
-    logTail,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      const r = await run(p.pgCtl, ['-D', data, '-m', 'fast', '-w', '-t', '30', 'stop'], as);
-      if (r.code !== 0) await run(p.pgCtl, ['-D', data, '-m', 'immediate', '-w', 'stop'], as);
-      cleanup();
-    },
+    dir: cluster.dir,
+    port: cluster.port,
+    url: cluster.url,
+    logTail: cluster.logTail,
+    stop: cluster.stop,
   };
 }

@@ -1,10 +1,10 @@
 // A Postgres of the test's own: fault tests stop it hard, restart it and kill its backends,
 // which must never happen to the shared server under .canon-test/ that other files use.
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { freePort } from '../../src/db/cluster.js';
 import {
   crashEmbedded,
   type EmbeddedConfig,
@@ -18,16 +18,7 @@ import { migrate } from '../../src/migrate.js';
 
 pg.types.setTypeParser(20, (v) => Number(v));
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+export { freePort };
 
 export interface OwnServer {
   cfg: EmbeddedConfig;
