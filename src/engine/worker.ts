@@ -273,6 +273,8 @@ export class Worker {
       ).rows as (ClaimedJob & { run_id: number })[];
     }
     this.stats.claimed += claimed.length;
+    // run ids are int8: numbers here whatever type parser the application set for pg
+    for (const c of claimed) c.run_id = Number(c.run_id);
     if (lane === 'decision') {
       // a decision batch is one transaction: its runs are in flight until it commits
       const batch: DecisionJob[] = claimed.map(({ run_id: runId, ...job }) => ({ job, runId }));
