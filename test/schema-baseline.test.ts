@@ -21,8 +21,8 @@ const INTENDED: [RegExp, string][] = [
     'decisions are made a batch at a time: one call locks and reads, one writes (jobs through the set-based gateway)',
   ],
   [
-    /^functions canon\.(claim_jobs|claim_runs|claim_runs_with_history|refresh_entity_status)\(.* config$/,
-    'jit = off where planner settings price a disabled plan node past jit_above_cost',
+    /^functions canon\.(claim_jobs|claim_runs|claim_runs_with_history|refresh_entity_status|complete_runs)\(.* config$/,
+    'jit = off where planner settings price a disabled plan node past jit_above_cost; batch joins walk keys',
   ],
 ];
 

@@ -17,11 +17,17 @@
 -- the event that queued it. p_flags names the pipeline's declared flags; flags maps each to
 -- its value for the entity (canon.flag_is_on). Runs the caller does not own come back with
 -- owned = false and are recorded as refused; nothing else is read for them.
+-- Here, in canon.finish_decisions and in canon.complete_runs, the planner reckons a batch
+-- (jsonb_to_recordset, unnest) at a hundred rows or more and would join it to the whole jobs
+-- and runs tables by hash, a scan that grows with the tables; sequential scans are priced
+-- out so the joins walk the primary keys, and JIT is off as in canon.claim_runs.
 create or replace function canon.begin_decisions(p_worker_id text, p_run_ids bigint[], p_flags text[])
 returns table (run_id bigint, owned boolean, job_status text, entity_id text, events jsonb, flags jsonb)
 language plpgsql
 security definer
 set search_path = pg_catalog, canon, pg_temp
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_owned bigint[];
@@ -79,6 +85,8 @@ returns table (run_id bigint, ok boolean, outcome text)
 language plpgsql
 security definer
 set search_path = pg_catalog, canon, pg_temp
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_owned bigint[];

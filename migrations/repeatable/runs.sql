@@ -400,6 +400,8 @@ language plpgsql
 security definer
 set search_path = pg_catalog, canon, pg_temp
 set plan_cache_mode = force_custom_plan
+set enable_seqscan = off
+set jit = off
 as $$
 declare
   v_missing bigint;
