@@ -95,4 +95,52 @@ describe('decisions in batches', () => {
     expect(stats.errors).toBe(0);
     expect((await verifyStatus(db.pool)).ok).toBe(true);
   });
+
+  it('a decision whose writes fail in the database is retried alone; the rest of its batch commits', async () => {
+    // `ghost` is declared by the pipeline but not whitelisted in this database: the gateway
+    // refuses its job (CN004) and the batch's transaction rolls back
+    const ghostly = definePipeline({
+      name: 'batch-ghost',
+      jobTypes: { step: { maxAttempts: 2, timeoutSeconds: 30 }, ghost: { maxAttempts: 1, timeoutSeconds: 30 } },
+      authority(entity) {
+        const done = entity.events.some((e) => e.kind.endsWith('.succeeded'));
+        return done ? { done: true } : { required: [{ type: entity.id.startsWith('ghost-') ? 'ghost' : 'step' }] };
+      },
+      handlers: { step: async () => null, ghost: async () => null },
+    });
+    const plain = ['plain-1', 'plain-2', 'plain-3'];
+    await pool.query(`select canon.append_event(e, 'doc.created') from unnest($1::text[]) e`, [[...plain, 'ghost-1']]);
+    const w = new Worker({
+      pool,
+      url: db.url,
+      pipeline: ghostly,
+      lanes: ['decision', 'execution'],
+      role: 'work',
+      concurrency: 4,
+      decisionBatch: 100,
+      log: createLogger({ level: 'silent' }),
+      once: true,
+      listen: false,
+      pollMs: 50,
+    });
+    await w.run();
+    const q = async (sql: string, p: unknown[] = []) => (await db.pool.query(sql, p)).rows;
+    expect(
+      await q(`select count(*)::int as n from canon.entity_status where entity_id = any($1) and status = 'completed'`, [
+        plain,
+      ]),
+    ).toEqual([{ n: plain.length }]);
+    const ghost = await q(
+      `select status, reason, error from canon.job_runs where entity_id = 'ghost-1' and lane = 'decision'`,
+    );
+    expect(ghost.length).toBeGreaterThanOrEqual(1);
+    expect(
+      ghost.every((r) => r.status === 'failed' && /job type "ghost" is not in the job_types whitelist/.test(r.error)),
+    ).toBe(true);
+    // nothing of the refused decision was written: no required event without its job
+    expect(
+      await q(`select count(*)::int as n from canon.events where entity_id = 'ghost-1' and kind like 'job.%'`),
+    ).toEqual([{ n: 0 }]);
+    expect((await verifyStatus(db.pool)).ok).toBe(true);
+  });
 });
