@@ -44,7 +44,14 @@ const RESULT = /^([a-z][a-z0-9_]*)\.(succeeded|failed)$/;
 /** Per type: how many times it was required, and how many of those have a result. */
 export function requirementCounts(kinds: string[]): Map<string, { required: number; results: number }> {
   const m = new Map<string, { required: number; results: number }>();
-  const get = (t: string) => m.get(t) ?? (m.set(t, { required: 0, results: 0 }), m.get(t)!);
+  const get = (t: string) => {
+    let c = m.get(t);
+    if (!c) {
+      c = { required: 0, results: 0 };
+      m.set(t, c);
+    }
+    return c;
+  };
   for (const k of kinds) {
     const r = requiredType(k);
     if (r) get(r).required++;
