@@ -176,9 +176,14 @@ describe('worker backends killed with pg_terminate_backend', () => {
     await killer.connect();
     const random = seeded(Number(process.env.CANON_FAULT_SEED ?? 20260101));
     try {
-      // a bounded number of kills, so the workers always make progress between them
+      // a bounded number of kills, so the workers always make progress between them; past the
+      // budget only while a claim or a completion has not been hit yet (twice the budget at most)
       const budget = soak(30);
-      while ((await anchored('term')) < N && Object.values(kills).reduce((a, b) => a + b, 0) < budget) {
+      const spent = () => Object.values(kills).reduce((a, b) => a + b, 0);
+      while (
+        (await anchored('term')) < N &&
+        (spent() < budget || ((kills.claim === 0 || kills.complete === 0) && spent() < 2 * budget))
+      ) {
         // Holding entity_status exclusively stops every claim, completion and decision at its
         // status trigger: after it wrote its rows, before it commits. Those backends are then
         // killed mid-transaction. Now and then a random worker backend is killed instead.
@@ -186,14 +191,18 @@ describe('worker backends killed with pg_terminate_backend', () => {
         await killer.query('lock table canon.entity_status in exclusive mode');
         await killer.query(`select pg_sleep($1)`, [0.03 + random() * 0.1]);
         const targeted = random() < 0.8;
+        // the kind hit less so far is the first victim: both must be hit
+        const claimFirst = kills.claim <= kills.complete;
+        const order = claimFirst
+          ? `query ~ 'claim_(jobs|runs)' desc, query ~ 'complete_runs?\\(' desc`
+          : `query ~ 'complete_runs?\\(' desc, query ~ 'claim_(jobs|runs)' desc`;
         const victims = (
           await killer.query(
             `select query, pg_terminate_backend(pid) as killed
                from (select pid, query from pg_stat_activity
                       where datname = current_database() and pid <> pg_backend_pid() and application_name like 'canon %'
                         and ${targeted ? `wait_event_type = 'Lock'` : `state <> 'idle'`}
-                      -- a waiting completion first, then a claim: both must be hit
-                      order by query ~ 'complete_runs?\\(' desc, query ~ 'claim_(jobs|runs)' desc, random()
+                      order by ${order}, random()
                       limit 2) v`,
           )
         ).rows as { query: string; killed: boolean }[];
