@@ -167,6 +167,6 @@ end $$;
 revoke all on function canon.finish_decisions(text, jsonb) from public;
 grant execute on function canon.finish_decisions(text, jsonb) to canon_worker;
 
--- The one-decision calls that the batch replaced.
+-- Functions no file defines any more, removed from a database that still has them.
 drop function if exists canon.begin_decision(bigint, text);
 drop function if exists canon.finish_decision(bigint, text, jsonb, jsonb);

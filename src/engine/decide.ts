@@ -171,7 +171,7 @@ async function decideTogether(
   pipeline: Pipeline,
 ): Promise<Map<number, DecisionOutcome>> {
   const out = new Map<number, DecisionOutcome>();
-  const byRun = new Map(batch.map((b) => [Number(b.runId), b.job]));
+  const byRun = new Map(batch.map((b) => [b.runId, b.job]));
   await client.query('begin');
   try {
     const declared = Object.keys(pipeline.flags ?? {});

@@ -304,13 +304,7 @@ export class Worker {
     controller: AbortController,
     events?: LedgerEvent[],
   ): Promise<void> {
-    const log = this.log.child({
-      job_id: job.id,
-      type: job.type,
-      entity_id: job.entity_id,
-      correlation_id: job.correlation_id,
-      trace_id: job.trace_id,
-    });
+    const log = this.jobLog(job);
     let outcome = 'error';
     try {
       {
@@ -373,13 +367,7 @@ export class Worker {
       return;
     }
     for (const { job, runId } of batch) {
-      const log = this.log.child({
-        job_id: job.id,
-        type: job.type,
-        entity_id: job.entity_id,
-        correlation_id: job.correlation_id,
-        trace_id: job.trace_id,
-      });
+      const log = this.jobLog(job);
       let outcome = 'error';
       try {
         outcome = await this.accountDecision(job, runId, outcomes.get(runId), log);
@@ -426,6 +414,17 @@ export class Worker {
     else if (outcome === 'fenced') this.stats.fenced++;
     log.error('decision failed', { error, outcome });
     return outcome;
+  }
+
+  /** The worker's logger with the job's ids: every line about a job carries its correlation and trace. */
+  private jobLog(job: ClaimedJob): Logger {
+    return this.log.child({
+      job_id: job.id,
+      type: job.type,
+      entity_id: job.entity_id,
+      correlation_id: job.correlation_id,
+      trace_id: job.trace_id,
+    });
   }
 
   /** Best-effort projections: run after the decision committed; a failure is logged, never retried. */
