@@ -9,8 +9,14 @@
 // done: no job queued or running (a step's next job or decision is written in the same
 // transaction as its completion, so the queue is never empty mid-chain), then checked. The
 // insert's time is kept beside it (entities_per_second_incl_insert counts from the first
-// insert).
+// insert). WAL bytes per entity (the server's WAL position before and after the workers ran)
+// show what each step writes; on a server shared with other work they include its WAL too.
 import pg from 'pg';
+
+const walPosition = async (pool) => (await pool.query('select pg_current_wal_lsn()::text as lsn')).rows[0].lsn;
+const walBytesSince = async (pool, lsn) =>
+  Number((await pool.query('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) as n', [lsn])).rows[0].n);
+
 import { freshDb, importDist, pipelineDb, silentCanonLogger, waitUntil } from './lib.mjs';
 
 // How often the bench asks the database whether a run is over: the same for every system.
@@ -40,6 +46,7 @@ export async function canonChain(o) {
       listen: true,
       pollMs: 1000,
     });
+    const wal0 = await walPosition(pool);
     const t = performance.now();
     const running = w.run();
     // a worker that fails must end the wait rather than leave it to the timeout
@@ -58,6 +65,8 @@ export async function canonChain(o) {
     const ms = performance.now() - t;
     w.stop();
     const stats = await running;
+    const walBytes = await walBytesSince(pool, wal0);
+    const inspected = o.inspectWal ? await o.inspectWal(pool, wal0) : undefined;
     const check = (
       await pool.query(
         `select (select count(*) from canon.events where kind = 'step3.succeeded')::int as step3,
@@ -80,6 +89,8 @@ export async function canonChain(o) {
       insert_seconds: insertMs / 1000,
       // the same clock started at the first insert (the VACUUM (ANALYZE) between left out)
       entities_per_second_incl_insert: o.entities / ((insertMs + ms) / 1000),
+      wal_bytes_per_entity: Math.round(walBytes / o.entities),
+      ...(inspected ? { wal: inspected } : {}),
       decisions: check.decisions,
       errors: stats.errors,
       settings: `Worker API, lanes decision + execution in one process, concurrency ${o.concurrency}, claim batch ${o.batch}, LISTEN/NOTIFY, poll 1000 ms`,
@@ -119,6 +130,7 @@ export async function graphileChain(o, variant) {
     // "batched" is what graphile-worker's own perf test runs: a local queue and batched completions
     const preset =
       variant === 'batched' ? { worker: { localQueue: { size: 100 }, completeJobBatchDelay: 0 } } : undefined;
+    const wal0 = await walPosition(pool);
     const t = performance.now();
     const runner = await run({
       connectionString: db.url,
@@ -136,6 +148,7 @@ export async function graphileChain(o, variant) {
     );
     const ms = performance.now() - t;
     await runner.stop();
+    const walBytes = await walBytesSince(pool, wal0);
     await pool.end();
     if (finished !== o.entities)
       throw new Error(`graphile-worker chain: ${finished} step3 runs for ${o.entities} entities`);
@@ -147,6 +160,7 @@ export async function graphileChain(o, variant) {
       insert_seconds: insertMs / 1000,
       // the same clock started at the first insert (the VACUUM (ANALYZE) between left out)
       entities_per_second_incl_insert: o.entities / ((insertMs + ms) / 1000),
+      wal_bytes_per_entity: Math.round(walBytes / o.entities),
       settings: `0.17.3, concurrency ${o.concurrency}, each handler adds the next job with helpers.addJob${preset ? ', localQueue.size 100, completeJobBatchDelay 0' : ', defaults'}`,
     };
   } finally {

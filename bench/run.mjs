@@ -379,6 +379,8 @@ export function render(r) {
       `canon ≥ ${GOALS.chain_ratio}× batched`,
       verdict(q[REFERENCE] === undefined ? null : q[REFERENCE] >= GOALS.chain_ratio),
     ]);
+    const wal = (s) => (by[s] ? `${by[s].wal_bytes_per_entity.toLocaleString('en-US')} B` : '-');
+    t.push(['three-step pipeline, WAL per entity', wal('canon'), wal('graphile-worker'), wal(REFERENCE), '', '', '']);
   }
   if (r.throughput) {
     const by = Object.fromEntries(r.throughput.map((x) => [x.system, x]));

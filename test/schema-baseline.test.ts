@@ -24,6 +24,10 @@ const INTENDED: [RegExp, string][] = [
     /^functions canon\.(claim_jobs|claim_runs|claim_runs_with_history|refresh_entity_status|complete_runs)\(.* config$/,
     'jit = off where planner settings price a disabled plan node past jit_above_cost; batch joins walk keys',
   ],
+  [
+    /^indexes canon\.(jobs_entity_type_idx|jobs_queued_lane_idx|job_runs_worker_idx|jobs_running_idx|job_runs_running_idx)\b/,
+    'fewer index entries per job version: redundant indexes dropped, running sets keyed on columns a heartbeat leaves alone',
+  ],
 ];
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });

@@ -2,7 +2,7 @@
 // one JSON document. It embeds `canon health`'s own snapshot (so the KPI tiles are the same
 // numbers, computed by the same SQL) and `canon trace`'s chain query (for the drill-down
 // views), and adds what only the dashboard shows. Every branch is an index range or lookup:
-//   running by type      jobs_running_idx (status = 'running')
+//   running by type      jobs_running_idx (type, locked_at) where running
 //   dead by type (24 h)  jobs_failed_idx / jobs_failed_type_idx (status = 'failed') + job_actions_job_idx
 //   per-minute buckets   job_runs_finished_idx (throughput), job_runs_started_idx + jobs pkey (waits)
 //   workers              workers_heartbeat_idx (stopped_at is null)
