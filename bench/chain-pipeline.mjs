@@ -1,7 +1,8 @@
 // The chain benchmark's pipeline: three execution steps one after the other, each required by
 // the authority once the step before it has succeeded, and a final "done" after step3. The
 // handlers do nothing, so what is measured is canon's own path: decide → step1 → decide →
-// step2 → decide → step3 → decide (done).
+// step2 → decide → step3 → decide (done). A benchmark that times the path may set
+// globalThis.__canonBenchStarted (step1's handler started) and __canonBenchFinished (step3's).
 const STEPS = ['step1', 'step2', 'step3'];
 
 export default {
@@ -18,13 +19,15 @@ export default {
     return next ? { required: [{ type: next }] } : { done: true };
   },
   handlers: {
-    async step1() {
+    async step1(ctx) {
+      globalThis.__canonBenchStarted?.(ctx.entity.id, performance.now());
       return null;
     },
     async step2() {
       return null;
     },
-    async step3() {
+    async step3(ctx) {
+      globalThis.__canonBenchFinished?.(ctx.entity.id, performance.now());
       return null;
     },
   },

@@ -1,6 +1,6 @@
 // Shared by the benchmark sections: where the server is, throwaway databases, percentiles,
 // whole-process timing, and silence for the libraries' loggers.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,3 +165,35 @@ export async function silentCanonLogger() {
 }
 
 export { importDist };
+
+/** The dataset for reads: loaded once with `canon load` at the size's scale, then reused. */
+export async function dataset(name, scale, note) {
+  const url = await serverUrl(name);
+  if (!(await databaseExists(name))) {
+    await adminQuery(`create database ${name}`);
+    note(
+      `loading the dataset into ${name} (canon load${scale === 1 ? '' : ` --scale ${scale}`}); it is kept for later runs`,
+    );
+  }
+  const env = { DATABASE_URL: url };
+  const m = await runCanon(['migrate'], env);
+  if (m.code !== 0) throw new Error(`canon migrate on ${name}: ${m.stderr.trim()}`);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  const marker = (await c.query(`select value from canon.settings where key = 'load'`)).rows[0]?.value;
+  await c.end();
+  const state = marker ? JSON.parse(marker) : null;
+  if (state?.status !== 'complete') {
+    const args = ['load', ...(scale === 1 ? [] : ['--scale', String(scale)]), ...(state ? ['--resume'] : [])];
+    const r = await new Promise((resolve) => {
+      const child = spawn('node', [canonBin, ...args], {
+        cwd: root,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      child.on('close', (code) => resolve(code));
+    });
+    if (r !== 0) throw new Error(`canon load into ${name} exited ${r}`);
+  }
+  return url;
+}

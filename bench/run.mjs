@@ -25,7 +25,7 @@ import pg from 'pg';
 import { canonChain, graphileChain } from './chain.mjs';
 import { endToEnd } from './e2e.mjs';
 import { canonLatency, graphileLatency } from './latency.mjs';
-import { adminQuery, databaseExists, pointAtServer, root, round, runCanon, serverUrl } from './lib.mjs';
+import { dataset as loadedDataset, pointAtServer, root, round, serverUrl } from './lib.mjs';
 import { idleTick, readPaths } from './reads.mjs';
 import { startDebianCluster } from './server.mjs';
 import { canonThroughput, graphileThroughput, pgBossThroughput } from './throughput.mjs';
@@ -197,40 +197,6 @@ async function machine(server) {
   };
 }
 
-/** The dataset for reads: loaded once with `canon load` at the size's scale, then reused. */
-async function dataset(name, scale) {
-  const url = await serverUrl(name);
-  if (!(await databaseExists(name))) {
-    await adminQuery(`create database ${name}`);
-    note(
-      `loading the dataset into ${name} (canon load${scale === 1 ? '' : ` --scale ${scale}`}); it is kept for later runs`,
-    );
-  }
-  const env = { DATABASE_URL: url };
-  const m = await runCanon(['migrate'], env);
-  if (m.code !== 0) throw new Error(`canon migrate on ${name}: ${m.stderr.trim()}`);
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  const marker = (await c.query(`select value from canon.settings where key = 'load'`)).rows[0]?.value;
-  await c.end();
-  const state = marker ? JSON.parse(marker) : null;
-  if (state?.status !== 'complete') {
-    const args = ['load', ...(scale === 1 ? [] : ['--scale', String(scale)]), ...(state ? ['--resume'] : [])];
-    const r = await new Promise((resolve) => {
-      import('node:child_process').then(({ spawn }) => {
-        const child = spawn('node', [path.join(root, 'bin', 'canon'), ...args], {
-          cwd: root,
-          env: { ...process.env, ...env },
-          stdio: ['ignore', 'ignore', 'inherit'],
-        });
-        child.on('close', (code) => resolve(code));
-      });
-    });
-    if (r !== 0) throw new Error(`canon load into ${name} exited ${r}`);
-  }
-  return url;
-}
-
 /** The median round of one system by `key`, with every round's rate kept. */
 function medianRound(all, key = 'jobs_per_second') {
   const mid = [...all].sort((a, b) => a[key] - b[key])[Math.floor(all.length / 2)];
@@ -328,7 +294,7 @@ async function main() {
   }
   if (on('reads') || on('tick')) {
     if (cluster) note(`the dataset is loaded into the scratch cluster and removed with it`);
-    const url = await dataset(o.dataset, o.size.scale);
+    const url = await loadedDataset(o.dataset, o.size.scale, note);
     results.dataset = o.dataset;
     if (on('reads')) {
       note(`read paths on ${o.dataset}`);
