@@ -20,12 +20,17 @@
 -- Here, in canon.finish_decisions and in canon.complete_runs, the planner reckons a batch
 -- (jsonb_to_recordset, unnest) at a hundred rows or more and would join it to the whole jobs
 -- and runs tables by hash, a scan that grows with the tables; sequential scans are priced
--- out so the joins walk the primary keys, and JIT is off as in canon.claim_runs.
+-- out so the joins walk the primary keys, and JIT is off as in canon.claim_runs. Every
+-- statement is a walk of keys with one right plan at any size, so the plans are generic and
+-- kept for the session: left to choose (auto), Postgres plans each of them again on every
+-- call (the priced-out scans make the generic plan look dear), which at low load costs a
+-- single decision more than making it.
 create or replace function canon.begin_decisions(p_worker_id text, p_run_ids bigint[], p_flags text[])
 returns table (run_id bigint, owned boolean, job_status text, entity_id text, events jsonb, flags jsonb)
 language plpgsql
 security definer
 set search_path = pg_catalog, canon, pg_temp
+set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
 set jit = off
 as $$
@@ -85,6 +90,7 @@ returns table (run_id bigint, ok boolean, outcome text)
 language plpgsql
 security definer
 set search_path = pg_catalog, canon, pg_temp
+set plan_cache_mode = force_generic_plan
 set enable_seqscan = off
 set jit = off
 as $$
