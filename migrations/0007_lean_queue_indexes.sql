@@ -13,12 +13,12 @@ drop index canon.jobs_entity_type_idx;
 -- ready jobs per lane: jobs_claim_idx (lane, priority, run_at, id) where queued answers it,
 -- index-only.
 drop index canon.jobs_queued_lane_idx;
--- no query looks runs up by worker alone; a worker's running runs are found below.
+-- no query looks runs up by worker, nor scans the running runs: each fence, heartbeat and
+-- completion finds its runs by id.
 drop index canon.job_runs_worker_idx;
+drop index canon.job_runs_running_idx;
 
--- The running sets are small (bounded by the workers' concurrency): a rescue or a stuck count
+-- The running jobs are few (bounded by the workers' concurrency): a rescue or a stuck count
 -- reads all of them and filters on heartbeat_at, which therefore need not be a key.
 drop index canon.jobs_running_idx;
 create index jobs_running_idx on canon.jobs (type, locked_at) where status = 'running';
-drop index canon.job_runs_running_idx;
-create index job_runs_running_idx on canon.job_runs (worker_id) where status = 'running';
