@@ -4,7 +4,11 @@
 import type { Writable } from 'node:stream';
 import chalk, { Chalk, type ChalkInstance } from 'chalk';
 import { type Db, openDb } from './db/connect.js';
+import { readInt8AsNumbersEverywhere } from './db/pg-types.js';
 import { assertMigrated } from './migrate.js';
+
+// a command process reads bigint columns as numbers on every connection (src/db/pg-types.ts)
+readInt8AsNumbersEverywhere();
 
 export interface GlobalOptions {
   json?: boolean;

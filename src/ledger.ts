@@ -1,6 +1,7 @@
 // Appending to the ledger, as a library call and for `canon events append`. Postgres
 // assigns seq and hash; this module turns its refusals into clear errors.
 import type pg from 'pg';
+import { canonTypes } from './db/pg-types.js';
 import { CanonError, conflictError, EXIT, PG, pgCode, usageError } from './errors.js';
 import { LEDGER_SQL } from './sql/ledger.js';
 
@@ -39,18 +40,28 @@ export function requiredType(kind: string): string | undefined {
   return REQUIRED.exec(kind)?.[1];
 }
 
+/**
+ * Appends one event through `canon.append_event`. `db` is a pool, or a client inside the
+ * caller's own transaction: the event, and the decision job it queues, then commit or roll
+ * back with the caller's writes. A stale `expectedSeq` throws a CanonError with exit code
+ * EXIT.CONFLICT; a payload Postgres refuses, one with EXIT.USAGE.
+ */
 export async function appendEvent(db: pg.Pool | pg.ClientBase, input: AppendInput): Promise<LedgerEvent> {
   try {
-    const r = await db.query(LEDGER_SQL.append, [
-      input.entityId,
-      input.kind,
-      JSON.stringify(input.payload ?? {}),
-      input.expectedSeq ?? null,
-      input.correlationId ?? null,
-      input.causationId ?? null,
-      input.traceId ?? null,
-      input.actor ?? null,
-    ]);
+    const r = await db.query({
+      text: LEDGER_SQL.append,
+      values: [
+        input.entityId,
+        input.kind,
+        JSON.stringify(input.payload ?? {}),
+        input.expectedSeq ?? null,
+        input.correlationId ?? null,
+        input.causationId ?? null,
+        input.traceId ?? null,
+        input.actor ?? null,
+      ],
+      types: canonTypes,
+    });
     return r.rows[0];
   } catch (e) {
     throw ledgerError(e);
@@ -68,6 +79,7 @@ export function ledgerError(e: unknown): unknown {
   return e;
 }
 
+/** An entity's events in order (seq 1 first); empty for an entity canon has never seen. */
 export async function history(db: pg.Pool | pg.ClientBase, entityId: string): Promise<LedgerEvent[]> {
-  return (await db.query(LEDGER_SQL.history, [entityId])).rows;
+  return (await db.query({ text: LEDGER_SQL.history, values: [entityId], types: canonTypes })).rows;
 }

@@ -16,11 +16,12 @@ const root = path.resolve(import.meta.dirname, '..');
  * A file belongs to the entry with the longest matching prefix (paths relative to the root).
  */
 const LAYERS: { name: string; prefixes: string[] }[] = [
-  { name: 'entry point', prefixes: ['src/cli.ts'] },
+  // the binary, and the library's public surface (`canon`; `canon/testing` is src/testing/index.ts)
+  { name: 'entry points', prefixes: ['src/cli.ts', 'src/index.ts'] },
   { name: 'commands', prefixes: ['src/commands/'] },
   { name: "the commands' shared pieces", prefixes: ['src/commands/shared/', 'src/commands/types.ts'] },
   { name: 'interfaces (dashboard, HTTP)', prefixes: ['src/tui/', 'src/serve/'] },
-  { name: 'features', prefixes: ['src/engine/', 'src/load/', 'src/observe/', 'src/proof/'] },
+  { name: 'features', prefixes: ['src/engine/', 'src/load/', 'src/observe/', 'src/proof/', 'src/testing/'] },
   { name: 'steering', prefixes: ['src/steering/'] },
   {
     name: 'core',

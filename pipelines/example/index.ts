@@ -8,7 +8,6 @@
 // can ask for a failure: "#poison" always fails (retryable), "#permanent" fails permanently,
 // "#hang" never returns (aborted at the timeout), "#flaky" fails its first attempt.
 // CANON_EXAMPLE_FLAKY_RATE (0..1) makes tsa fail at random, to show retries.
-import { requiredType } from '../../src/ledger.js';
 import {
   definePipeline,
   type Entity,
@@ -16,7 +15,8 @@ import {
   PermanentError,
   PreconditionError,
   RetryableError,
-} from '../../src/pipeline/define.js';
+  requiredType,
+} from 'canon';
 import { inclusionProof, leafHash, treeHash } from './merkle.js';
 import { proofs } from './proofs.js';
 import { stamp } from './tsa.js';

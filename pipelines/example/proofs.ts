@@ -2,7 +2,7 @@
 // protect.succeeded carries the document's SHA-256, tsa.succeeded an Ed25519 timestamp token
 // over it, anchor.succeeded its Merkle inclusion proof. The checks are verify.ts's, the same
 // code for the provenance report and `canon anchor verify`.
-import type { PipelineProofs } from '../../src/pipeline/define.js';
+import type { PipelineProofs } from 'canon';
 import { syntheticProofs } from './synthetic.js';
 import type { TimestampToken } from './tsa.js';
 import { checkProof, checkToken, contentHash, verifyEntity } from './verify.js';

@@ -5,7 +5,7 @@
 // one document, too slow for a dataset). Both are checked against the pipeline's own verifiers
 // in the tests.
 import { sign } from 'node:crypto';
-import type { SyntheticProofs } from '../../src/pipeline/define.js';
+import type { SyntheticProofs } from 'canon';
 import { leafHash, nodeHash } from './merkle.js';
 import { loadKey, message, type TimestampToken } from './tsa.js';
 

@@ -3,8 +3,7 @@
 // proof places the hash's leaf under the anchored root. Used by `canon anchor verify` and by
 // the provenance debugger.
 import { createHash } from 'node:crypto';
-import type { LedgerEvent } from '../../src/ledger.js';
-import type { EntityCheck as Check } from '../../src/pipeline/define.js';
+import type { EntityCheck as Check, LedgerEvent } from 'canon';
 import { leafHash, verifyInclusion } from './merkle.js';
 import { type TimestampToken, verifyToken } from './tsa.js';
 

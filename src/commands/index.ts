@@ -15,6 +15,7 @@ import { register as exportLedger } from './export.js';
 import { register as flags } from './flags.js';
 import { register as gateway } from './gateway.js';
 import { register as health } from './health.js';
+import { register as init } from './init.js';
 import { register as jobs } from './jobs.js';
 import { register as load } from './load.js';
 import { register as migrate } from './migrate.js';
@@ -36,6 +37,7 @@ export const commands: Register[] = [
   events,
   gateway,
   jobs,
+  init,
   work,
   tick,
   demo,

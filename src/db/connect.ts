@@ -5,10 +5,6 @@ import { CanonError, coerceError, databaseError, EXIT, PG, pgCode } from '../err
 import { embeddedUrl, startEmbedded } from './embedded.js';
 import { type DbTarget, describeUrl, redact, validateUrl } from './url.js';
 
-// bigint columns (positions, ids) come back as strings by default; canon's ids fit in
-// 2^53 for any realistic ledger, and numbers make JSON output and comparisons simple.
-pg.types.setTypeParser(20, (v) => Number(v));
-
 export async function resolveTarget(): Promise<DbTarget> {
   const env = process.env.DATABASE_URL;
   if (env !== undefined && env !== '') {

@@ -5,7 +5,14 @@
 import type pg from 'pg';
 import { coerceError, isConnectionError, isRunGone } from '../errors.js';
 import { history, type LedgerEvent } from '../ledger.js';
-import { type Logger, PermanentError, type Pipeline, PreconditionError } from '../pipeline/define.js';
+import {
+  type Handler,
+  type HandlerContext,
+  type Logger,
+  PermanentError,
+  type Pipeline,
+  PreconditionError,
+} from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import type { ClaimedJob } from './types.js';
 
@@ -74,6 +81,22 @@ export interface ExecuteArgs {
   handlerDone?: () => void;
 }
 
+/**
+ * Runs a handler until it settles or its signal aborts (the timeout, shutdown, a lost lease),
+ * whichever comes first, and returns its result as the JSON text a completion records.
+ */
+export async function callHandler(handler: Handler, ctx: HandlerContext, controller: AbortController): Promise<string> {
+  const aborted = new Promise<never>((_, reject) => {
+    const onAbort = () =>
+      reject(controller.signal.reason instanceof Error ? controller.signal.reason : new AbortError('shutdown'));
+    if (controller.signal.aborted) onAbort();
+    else controller.signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => {});
+  const result = await Promise.race([Promise.resolve().then(() => handler(ctx)), aborted]);
+  return serialiseResult(result);
+}
+
 export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
   const { pool, job, runId, workerId, pipeline, controller, log } = a;
   const timer = setTimeout(() => controller.abort(new AbortError('timeout')), a.timeoutSeconds * 1000);
@@ -82,30 +105,21 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
     const handler = pipeline.handlers[job.type];
     if (!handler) throw new PermanentError(`the loaded pipeline has no handler for job type "${job.type}"`);
     const events = a.events ?? (await withReconnect(() => history(pool, job.entity_id), log));
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () =>
-        reject(controller.signal.reason instanceof Error ? controller.signal.reason : new AbortError('shutdown'));
-      if (controller.signal.aborted) onAbort();
-      else controller.signal.addEventListener('abort', onAbort, { once: true });
-    });
-    aborted.catch(() => {});
-    const result = await Promise.race([
-      Promise.resolve().then(() =>
-        handler({
-          entity: { id: job.entity_id, events },
-          payload: job.payload,
-          jobId: job.id,
-          attempt: job.attempts,
-          correlationId: job.correlation_id,
-          traceId: job.trace_id,
-          signal: controller.signal,
-          log,
-          query: async (sql, params) => (await pool.query(sql, params as unknown[])).rows,
-        }),
-      ),
-      aborted,
-    ]);
-    resultText = serialiseResult(result);
+    resultText = await callHandler(
+      handler,
+      {
+        entity: { id: job.entity_id, events },
+        payload: job.payload,
+        jobId: job.id,
+        attempt: job.attempts,
+        correlationId: job.correlation_id,
+        traceId: job.trace_id,
+        signal: controller.signal,
+        log,
+        query: async (sql, params) => (await pool.query(sql, params as unknown[])).rows,
+      },
+      controller,
+    );
   } catch (e) {
     clearTimeout(timer);
     return fail(a, e);
@@ -133,16 +147,16 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
   return 'succeeded';
 }
 
-async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
-  const { pool, runId, workerId, log } = a;
-  const err = coerceError(e);
-  if (err instanceof AbortError && err.cause_ === 'shutdown') {
-    const r = await goneIsRefused(
-      withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log),
-    );
-    log.info('released on shutdown', {});
-    return r.rows[0].ok ? 'released' : 'fenced';
-  }
+export interface HandlerFailure {
+  /** No retry: the job is dead at once. */
+  permanent: boolean;
+  reason: 'handler_error' | 'precondition_failed' | 'timeout';
+  /** What the run records as its error (at most 4000 characters). */
+  message: string;
+}
+
+/** How a handler's error ends its run (by class or by name, so an error class from another copy of canon counts too). */
+export function classifyFailure(err: Error): HandlerFailure {
   const precondition = err instanceof PreconditionError || err.name === 'PreconditionError';
   const permanent =
     precondition ||
@@ -154,7 +168,21 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
     : err instanceof AbortError && err.cause_ === 'timeout'
       ? 'timeout'
       : 'handler_error';
-  const msg = `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`.slice(0, 4000);
+  const message = `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`.slice(0, 4000);
+  return { permanent, reason, message };
+}
+
+async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
+  const { pool, runId, workerId, log } = a;
+  const err = coerceError(e);
+  if (err instanceof AbortError && err.cause_ === 'shutdown') {
+    const r = await goneIsRefused(
+      withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log),
+    );
+    log.info('released on shutdown', {});
+    return r.rows[0].ok ? 'released' : 'fenced';
+  }
+  const { permanent, reason, message: msg } = classifyFailure(err);
   const r = await goneIsRefused(
     withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log),
   );

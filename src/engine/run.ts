@@ -1,9 +1,10 @@
-// Shared by `canon work`, `canon tick` and `canon demo`: load and sync the pipeline, build a
-// worker on a pool sized for its concurrency, and stop it cleanly on SIGTERM/SIGINT.
+// Shared by `canon work`, `canon tick`, `canon demo` and the library's startWorker: load and sync the
+// pipeline, build a worker on a pool sized for its concurrency, and stop it cleanly on SIGTERM/SIGINT.
 import pg from 'pg';
 import type { Ctx } from '../context.js';
 import { survivesLostConnections } from '../db/connect.js';
-import type { Logger } from '../pipeline/define.js';
+import { canonTypes } from '../db/pg-types.js';
+import type { Logger, Pipeline } from '../pipeline/define.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { syncPipeline } from '../pipeline/sync.js';
 import type { Lane } from './types.js';
@@ -17,23 +18,43 @@ export interface RunWorkerOptions extends Partial<Omit<WorkerOptions, 'pool' | '
   handleSignals?: boolean;
 }
 
-export async function startWorker(
-  ctx: Ctx,
-  o: RunWorkerOptions,
-): Promise<{ worker: Worker; done: Promise<WorkerStats>; pool: pg.Pool }> {
+export interface StartedWorker {
+  worker: Worker;
+  done: Promise<WorkerStats>;
+  pool: pg.Pool;
+}
+
+/** For the commands: the pipeline from --pipeline (or CANON_PIPELINE), the database from the context. */
+export async function startWorker(ctx: Ctx, o: RunWorkerOptions): Promise<StartedWorker> {
   const { pipeline, file } = await loadPipeline(o.pipelinePath);
   const db = await ctx.db();
-  await syncPipeline(db.pool, pipeline);
+  return launchWorker(db.target.url, pipeline, file, o);
+}
+
+/** Syncs the pipeline into a migrated database and runs a worker for it on a pool of its own. */
+export async function launchWorker(
+  url: string,
+  pipeline: Pipeline,
+  file: string | undefined,
+  o: Omit<RunWorkerOptions, 'pipelinePath'>,
+): Promise<StartedWorker> {
   const concurrency = o.concurrency ?? 4;
   // each in-flight job may hold a client (decisions hold one for their transaction), plus
   // claims and heartbeats
   const pool = new pg.Pool({
-    connectionString: db.target.url,
+    connectionString: url,
     max: concurrency * o.lanes.length + 4,
     application_name: `canon ${o.role}`,
+    types: canonTypes,
   });
   survivesLostConnections(pool);
-  const worker = new Worker({ ...o, pool, url: db.target.url, pipeline, pipelineFile: file, concurrency, log: o.log });
+  try {
+    await syncPipeline(pool, pipeline);
+  } catch (e) {
+    await pool.end().catch(() => {});
+    throw e;
+  }
+  const worker = new Worker({ ...o, pool, url, pipeline, pipelineFile: file, concurrency, log: o.log });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;

@@ -3,6 +3,7 @@
 // RFC and the issue add. `health`, `alerts`, `serve` and the dashboard all read this.
 import type pg from 'pg';
 import { ledgerEditRegisterOf, type RegisterRow, tamperAlertOf } from '../audit.js';
+import { canonTypes } from '../db/pg-types.js';
 import { HEALTH_SQL } from '../sql/health.js';
 import { type SteeringReads, steeringOf } from '../steering/status.js';
 import { evaluateAlerts, worstSeverity } from './alerts.js';
@@ -47,13 +48,18 @@ function ledgerEdits(reads: EmbeddedReads): LedgerEdits {
  */
 export async function computeHealth(db: pg.Pool | pg.ClientBase, t: Thresholds = DEFAULT_THRESHOLDS): Promise<Health> {
   const r = (
-    await db.query(HEALTH_SQL.snapshot, [
-      t.gap_window_seconds,
-      t.gap_grace_seconds,
-      t.worker_alive_seconds,
-      t.duplicate_window_seconds,
-      t.activity_window_seconds,
-    ])
+    await db.query({
+      text: HEALTH_SQL.snapshot,
+      values: [
+        t.gap_window_seconds,
+        t.gap_grace_seconds,
+        t.worker_alive_seconds,
+        t.duplicate_window_seconds,
+        t.activity_window_seconds,
+      ],
+      // an application's pool reads int8 as text; the snapshot's counts are numbers either way
+      types: canonTypes,
+    })
   ).rows[0];
   return healthOf(r, t);
 }

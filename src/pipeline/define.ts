@@ -32,18 +32,24 @@ export interface Entity {
   events: LedgerEvent[];
 }
 
-export interface FlagReader {
+/**
+ * The flags as they apply to one entity. A pipeline reads only the flags it declares (canon
+ * reads no others for its decisions), so `definePipeline` narrows `name` to their names.
+ */
+export interface FlagReader<F extends string = string> {
   /** Whether the flag is on for this entity (gradual rollouts are per entity). */
-  isOn(name: string): boolean;
+  isOn(name: F): boolean;
 }
 
-export interface RequiredJob {
-  type: string;
+export interface RequiredJob<T extends string = string> {
+  type: T;
   payload?: Record<string, unknown>;
   priority?: number;
 }
 
-export type Decision = { required: RequiredJob[] } | { done: true; outcome?: 'completed' | 'failed' };
+export type Decision<T extends string = string> =
+  | { required: RequiredJob<T>[] }
+  | { done: true; outcome?: 'completed' | 'failed' };
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
@@ -67,6 +73,15 @@ export interface HandlerContext {
   query<T = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<T[]>;
 }
 
+/** What a job type gets for each setting it leaves out. */
+export const JOB_TYPE_DEFAULTS = {
+  maxAttempts: 5,
+  timeoutSeconds: 300,
+  backoff: { baseSeconds: 1, maxSeconds: 300 },
+  breaker: { threshold: 10, cooldownSeconds: 30 },
+} as const;
+
+/** A job type's settings; each one left out takes its value from JOB_TYPE_DEFAULTS. */
 export interface JobTypeSpec {
   maxAttempts?: number;
   timeoutSeconds?: number;
@@ -118,12 +133,27 @@ export interface SyntheticProofs {
   anchor(batch: { id: string; sha256: string }[]): Map<string, Record<string, unknown>>;
 }
 
-export interface Pipeline {
+export interface FlagSpec {
+  /** Created on (for every entity) when true; off otherwise. Never changed once the flag exists. */
+  default?: boolean;
+  description?: string;
+}
+
+/** A handler: runs one job of its type, async and idempotent; its result (JSON) is recorded in `<type>.succeeded`. */
+export type Handler = (ctx: HandlerContext) => Promise<unknown>;
+
+/**
+ * A pipeline. `T` are its job types and `F` its flags; `definePipeline` infers both from
+ * `jobTypes` and `flags`, so a handler missing for a type, a decision requiring an unknown
+ * type or a read of an undeclared flag is a type error. Everywhere else the defaults apply.
+ */
+export interface Pipeline<T extends string = string, F extends string = string> {
   name: string;
-  flags?: Record<string, { default?: boolean; description?: string }>;
-  jobTypes: Record<string, JobTypeSpec>;
-  authority: (entity: Entity, flags: FlagReader) => Decision;
-  handlers: Record<string, (ctx: HandlerContext) => Promise<unknown>>;
+  flags?: Record<F, FlagSpec>;
+  jobTypes: Record<T, JobTypeSpec>;
+  /** Pure: the entity's history and its flags → the jobs now required, or done. */
+  authority(entity: Entity, flags: FlagReader<F>): Decision<T>;
+  handlers: Record<T, Handler>;
   /** Best-effort read models, called with the entity after each committed decision; failures are logged, never block. */
   projections?: Record<string, (entity: Entity, ctx: { log: Logger }) => Promise<void> | void>;
   /** How the pipeline's proofs are read and checked; without it reports attest the ledger and runs only. */
@@ -227,7 +257,19 @@ export const requiredDecision = z
   .strict();
 export const decisionSchema = z.union([doneDecision, requiredDecision]);
 
-/** Identity helper that gives pipeline authors types and editor completion. */
-export function definePipeline(p: Pipeline): Pipeline {
+/**
+ * Identity helper that gives pipeline authors types and editor completion: the job types are
+ * inferred from `jobTypes` and the flags from `flags` (NoInfer keeps the handlers and the
+ * authority from widening them).
+ */
+export function definePipeline<const T extends string, const F extends string = never>(p: {
+  name: string;
+  flags?: Record<F, FlagSpec>;
+  jobTypes: Record<T, JobTypeSpec>;
+  authority(entity: Entity, flags: FlagReader<NoInfer<F>>): Decision<NoInfer<T>>;
+  handlers: Record<NoInfer<T>, Handler>;
+  projections?: Pipeline['projections'];
+  proofs?: PipelineProofs;
+}): Pipeline<T, F> {
   return p;
 }

@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { tx } from '../db/connect.js';
 import { usageError } from '../errors.js';
 import { ENGINE_SQL } from '../sql/engine.js';
-import type { Pipeline } from './define.js';
+import { JOB_TYPE_DEFAULTS, type Pipeline } from './define.js';
 
 export async function syncPipeline(pool: pg.Pool, p: Pipeline): Promise<{ types: string[]; flags: string[] }> {
   return tx(pool, async (c) => {
@@ -14,12 +14,12 @@ export async function syncPipeline(pool: pg.Pool, p: Pipeline): Promise<{ types:
     for (const [name, t] of Object.entries(p.jobTypes)) {
       const r = await c.query(ENGINE_SQL.upsertJobType, [
         name,
-        t.maxAttempts ?? 5,
-        t.timeoutSeconds ?? 300,
-        t.backoff?.baseSeconds ?? 1,
-        t.backoff?.maxSeconds ?? 300,
-        t.breaker?.threshold ?? 10,
-        t.breaker?.cooldownSeconds ?? 30,
+        t.maxAttempts ?? JOB_TYPE_DEFAULTS.maxAttempts,
+        t.timeoutSeconds ?? JOB_TYPE_DEFAULTS.timeoutSeconds,
+        t.backoff?.baseSeconds ?? JOB_TYPE_DEFAULTS.backoff.baseSeconds,
+        t.backoff?.maxSeconds ?? JOB_TYPE_DEFAULTS.backoff.maxSeconds,
+        t.breaker?.threshold ?? JOB_TYPE_DEFAULTS.breaker.threshold,
+        t.breaker?.cooldownSeconds ?? JOB_TYPE_DEFAULTS.breaker.cooldownSeconds,
         `pipeline:${p.name}`,
       ]);
       if (r.rowCount === 0)
