@@ -73,11 +73,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   if (bad) throw usageError(bad.replace(/^DATABASE_URL/, 'connectionString'));
   await checkMigrated(url);
   const { onJobDone } = options;
-  const { worker, done } = await launchWorker(url, pipeline, file, {
-    lanes: options.lanes ?? ['decision', 'execution'],
-    role: options.role ?? 'work',
-    log: options.logger ?? createLogger(),
-    handleSignals: options.handleSignals ?? false,
+  const tuning = {
     concurrency: options.concurrency,
     batchSize: options.batchSize,
     decisionBatch: options.decisionBatch,
@@ -86,6 +82,15 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     once: options.once,
     maxJobs: options.maxJobs,
     maxSeconds: options.maxSeconds,
+  };
+  // an option left out takes the worker's default (spread as undefined, it would replace it)
+  for (const k of Object.keys(tuning) as (keyof typeof tuning)[]) if (tuning[k] === undefined) delete tuning[k];
+  const { worker, done } = await launchWorker(url, pipeline, file, {
+    ...tuning,
+    lanes: options.lanes ?? ['decision', 'execution'],
+    role: options.role ?? 'work',
+    log: options.logger ?? createLogger(),
+    handleSignals: options.handleSignals ?? false,
     onJobDone:
       onJobDone &&
       ((j, outcome) => onJobDone({ id: j.id, type: j.type, entityId: j.entity_id, lane: j.lane }, outcome)),
