@@ -57,6 +57,7 @@ export const PG = {
   UNTRANSLATABLE: '22P05',
   CHARACTER_NOT_IN_REPERTOIRE: '22021',
   PROGRAM_LIMIT: '54000',
+  OBJECT_IN_USE: '55006', // CREATE DATABASE … TEMPLATE while another session copies the template
   // canon's own codes, raised by its SQL functions (class CN = canon)
   CANON_CONFLICT: 'CN001', // stale expected seq
   CANON_IMMUTABLE: 'CN002', // the ledger refuses UPDATE/DELETE/TRUNCATE

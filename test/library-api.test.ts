@@ -278,7 +278,7 @@ describe('canon/testing without a database', () => {
 
 describe('canon/testing: runPipeline on a throw-away database', () => {
   const databases = async () =>
-    (await db.pool.query("select datname from pg_database where datname like 'canon_test_%'")).rows.map(
+    (await db.pool.query("select datname from pg_database where datname ~ '^canon_test_[0-9a-f]{12}$'")).rows.map(
       (r) => r.datname as string,
     );
 

@@ -4,7 +4,7 @@
 // events appended, and canon's own worker run until every job of theirs has ended. What
 // happened (events, jobs, runs, the trace tree, the derived status) is read back, then the
 // database is dropped. Nothing here is a mock: it is canon's SQL and canon's worker.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { friendlyDbError, tx } from '../db/connect.js';
 import { embeddedUrl, startEmbedded } from '../db/embedded.js';
@@ -13,9 +13,9 @@ import { describeUrl, validateUrl } from '../db/url.js';
 import { createLogger } from '../engine/log.js';
 import { launchWorker } from '../engine/run.js';
 import type { WorkerStats } from '../engine/worker.js';
-import { CanonError, EXIT, usageError } from '../errors.js';
+import { CanonError, EXIT, PG, pgCode, usageError } from '../errors.js';
 import { appendEvent, history, type LedgerEvent } from '../ledger.js';
-import { migrate } from '../migrate.js';
+import { migrate, readDefinitionFiles, readMigrationFiles } from '../migrate.js';
 import { buildTree, type ChainJob, type ChainRun, loadChain, type Trace } from '../observe/trace.js';
 import type { Logger, Pipeline } from '../pipeline/define.js';
 import { loadPipeline, validatePipeline } from '../pipeline/load.js';
@@ -84,15 +84,50 @@ export async function runPipeline<T extends string, F extends string>(
   const bad = validateUrl(server);
   if (bad) throw usageError(bad.replace(/^DATABASE_URL/, 'the server URL'));
   const database = `canon_test_${randomBytes(6).toString('hex')}`;
-  await onServer(server, `create database "${database}"`);
+  await onServer(server, 'create', TESTING_SQL.createDatabase(database, await migratedTemplate(server)));
+  try {
+    return await runOn(withDatabase(server, database), database, pipeline, entities, options);
+  } finally {
+    if (!options.keepDatabase) await onServer(server, 'drop', TESTING_SQL.dropDatabase(database));
+  }
+}
+
+const withDatabase = (server: string, database: string) => {
   const u = new URL(server);
   u.pathname = `/${database}`;
-  const url = u.toString();
+  return u.toString();
+};
+
+/**
+ * A migrated database to clone, one per server and schema (`canon_testing_tpl_<digest of the
+ * migration files>`), so a run costs a copy instead of a migration. It is built under a name of
+ * its own and renamed into place, so a run never clones a half-migrated one; two runs that
+ * build it at once both succeed, and one of the copies is dropped.
+ */
+async function migratedTemplate(server: string): Promise<string> {
+  const digest = createHash('sha256')
+    .update([...readMigrationFiles(), ...readDefinitionFiles()].map((f) => `${f.file}:${f.checksum}`).join('\n'))
+    .digest('hex')
+    .slice(0, 16);
+  const name = `canon_testing_tpl_${digest}`;
+  if (await onServer(server, 'create', TESTING_SQL.databaseExists, [name])) return name;
+  const building = `${name}_${randomBytes(4).toString('hex')}`;
+  await onServer(server, 'create', TESTING_SQL.createDatabase(building));
   try {
-    return await runOn(url, database, pipeline, entities, options);
-  } finally {
-    if (!options.keepDatabase) await onServer(server, `drop database if exists "${database}" with (force)`);
+    const c = new pg.Client({ connectionString: withDatabase(server, building) });
+    c.on('error', () => {});
+    await c.connect();
+    try {
+      await migrate(c);
+    } finally {
+      await c.end().catch(() => {});
+    }
+    await onServer(server, 'create', TESTING_SQL.renameDatabase(building, name));
+  } catch (e) {
+    await onServer(server, 'drop', TESTING_SQL.dropDatabase(building)).catch(() => {});
+    if (!(await onServer(server, 'create', TESTING_SQL.databaseExists, [name]))) throw e;
   }
+  return name;
 }
 
 async function runOn(
@@ -105,12 +140,6 @@ async function runOn(
   const pool = new pg.Pool({ connectionString: url, max: 2, types: canonTypes, application_name: 'canon testing' });
   pool.on('error', () => {});
   try {
-    const c = await pool.connect();
-    try {
-      await migrate(c);
-    } finally {
-      c.release();
-    }
     const ids = entities.map((e) => e.id);
     const { worker, done } = await launchWorker(url, pipeline, undefined, {
       lanes: ['decision', 'execution'],
@@ -172,20 +201,30 @@ async function untilSettled(pool: pg.Pool, ids: string[], idleMs: number): Promi
   }
 }
 
-/** One statement on the server's own database (creating or dropping the throw-away one). */
-async function onServer(server: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: server, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-    await client.query(sql);
-  } catch (e) {
-    const what = sql.startsWith('create') ? 'create' : 'drop';
-    throw new CanonError(
-      `runPipeline: cannot ${what} a throw-away database on ${describeUrl(server)}: ${friendlyDbError(e, server).message}`,
-      EXIT.DATABASE,
-    );
-  } finally {
-    await client.end().catch(() => {});
+/**
+ * One statement on the server's own database (its maintenance connection); the first row's
+ * first value. CREATE DATABASE … TEMPLATE fails while another session copies the same
+ * template (two runs at once): that is retried.
+ */
+async function onServer(server: string, what: string, sql: string, params: unknown[] = []): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    const client = new pg.Client({ connectionString: server, connectionTimeoutMillis: 10_000 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      const r = await client.query(sql, params);
+      return r.rows[0] ? Object.values(r.rows[0])[0] : undefined;
+    } catch (e) {
+      if (pgCode(e) === PG.OBJECT_IN_USE && attempt < 100) {
+        await new Promise((r) => setTimeout(r, 50 + Math.random() * 200));
+        continue;
+      }
+      throw new CanonError(
+        `runPipeline: cannot ${what} a throw-away database on ${describeUrl(server)}: ${friendlyDbError(e, server).message}`,
+        EXIT.DATABASE,
+      );
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 }

@@ -61,6 +61,8 @@ export function argsFor(c: CommandSpec, o: { entity: string; file: () => string 
     'work execute': ['--once'],
     tick: ['--max-jobs', '2'],
     demo: ['--documents', '2'],
+    // a fresh folder beside the command's files each time: never the repository's pipelines/
+    init: ['--dir', `${o.file()}-init-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`],
     load: ['--entities', '5', '--jobs', '10', '--runs', '10', '--events', '20'],
     watch: ['--once'],
     'flags rollout': ['50'],
