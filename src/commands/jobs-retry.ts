@@ -2,10 +2,10 @@
 // show what they will touch with --dry-run, ask y/N on a terminal and need --yes otherwise.
 import readline from 'node:readline/promises';
 import type { Command } from 'commander';
-import { actorDefault, intArg, printable } from '../args.js';
+import { intArg, printable } from '../args.js';
 import type { Ctx } from '../context.js';
 import { coerceError, usageError } from '../errors.js';
-import { type ActionResult, actOnJob, type JobAction } from '../observe/actions.js';
+import { type ActionResult, actOnJob, type JobAction, whoActs } from '../observe/actions.js';
 import { CLI_NAMES, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
 import { type DeadOpts, deadRaw } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
@@ -56,10 +56,7 @@ async function act(
   opts: ActOpts,
   cmd: Command,
 ): Promise<number> {
-  const who = { actor: opts.actor ?? actorDefault(), reason: opts.message };
-  if (who.actor.length > 200 || !who.actor.trim()) throw usageError('--actor must be 1 to 200 characters');
-  if (who.reason !== undefined && who.reason.length > 2000)
-    throw usageError('--message must be at most 2000 characters');
+  const who = whoActs(opts);
   const bulkFlags = ['type', 'reason', 'correlationId'].filter((k) => opts[k as keyof ActOpts] !== undefined);
   const explicit = (k: string) => cmd.getOptionValueSource(k) === 'cli';
   if (jobId !== undefined && (bulkFlags.length || explicit('sinceHours') || explicit('limit'))) {

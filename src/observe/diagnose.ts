@@ -4,8 +4,8 @@
 // entity, worst first. One verdict, the evidence for it, and the next command to run.
 import type pg from 'pg';
 import { requiredType } from '../ledger.js';
-import { DIAGNOSE_SQL } from '../sql/diagnose.js';
 import { inSnapshot } from '../proof/snapshot.js';
+import { DIAGNOSE_SQL } from '../sql/diagnose.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 import { type Chain, type ChainRun, loadChain } from './trace.js';
 
@@ -269,7 +269,9 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
         ...waiting.slice(0, 5).map((j) => `job #${j.id} ${j.type} queued, run_at ${j.run_at}`),
       ],
       next: [
-        lane === 'decision' ? 'canon work decide   (or canon work; or canon tick from cron)' : 'canon work execute   (or canon work; or canon tick from cron)',
+        lane === 'decision'
+          ? 'canon work decide   (or canon work; or canon tick from cron)'
+          : 'canon work execute   (or canon work; or canon tick from cron)',
         'canon health',
       ],
       job_id: oldest.id,
@@ -323,7 +325,8 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
         [`last reason ${j.last_reason}`],
         [`canon trace ${id}`],
       );
-    else if (!alive) continue; // the lane's no_workers finding above says it
+    else if (!alive)
+      continue; // the lane's no_workers finding above says it
     else if (waited > t.gap_grace_seconds)
       f(
         'enqueued_not_executed',

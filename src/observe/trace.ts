@@ -53,7 +53,7 @@ export interface ChainRun {
 export interface ChainAction {
   id: number;
   job_id: number;
-  action: 'retry' | 'cancel';
+  action: 'retry' | 'cancel' | 'redrive';
   from_status: string;
   new_job_id: number | null;
   event_position: number | null;
