@@ -33,11 +33,10 @@ select now() as now,
                  where stopped_at is null and heartbeat_at > now() - make_interval(secs => $2::float8) group by 1) w) as workers_by_lane,
        -- per lane, the worker heard from last, live or not: "none since …" is what an operator
        -- needs when nothing is alive (a crashed worker, or the end of the last canon tick)
-       (select coalesce(jsonb_object_agg(lane, jsonb_build_object('id', id, 'role', role, 'seen_at', heartbeat_at,
-                                                                   'stopped_at', stopped_at)), '{}'::jsonb)
-          from (select distinct on (lane) lane, id, role, heartbeat_at, stopped_at
-                  from canon.workers, unnest(lanes) as lane
-                 order by lane, heartbeat_at desc) w) as last_worker_by_lane,
+       (select coalesce(jsonb_object_agg(l.lane, to_jsonb(w)), '{}'::jsonb)
+          from unnest(array['decision', 'execution']) as l(lane)
+          cross join lateral (select id, role, heartbeat_at as seen_at, stopped_at from canon.workers
+                               where lanes @> array[l.lane] order by heartbeat_at desc limit 1) w) as last_worker_by_lane,
        ${CORE_TRIGGER_ENABLED} as core_trigger_enabled,
        (select coalesce(jsonb_agg(jsonb_build_object('name', f.name, 'enabled', f.enabled, 'rollout_percent', f.rollout_percent,
                                                      'on_for_entity', canon.flag_is_on(f.name, $1)) order by f.name), '[]'::jsonb)
