@@ -33,6 +33,10 @@ const INTENDED: [RegExp, string][] = [
     '`canon jobs redrive` records the jobs it enqueues as job actions (0014)',
   ],
   [/^indexes canon\.workers_seen_idx\b/, "diagnose finds a lane's newest worker by heartbeat (0015)"],
+  [
+    /^functions canon\.declare_job_type\(/,
+    "a pipeline's job type enters the whitelist through one definer function, for workers and for steering commands",
+  ],
 ];
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
