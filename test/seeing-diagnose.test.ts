@@ -6,8 +6,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redrive } from '../src/observe/redrive.js';
-import { canon, createTestDb, oneLineError, type TestDb, uuid } from './helpers.js';
-import { doc, env, json, workOnce } from './seeing-common.js';
+import { canon, createTestDb, oneLineError, spawnCanon, type TestDb, uuid, waitFor } from './helpers.js';
+import { doc, env, FAST, json, workOnce } from './seeing-common.js';
 
 let db: TestDb;
 beforeAll(async () => {
@@ -19,6 +19,8 @@ const count = async (sql: string, params: unknown[] = []) => (await db.pool.quer
 const diagnose = async (id: string) => {
   const r = await json(db, ['diagnose', id]);
   if (!r.data) throw new Error(`diagnose ${id} printed nothing: ${r.stderr}`);
+  expect(r.data.evidence.length, r.data.verdict).toBeGreaterThan(0);
+  expect(r.data.next[0], r.data.verdict).toMatch(/^canon /);
   return { code: r.exitCode, ...r.data };
 };
 const withTriggerOff = async (fn: () => Promise<unknown>) => {
@@ -131,7 +133,7 @@ describe('diagnose reports what is wrong at once', () => {
       `canon: off-1 has decision job #${made.job_id} queued: it reads every event of the entity, so there is nothing to re-drive (canon diagnose off-1)`,
     );
     expect(await count(`select count(*)::int as n from canon.job_actions`)).toBe(1);
-  });
+  }, 240_000);
 
   it('a lane without a live worker names the last worker; a running decision refuses the redrive too', async () => {
     // a decision worker that ran once and stopped; the protect job it required waits with no executor
@@ -160,7 +162,14 @@ describe('diagnose reports what is wrong at once', () => {
     expect(b.summary).toMatch(new RegExp(`job #${running} decide is running on ${worker}`));
     const s = await diagnose('lone-1');
     expect(s.workers.decision).toMatchObject({ alive: 1, last_seen: { id: worker, stopped_at: null } });
-  });
+    // a live decision worker: a decision queued a moment ago is simply in progress
+    await doc(db, 'soon-1');
+    const q = await diagnose('soon-1');
+    expect(q).toMatchObject({ code: 0, verdict: 'in_progress', problem: false });
+    expect(q.summary).toMatch(
+      /^job #\d+ decide queued \d+s ago: waiting for one of 1 live decision worker\(s\) \(ready for \d+s, within the 60s grace health allows for a claim\)$/,
+    );
+  }, 240_000);
 
   it('a required event whose job was deleted: NOT_ENQUEUED at once; redrive makes that job with its dedupe key and source', async () => {
     await doc(db, 'del-1');
@@ -205,10 +214,21 @@ describe('diagnose reports what is wrong at once', () => {
     expect(oneLineError(none)).toBe(
       'canon: every event of del-1 has its job: nothing to re-drive (canon diagnose del-1)',
     );
-    // and the pipeline goes on from there
-    for (let i = 0; i < 8; i++) await workOnce(db);
+    // and the pipeline goes on from there, to the end
+    const w = spawnCanon(['work', '--pipeline', FAST, '--log-level', 'error'], { url: db.url, env: env() });
+    try {
+      await waitFor(
+        async () =>
+          (await db.pool.query(`select 1 from canon.events where entity_id = 'del-1' and kind = 'anchor.succeeded'`))
+            .rowCount,
+        { what: 'del-1 anchored' },
+      );
+    } finally {
+      w.kill('SIGTERM');
+      await w;
+    }
     expect((await diagnose('del-1')).verdict).toBe('done');
-  });
+  }, 240_000);
 
   it('two operators re-driving one entity at once make exactly one job', async () => {
     await withTriggerOff(() => doc(db, 'race-1'));
@@ -224,7 +244,7 @@ describe('diagnose reports what is wrong at once', () => {
         `select count(*)::int as n from canon.job_actions a join canon.jobs j on j.id = a.job_id where j.entity_id = 'race-1'`,
       ),
     ).toBe(1);
-  });
+  }, 240_000);
 
   it('refuses bad input with one line and exit 2, changing nothing', async () => {
     for (const [args, msg] of [
@@ -237,5 +257,5 @@ describe('diagnose reports what is wrong at once', () => {
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(oneLineError(r)).toMatch(msg);
     }
-  });
+  }, 240_000);
 });

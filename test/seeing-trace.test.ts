@@ -3,6 +3,7 @@
 // deleted job, a job completed without its result event, a paused type, an open breaker, a
 // frozen worker and a retry in backoff — each diagnosed with its verdict.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -303,6 +304,14 @@ describe('diagnose', () => {
   const verdict = async (id: string, extra: string[] = []) => {
     const r = await json(db, ['diagnose', id, ...G1, ...extra]);
     if (!r.data) throw new Error(`diagnose ${id} printed nothing: ${r.stderr}`);
+    // every verdict names its evidence, a canon command to run next and a runbook that exists
+    expect(r.data.evidence.length, r.data.verdict).toBeGreaterThan(0);
+    expect(r.data.next[0], r.data.verdict).toMatch(/^canon /);
+    expect(
+      r.data.next.filter((n: string) => /psql|canon\./.test(n)),
+      r.data.verdict,
+    ).toEqual([]);
+    expect(fs.existsSync(path.join(root, r.data.runbook)), r.data.runbook).toBe(true);
     return { code: r.exitCode, ...r.data };
   };
 

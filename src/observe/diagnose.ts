@@ -338,7 +338,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
       f(
         'in_progress',
         `waiting for one of ${cx.workers_by_lane[j.lane]} live ${j.lane} worker(s) (ready for ${graceWords(waited, t, 'health allows for a claim')})`,
-        [],
+        [`live ${j.lane} workers: ${cx.workers_by_lane[j.lane]}`],
         [`canon trace ${id}`],
       );
   }
