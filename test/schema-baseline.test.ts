@@ -32,7 +32,7 @@ const INTENDED: [RegExp, string][] = [
     /^constraints canon\.job_actions\.job_actions_(action_check|retry_has_job|new_job_when_made)\b/,
     '`canon jobs redrive` records the jobs it enqueues as job actions (0014)',
   ],
-  [/^indexes canon\.workers_seen_idx\b/, "diagnose finds a lane's newest worker by heartbeat (0015)"],
+  [/^indexes canon\.workers_stopped_idx\b/, "diagnose finds a lane's last stopped worker (0015)"],
   [
     /^functions canon\.declare_job_type\(/,
     "a pipeline's job type enters the whitelist through one definer function, for workers and for steering commands",

@@ -32,11 +32,18 @@ select now() as now,
           from (select unnest(lanes) as lane, count(*)::int as n from canon.workers
                  where stopped_at is null and heartbeat_at > now() - make_interval(secs => $2::float8) group by 1) w) as workers_by_lane,
        -- per lane, the worker heard from last, live or not: "none since …" is what an operator
-       -- needs when nothing is alive (a crashed worker, or the end of the last canon tick)
+       -- needs when nothing is alive (a crashed worker, or the end of the last canon tick). The
+       -- newest not stopped (workers_heartbeat_idx) and the last stopped (workers_stopped_idx),
+       -- whichever was heard from later.
        (select coalesce(jsonb_object_agg(l.lane, to_jsonb(w)), '{}'::jsonb)
           from unnest(array['decision', 'execution']) as l(lane)
-          cross join lateral (select id, role, heartbeat_at as seen_at, stopped_at from canon.workers
-                               where lanes @> array[l.lane] order by heartbeat_at desc limit 1) w) as last_worker_by_lane,
+          cross join lateral (
+            select * from ((select id, role, heartbeat_at as seen_at, stopped_at from canon.workers
+                             where stopped_at is null and lanes @> array[l.lane] order by heartbeat_at desc limit 1)
+                           union all
+                           (select id, role, heartbeat_at, stopped_at from canon.workers
+                             where stopped_at is not null and lanes @> array[l.lane] order by stopped_at desc limit 1)) c
+             order by coalesce(c.stopped_at, c.seen_at) desc limit 1) w) as last_worker_by_lane,
        ${CORE_TRIGGER_ENABLED} as core_trigger_enabled,
        (select coalesce(jsonb_agg(jsonb_build_object('name', f.name, 'enabled', f.enabled, 'rollout_percent', f.rollout_percent,
                                                      'on_for_entity', canon.flag_is_on(f.name, $1)) order by f.name), '[]'::jsonb)
