@@ -47,7 +47,7 @@ describe('diagnose reports what is wrong at once', () => {
         grace_seconds: 60,
       });
       expect(d.summary).toMatch(
-        /^document\.created \(event \d+, \d+s, within the 60s grace \(health counts it in event_to_job_gap after that\)\) has no decision job: the core trigger canon_core_trigger is DISABLED$/,
+        /^document\.created \(event \d+, \d+s old, within the 60s grace; health counts it in event_to_job_gap after that\) has no decision job: the core trigger canon_core_trigger is DISABLED$/,
       );
       expect(d.evidence).toContain('core trigger canon_core_trigger: DISABLED');
       expect(d.next.slice(0, 2)).toEqual(['canon gateway trigger on', 'canon jobs redrive off-1']);
@@ -120,7 +120,7 @@ describe('diagnose reports what is wrong at once', () => {
     expect(w).toMatchObject({ code: 1, verdict: 'no_workers', runbook: 'runbooks/enqueued-not-executed.md' });
     expect(w.summary).toMatch(
       new RegExp(
-        `^no live decision worker: none has ever run against this database; job #${made.job_id} decide waits \\(ready for \\d+s, within the 60s grace health allows for a claim\\)$`,
+        `^no live decision worker: none has ever run against this database; job #${made.job_id} decide waits \\(ready for \\d+s, within the 60s grace\\)$`,
       ),
     );
     expect(w.workers).toEqual({ decision: { alive: 0, last_seen: null }, execution: { alive: 0, last_seen: null } });
@@ -167,7 +167,7 @@ describe('diagnose reports what is wrong at once', () => {
     const q = await diagnose('soon-1');
     expect(q).toMatchObject({ code: 0, verdict: 'in_progress', problem: false });
     expect(q.summary).toMatch(
-      /^job #\d+ decide queued \d+s ago: waiting for one of 1 live decision worker\(s\) \(ready for \d+s, within the 60s grace health allows for a claim\)$/,
+      /^job #\d+ decide queued \d+s ago: waiting for one of 1 live decision worker\(s\) \(ready for \d+s, within the 60s grace\)$/,
     );
   }, 240_000);
 
@@ -184,7 +184,7 @@ describe('diagnose reports what is wrong at once', () => {
     expect(d).toMatchObject({ code: 1, verdict: 'not_enqueued' });
     expect(d.summary).toMatch(
       new RegExp(
-        `^job\\.protect\\.required \\(event ${ev.position}, \\d+s, within the 60s grace .*\\) has no protect job`,
+        `^job\\.protect\\.required \\(event ${ev.position}, \\d+s old, within the 60s grace; .*\\) has no protect job`,
       ),
     );
     expect(d.next[0]).toBe('canon jobs redrive del-1');

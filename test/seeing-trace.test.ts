@@ -378,7 +378,7 @@ describe('diagnose', () => {
       code: 1,
       verdict: 'no_workers',
       summary: expect.stringMatching(
-        /^no live decision worker: the last one, [a-z]+-[0-9a-f-]{36}, stopped \d+s ago; job #\d+ decide waits \(ready for \d+s, within the 10m grace health allows for a claim\)$/,
+        /^no live decision worker: the last one, [a-z]+-[0-9a-f-]{36}, stopped \d+s ago; job #\d+ decide waits \(ready for \d+s, within the 10m grace\)$/,
       ),
     });
     const d = (await db.pool.query(`select id from canon.jobs where entity_id = 'idle-1'`)).rows[0].id;

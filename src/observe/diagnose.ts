@@ -119,10 +119,15 @@ const secs = (s: number) =>
  * a missing job is missing at once (the gateway creates it in the event's transaction) and a
  * lane without a live worker claims nothing however young the job is.
  */
-const graceWords = (s: number, t: Thresholds, counted: string) =>
+const graceTail = (s: number, t: Thresholds, after = '') =>
   s <= t.gap_grace_seconds
-    ? `${secs(s)}, within the ${secs(t.gap_grace_seconds)} grace ${counted}`
-    : `${secs(s)}, past the ${secs(t.gap_grace_seconds)} grace`;
+    ? `, within the ${secs(t.gap_grace_seconds)} grace${after ? `; ${after}` : ''}`
+    : `, past the ${secs(t.gap_grace_seconds)} grace`;
+/** "event 5, 3s old, within the 60s grace; health counts it in event_to_job_gap after that" */
+function eventWords(cx: Ctx, t: Thresholds, e: { position: number; created_at: string }): string {
+  const a = age(cx.now, e.created_at);
+  return `event ${e.position}, ${secs(a)} old${graceTail(a, t, 'health counts it in event_to_job_gap after that')}`;
+}
 
 /** "no live decision worker: none has run yet" / "…: the last one, tick-…, stopped 2m ago" */
 function noWorkerWords(cx: Ctx, lane: string): string {
@@ -144,14 +149,13 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
   // 1. not enqueued: an event the gap rule finds without its job, at once (the job would have
   // been created in the event's own transaction); the grace only words how long health has
   // been (or will be) counting it in event_to_job_gap
-  const counted = '(health counts it in event_to_job_gap after that)';
   const uncovered = ch.events.filter((e) => cx.gap.has(e.position));
   for (const e of uncovered) {
     const type = requiredType(e.kind);
     if (!type) continue;
     out.push({
       verdict: 'not_enqueued',
-      summary: `${e.kind} (event ${e.position}, ${graceWords(age(cx.now, e.created_at), t, counted)}) has no ${type} job: the required job was never enqueued or was deleted`,
+      summary: `${e.kind} (${eventWords(cx, t, e)}) has no ${type} job: the required job was never enqueued or was deleted`,
       evidence: [
         `event ${e.position} ${e.kind} at ${e.created_at} by ${e.actor}`,
         `no job has source_event_position = ${e.position}`,
@@ -169,8 +173,8 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
       : 'the core trigger canon_core_trigger is DISABLED';
     const which =
       undecided.length === 1
-        ? `${e.kind} (event ${e.position}, ${graceWords(age(cx.now, e.created_at), t, counted)}) has`
-        : `${undecided.length} events (the first, ${e.kind} event ${e.position}, ${graceWords(age(cx.now, e.created_at), t, counted)}) have`;
+        ? `${e.kind} (${eventWords(cx, t, e)}) has`
+        : `${undecided.length} events (the first, ${e.kind} ${eventWords(cx, t, e)}) have`;
     out.push({
       verdict: 'not_enqueued',
       summary: `${which} no decision job: ${trig}`,
@@ -258,9 +262,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     const oldest = waiting.reduce((a, b) => (Date.parse(a.run_at) <= Date.parse(b.run_at) ? a : b));
     const ready = age(cx.now, oldest.run_at);
     const readyWords =
-      Date.parse(oldest.run_at) > cx.now
-        ? `due at ${oldest.run_at}`
-        : `ready for ${graceWords(ready, t, 'health allows for a claim')}`;
+      Date.parse(oldest.run_at) > cx.now ? `due at ${oldest.run_at}` : `ready for ${secs(ready)}${graceTail(ready, t)}`;
     out.push({
       verdict: 'no_workers',
       summary: `${noWorkerWords(cx, lane)}; job #${oldest.id} ${oldest.type} waits (${readyWords})${waiting.length > 1 ? ` with ${waiting.length - 1} more` : ''}`,
@@ -337,7 +339,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     else
       f(
         'in_progress',
-        `waiting for one of ${cx.workers_by_lane[j.lane]} live ${j.lane} worker(s) (ready for ${graceWords(waited, t, 'health allows for a claim')})`,
+        `waiting for one of ${cx.workers_by_lane[j.lane]} live ${j.lane} worker(s) (ready for ${secs(waited)}${graceTail(waited, t)})`,
         [`live ${j.lane} workers: ${cx.workers_by_lane[j.lane]}`],
         [`canon trace ${id}`],
       );
