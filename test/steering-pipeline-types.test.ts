@@ -152,6 +152,34 @@ describe('steering knows the configured pipeline before any worker ran', () => {
   });
 });
 
+describe("job commands filter by the pipeline's types before any worker ran", () => {
+  it('dead-jobs and jobs retry|cancel --type accept a type of the pipeline (nothing is dead yet) and refuse any other', async () => {
+    const db = await fresh('deadjobs-pipeline');
+    const d = await run(db, ['dead-jobs', '--type', 'protect', '--json']);
+    expect(d.exitCode, d.stderr).toBe(0);
+    expect(jsonOf(d).summary).toEqual({ total_dead: 0, by_type: {}, by_reason: {} });
+    const r = await run(db, [
+      'jobs',
+      'retry',
+      '--type',
+      'seal',
+      '--pipeline',
+      'test/fixtures/notary-pipeline.mjs',
+      '--dry-run',
+      '--json',
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(jsonOf(r)).toMatchObject({ dry_run: true, matched: 0 });
+    const bad = await run(db, ['jobs', 'cancel', '--type', 'seal', '--dry-run']);
+    expect(bad.exitCode).toBe(2);
+    expect(oneLineError(bad)).toMatch(
+      /^canon: unknown job type "seal": the database does not know it and pipeline example/,
+    );
+    // reading declares nothing
+    expect((await db.pool.query(`select count(*)::int as n from canon.job_types`)).rows[0].n).toBe(1);
+  });
+});
+
 describe('contracts check knows the pipeline', () => {
   it('passes on a fresh database, listing the types no worker declared yet; fails on a pipeline type in the decision lane', async () => {
     const db = await fresh('contracts-pipeline');

@@ -48,13 +48,14 @@ export async function syncPipeline(pool: pg.Pool, p: Pipeline): Promise<{ types:
 }
 
 /**
- * Makes sure the database knows a job type a command names. A type in the whitelist is known
- * (nothing is loaded). Otherwise the configured pipeline (--pipeline, CANON_PIPELINE, else the
- * example) is loaded: a type it declares is declared now, as its worker will declare it, and
- * the file it came from is returned; any other name is refused with the pipeline's types.
+ * A job type as the configured pipeline (--pipeline, CANON_PIPELINE, else the example)
+ * declares it; a name it does not declare is refused with one line naming the pipeline and
+ * its types. For commands that name a type the database does not know yet.
  */
-export async function knowJobType(pool: pg.Pool, type: string, pipelineOpt?: string): Promise<string | null> {
-  if ((await pool.query(ENGINE_SQL.jobTypeLane, [type])).rowCount) return null;
+export async function pipelineJobType(
+  type: string,
+  pipelineOpt?: string,
+): Promise<{ pipeline: Pipeline; shown: string; spec: JobTypeSpec }> {
   const { pipeline, file } = await loadPipeline(pipelineOpt);
   const shown = path.relative(process.cwd(), file) || file;
   const spec = pipeline.jobTypes[type];
@@ -64,6 +65,17 @@ export async function knowJobType(pool: pg.Pool, type: string, pipelineOpt?: str
       `unknown job type "${printable(type)}": the database does not know it and pipeline ${pipeline.name} (${shown}) does not declare it (${names.length ? `it declares ${names.join(', ')}` : 'it declares no job type'}); pass --pipeline PATH or set CANON_PIPELINE for another pipeline`,
     );
   }
+  return { pipeline, shown, spec };
+}
+
+/**
+ * Makes sure the database knows a job type a steering command names. A type in the whitelist
+ * is known (nothing is loaded). Otherwise a type the configured pipeline declares is declared
+ * now, as its worker will declare it, and the file it came from is returned.
+ */
+export async function knowJobType(pool: pg.Pool, type: string, pipelineOpt?: string): Promise<string | null> {
+  if ((await pool.query(ENGINE_SQL.jobTypeLane, [type])).rowCount) return null;
+  const { pipeline, shown, spec } = await pipelineJobType(type, pipelineOpt);
   await tx(pool, async (c) => {
     await c.query(ENGINE_SQL.setActor, [`pipeline:${pipeline.name}`, 'declared by the pipeline module', 'pipeline']);
     if (!(await declareJobType(c, pipeline, type, spec))) throw inDecisionLane(pipeline, type);
