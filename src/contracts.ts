@@ -86,18 +86,24 @@ export async function checkContracts(
   }[];
   const badUse = inUse.filter((r) => r.declared_lane === null || r.declared_lane !== r.lane);
   const known = (await client.query(CONTRACTS_SQL.jobTypes)).rows as { name: string; lane: string }[];
-  const missingFromPipeline = (opts.pipelineTypes ?? []).filter(
-    (p) => !known.some((k) => k.name === p.name && k.lane === p.lane),
-  );
+  // the configured pipeline's types: one whitelisted in another lane stops its workers (they
+  // refuse to declare it); one not declared yet is normal before the first worker starts
+  const pipelineTypes = opts.pipelineTypes ?? [];
+  const wrongLane = pipelineTypes.filter((p) => known.some((k) => k.name === p.name && k.lane !== p.lane));
+  const undeclared = pipelineTypes.filter((p) => !known.some((k) => k.name === p.name));
   out.push({
     name: 'job_types_whitelisted',
-    ok: badUse.length === 0 && missingFromPipeline.length === 0,
+    ok: badUse.length === 0 && wrongLane.length === 0,
     detail:
       badUse.length > 0
         ? `jobs use types outside the whitelist or in the wrong lane: ${badUse.map((b) => `${b.type}/${b.lane}`).join(', ')}`
-        : missingFromPipeline.length > 0
-          ? `pipeline types not whitelisted: ${missingFromPipeline.map((p) => p.name).join(', ')} (run canon pipeline sync)`
-          : `${inUse.length} type(s) in use, all whitelisted in their lane`,
+        : wrongLane.length > 0
+          ? `pipeline types whitelisted in another lane: ${wrongLane.map((p) => p.name).join(', ')} (rename them in the pipeline: its workers refuse to start)`
+          : `${inUse.length} type(s) in use, all whitelisted in their lane${
+              undeclared.length
+                ? `; pipeline types not declared yet: ${undeclared.map((p) => p.name).join(', ')} (canon work declares them when it starts)`
+                : ''
+            }`,
   });
 
   const views = new Set((await client.query(CONTRACTS_SQL.views, [COMPAT_VIEWS])).rows.map((r) => r.name as string));

@@ -28,6 +28,15 @@ const INTENDED: [RegExp, string][] = [
     /^indexes canon\.(jobs_entity_type_idx|jobs_queued_lane_idx|job_runs_worker_idx|jobs_running_idx|job_runs_running_idx)\b/,
     'fewer index entries per job version: redundant indexes dropped, running sets keyed on columns a heartbeat leaves alone',
   ],
+  [
+    /^constraints canon\.job_actions\.job_actions_(action_check|retry_has_job|new_job_when_made)\b/,
+    '`canon jobs redrive` records the jobs it enqueues as job actions (0014)',
+  ],
+  [/^indexes canon\.workers_stopped_idx\b/, "diagnose finds a lane's last stopped worker (0015)"],
+  [
+    /^functions canon\.declare_job_type\(/,
+    "a pipeline's job type enters the whitelist through one definer function, for workers and for steering commands",
+  ],
 ];
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });

@@ -3,6 +3,7 @@
 // deleted job, a job completed without its result event, a paused type, an open breaker, a
 // frozen worker and a retry in backoff — each diagnosed with its verdict.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -303,6 +304,14 @@ describe('diagnose', () => {
   const verdict = async (id: string, extra: string[] = []) => {
     const r = await json(db, ['diagnose', id, ...G1, ...extra]);
     if (!r.data) throw new Error(`diagnose ${id} printed nothing: ${r.stderr}`);
+    // every verdict names its evidence, a canon command to run next and a runbook that exists
+    expect(r.data.evidence.length, r.data.verdict).toBeGreaterThan(0);
+    expect(r.data.next[0], r.data.verdict).toMatch(/^canon /);
+    expect(
+      r.data.next.filter((n: string) => /psql|canon\./.test(n)),
+      r.data.verdict,
+    ).toEqual([]);
+    expect(fs.existsSync(path.join(root, r.data.runbook)), r.data.runbook).toBe(true);
     return { code: r.exitCode, ...r.data };
   };
 
@@ -343,11 +352,9 @@ describe('diagnose', () => {
     const e = await verdict('nt-2');
     expect(e).toMatchObject({ verdict: 'not_enqueued' });
     expect(e.summary).toMatch(/job\.protect\.required .* has no protect job/);
-    expect(e.next[0]).toMatch(
-      /^psql: select \* from canon\.enqueue_job\('protect', 'nt-2', '\{\}'::jsonb, 'nt-2:protect:1', \d+\)$/,
-    );
+    expect(e.next[0]).toBe('canon jobs redrive nt-2');
     // the suggested fix clears it
-    await db.pool.query(e.next[0].slice('psql: '.length));
+    expect((await canon(e.next[0].split(' ').slice(1), { url: db.url })).exitCode).toBe(0);
     expect((await verdict('nt-2')).verdict).not.toBe('not_enqueued');
   });
 
@@ -366,11 +373,12 @@ describe('diagnose', () => {
     });
     expect(g.evidence[0]).toMatch(/flags off for gate-1: .*SEEING_GATE/);
     await doc(db, 'idle-1');
+    // the workers above were stopped: a queued decision has nobody to claim it, said at once
     expect(await verdict('idle-1', ['--threshold', 'gap_grace_seconds=600'])).toMatchObject({
-      code: 0,
-      verdict: 'in_progress',
+      code: 1,
+      verdict: 'no_workers',
       summary: expect.stringMatching(
-        /decide queued \d+s ago: waiting for a worker \(ready for \d+s, within the 10m grace\)/,
+        /^no live decision worker: the last one, [a-z]+-[0-9a-f-]{36}, stopped \d+s ago; job #\d+ decide waits \(ready for \d+s, within the 10m grace\)$/,
       ),
     });
     const d = (await db.pool.query(`select id from canon.jobs where entity_id = 'idle-1'`)).rows[0].id;
@@ -454,7 +462,6 @@ describe('diagnose', () => {
       `update canon.jobs set status = 'cancelled', finished_at = now() where entity_id = 'wait-1' and status = 'queued'`,
     );
     await db.pool.query(`select * from canon.enqueue_job('seeing_wait', 'wait-1')`);
-    await sleep(1100);
     expect(await verdict('wait-1')).toMatchObject({
       code: 1,
       verdict: 'no_workers',
@@ -463,14 +470,28 @@ describe('diagnose', () => {
     await db.pool.query(
       `update canon.job_types set paused = true, pause_reason = 'vendor outage' where name = 'seeing_wait'`,
     );
-    expect(await verdict('wait-1')).toMatchObject({ code: 1, verdict: 'paused' });
+    // no live worker stays the first line; the pause follows it
+    const np = await verdict('wait-1');
+    expect(np).toMatchObject({ code: 1, verdict: 'no_workers' });
+    expect(np.evidence).toContainEqual(
+      expect.stringMatching(/^also: job #\d+ seeing_wait .*: type seeing_wait is paused \(vendor outage\)$/),
+    );
+    // with a live execution worker (a row that heartbeats now) the pause is the verdict
+    const live = `work-${uuid()}`;
+    await db.pool.query(`insert into canon.workers (id, role, lanes) values ($1, 'work', '{execution}')`, [live]);
+    expect(await verdict('wait-1')).toMatchObject({
+      code: 1,
+      verdict: 'paused',
+      runbook: 'runbooks/job-type-paused.md',
+    });
     await db.pool.query(`update canon.job_types set paused = false, pause_reason = null where name = 'seeing_wait'`);
     await db.pool.query(
       `insert into canon.breakers (job_type, state, failure_count, opened_at, next_attempt_at) values ('seeing_wait', 'open', 10, now(), now() + interval '10 minutes')`,
     );
     const b = await verdict('wait-1');
-    expect(b).toMatchObject({ code: 1, verdict: 'breaker_open' });
+    expect(b).toMatchObject({ code: 1, verdict: 'breaker_open', runbook: 'runbooks/breaker-open.md' });
     await db.pool.query(`delete from canon.breakers where job_type = 'seeing_wait'`);
+    await db.pool.query(`update canon.workers set stopped_at = now() where id = $1`, [live]);
     // a real execution worker, frozen with SIGSTOP: alive by heartbeat, claiming nothing
     await db.pool.query(
       `update canon.jobs set status = 'cancelled', finished_at = now() where entity_id = 'wait-1' and type = 'seeing_wait'`,
@@ -509,6 +530,7 @@ describe('diagnose', () => {
     expect(
       (await canon(['flags', 'kill', 'D1_RUN_TSA_ENABLED', '--reason', 'TSA vendor outage'], { url: db.url })).exitCode,
     ).toBe(0);
+    await db.pool.query(`update canon.workers set stopped_at = null, heartbeat_at = now() where id = $1`, [live]);
     const h = await verdict('held-1');
     expect(h).toMatchObject({
       code: 1,

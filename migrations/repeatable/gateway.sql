@@ -239,3 +239,32 @@ end $$;
 drop trigger if exists canon_core_trigger on canon.events;
 create trigger canon_core_trigger after insert on canon.events
   referencing new table as new_rows for each statement execute function canon.core_on_events();
+
+-- The whitelist entry of one execution type, as a pipeline module declares it: created, or its
+-- tuning brought in line (the pause and the breaker are the operators' and stay). A worker
+-- declares every type of its pipeline when it starts; a steering command declares the one it
+-- was asked about when no worker has yet (`canon jobs pause protect` on a fresh database), so
+-- both roles may call it. Returns the name, or null when the name is a decision-lane type.
+create or replace function canon.declare_job_type(
+  p_name text, p_max_attempts integer, p_timeout_seconds numeric, p_backoff_base numeric, p_backoff_max numeric,
+  p_breaker_threshold integer, p_breaker_cooldown numeric, p_declared_by text
+) returns text
+language sql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+as $$
+  insert into canon.job_types (name, lane, max_attempts, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
+                               breaker_threshold, breaker_cooldown_seconds, declared_by)
+  values (p_name, 'execution', p_max_attempts, p_timeout_seconds, p_backoff_base, p_backoff_max,
+          p_breaker_threshold, p_breaker_cooldown, p_declared_by)
+  on conflict (name) do update
+     set max_attempts = excluded.max_attempts, timeout_seconds = excluded.timeout_seconds,
+         backoff_base_seconds = excluded.backoff_base_seconds, backoff_max_seconds = excluded.backoff_max_seconds,
+         breaker_threshold = excluded.breaker_threshold, breaker_cooldown_seconds = excluded.breaker_cooldown_seconds,
+         declared_by = excluded.declared_by, updated_at = now()
+   where canon.job_types.lane = 'execution'
+  returning name
+$$;
+revoke all on function canon.declare_job_type(text, integer, numeric, numeric, numeric, integer, numeric, text) from public;
+grant execute on function canon.declare_job_type(text, integer, numeric, numeric, numeric, integer, numeric, text)
+  to canon_worker, canon_operator;

@@ -3,9 +3,11 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../args.js';
 import { usageError } from '../errors.js';
+import { knowJobType } from '../pipeline/sync.js';
 import { forceBreaker, listBreakers } from '../steering/breakers.js';
-import { checkJobType, EXIT_HELP, who, withWho } from '../steering/options.js';
-import { renderBreakers, when } from '../steering/render.js';
+import { checkJobType, DECLARES_HELP, EXIT_HELP, who, withWho } from '../steering/options.js';
+import { declaredNote, renderBreakers, when } from '../steering/render.js';
+import { pipelineOption } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
 
 function force(breakers: Command, run: Run, state: 'open' | 'closed', description: string, example: string[]) {
@@ -13,23 +15,28 @@ function force(breakers: Command, run: Run, state: 'open' | 'closed', descriptio
     breakers
       .command(state === 'open' ? 'open' : 'close')
       .description(description)
-      .argument('<job_type>', 'an execution job type'),
+      .argument('<job_type>', 'an execution job type')
+      .addOption(pipelineOption()),
   );
   if (state === 'open')
     cmd.option('--for <duration>', "how long before a probe may close it again (default: the type's cooldown)");
-  cmd.addHelpText('after', examples(...example) + EXIT_HELP).action(
-    run(async (ctx, jobType: string, opts: { actor?: string; reason?: string; for?: string }) => {
+  cmd.addHelpText('after', examples(...example) + DECLARES_HELP + EXIT_HELP).action(
+    run(async (ctx, jobType: string, opts: { actor?: string; reason?: string; for?: string; pipeline?: string }) => {
       checkJobType(jobType);
       const w = who(opts);
       const seconds = opts.for === undefined ? undefined : parseDuration('--for', opts.for);
       if (seconds !== undefined && (seconds < 1 || seconds > 365 * 86400))
         throw usageError(`--for must be from 1s to 365d, got "${opts.for}"`);
       const db = await ctx.db();
+      const declared = await knowJobType(db.pool, jobType, opts.pipeline);
       const b = await forceBreaker(db.pool, jobType, state, w, seconds);
-      ctx.print({ ...b, actor: w.actor, reason: w.reason ?? null }, (d) =>
-        d.state === 'open'
-          ? `${d.job_type}: breaker open; its jobs stay queued; a probe may run after ${when(d.next_attempt_at)}`
-          : `${d.job_type}: breaker closed; its jobs run again`,
+      ctx.print(
+        { ...b, actor: w.actor, reason: w.reason ?? null, declared_from: declared },
+        (d) =>
+          declaredNote(d.job_type, d.declared_from) +
+          (d.state === 'open'
+            ? `${d.job_type}: breaker open; its jobs stay queued; a probe may run after ${when(d.next_attempt_at)}`
+            : `${d.job_type}: breaker closed; its jobs run again`),
       );
     }),
   );

@@ -2,6 +2,8 @@
 
 import { checkContracts } from '../contracts.js';
 import { EXIT } from '../errors.js';
+import { loadPipeline } from '../pipeline/load.js';
+import { pipelineOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
@@ -11,18 +13,21 @@ export const register: Register = (program, run) => {
     .addHelpText('after', examples('canon contracts check', 'canon contracts check --json'));
   c.command('check')
     .description(
-      'core trigger on, claims return only their lane, types whitelisted, compat views present, SECURITY DEFINER functions pinned and not PUBLIC, migrations match',
+      "core trigger on, claims return only their lane, types whitelisted (the pipeline's in the execution lane), compat views present, SECURITY DEFINER functions pinned and not PUBLIC, migrations match",
     )
+    .addOption(pipelineOption())
     .addHelpText(
       'after',
-      `${examples('canon contracts check', 'canon contracts check --json || echo "contract broken"')}\n\nExit 0 when every contract holds, 1 when one fails (it is named).`,
+      `${examples('canon contracts check', 'canon contracts check --json || echo "contract broken"', 'canon contracts check --pipeline ./pipeline.ts')}\n\nExit 0 when every contract holds, 1 when one fails (it is named).`,
     )
     .action(
-      run(async (ctx) => {
+      run(async (ctx, opts: { pipeline?: string }) => {
+        const { pipeline } = await loadPipeline(opts.pipeline);
+        const pipelineTypes = Object.keys(pipeline.jobTypes).map((name) => ({ name, lane: 'execution' }));
         const db = await ctx.db({ migrated: false });
         const client = await db.pool.connect();
         try {
-          const results = await checkContracts(client);
+          const results = await checkContracts(client, { pipelineTypes });
           const ok = results.every((r) => r.ok);
           ctx.print({ ok, contracts: results }, (d) =>
             d.contracts

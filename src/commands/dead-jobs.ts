@@ -3,7 +3,8 @@
 
 import type { Ctx } from '../context.js';
 import { CLI_NAMES, type DeadReport, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
-import { type DeadOpts, deadRaw } from './shared/options.js';
+import { pipelineJobType } from '../pipeline/sync.js';
+import { type DeadOpts, deadRaw, pipelineOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
@@ -13,6 +14,7 @@ export const register: Register = (program, run) => {
     .option('--limit <n>', 'list at most n jobs (1-1000; totals stay exact)', '50')
     .option('--since-hours <h>', 'only jobs that died in the last h hours', '24')
     .option('--type <job_type>', 'only this job type')
+    .addOption(pipelineOption())
     .option('--correlation-id <id>', 'only this correlation id (usually the entity id)')
     .option(
       '--reason <code>',
@@ -28,10 +30,10 @@ export const register: Register = (program, run) => {
         '\n\nExit 0 with no dead jobs, 1 when there are some, 2 for a bad filter, 3 when the database is unavailable.',
     )
     .action(
-      run(async (ctx: Ctx, opts: DeadOpts) => {
+      run(async (ctx: Ctx, opts: DeadOpts & { pipeline?: string }) => {
         const f = parseDeadFilters(deadRaw(opts), CLI_NAMES);
         const db = await ctx.db();
-        const rep = await listDeadJobs(db.pool, f);
+        const rep = await listDeadJobs(db.pool, f, { unknownType: (t) => pipelineJobType(t, opts.pipeline) });
         ctx.print(rep, (d) => renderDead(ctx, d));
         return rep.summary.total_dead > 0 ? 1 : 0;
       }),

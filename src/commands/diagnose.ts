@@ -22,7 +22,8 @@ export const register: Register = (program, run) => {
         'canon diagnose doc-42 --json | jq -r .verdict',
         'canon diagnose doc-42 --threshold gap_grace_seconds=10',
       ) +
-        '\n\nExit 0 when nothing is wrong (done, idle, in progress, retrying), 1 when the verdict is a problem, 2 for an unknown entity or bad option, 3 when the database is unavailable.',
+        '\n\nA missing job and a lane without a live worker are reported at once; gap_grace_seconds only words how unusual a finding is.' +
+        '\nExit 0 when nothing is wrong (done, idle, in progress, retrying), 1 when the verdict is a problem, 2 for an unknown entity or bad option, 3 when the database is unavailable.',
     )
     .action(
       run(async (ctx: Ctx, entityId: string, opts: { threshold?: string[] }) => {
@@ -35,7 +36,7 @@ export const register: Register = (program, run) => {
             `${x.problem ? ctx.c.red(x.verdict.toUpperCase()) : ctx.c.green(x.verdict.toUpperCase())} ${x.entity_id}: ${x.summary}`,
             ...x.evidence.map((e) => `  - ${e}`),
             ...x.next.map((n, i) => `${i === 0 ? 'next:' : '     '} ${n}`),
-            ...(x.runbook ? [`runbook: ${x.runbook}`] : []),
+            `runbook: ${x.runbook}`,
           ].join('\n'),
         );
         return d.problem ? EXIT.FAILURE : EXIT.OK;

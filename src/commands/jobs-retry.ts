@@ -2,15 +2,17 @@
 // show what they will touch with --dry-run, ask y/N on a terminal and need --yes otherwise.
 import readline from 'node:readline/promises';
 import type { Command } from 'commander';
-import { actorDefault, intArg, printable } from '../args.js';
+import { intArg, printable } from '../args.js';
 import type { Ctx } from '../context.js';
 import { coerceError, usageError } from '../errors.js';
-import { type ActionResult, actOnJob, type JobAction } from '../observe/actions.js';
+import { type ActionResult, actOnJob, type JobAction, whoActs } from '../observe/actions.js';
 import { CLI_NAMES, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
-import { type DeadOpts, deadRaw } from './shared/options.js';
+import { pipelineJobType } from '../pipeline/sync.js';
+import { type DeadOpts, deadRaw, pipelineOption } from './shared/options.js';
 import { examples, type Register, type Run } from './types.js';
 
 interface ActOpts extends DeadOpts {
+  pipeline?: string;
   dryRun?: boolean;
   yes?: boolean;
   actor?: string;
@@ -29,6 +31,7 @@ function define(jobs: Command, run: Run, action: JobAction, text: { desc: string
       intArg('job_id', 1, Number.MAX_SAFE_INTEGER),
     )
     .option('--type <job_type>', 'bulk: only dead jobs of this type')
+    .addOption(pipelineOption())
     .option(
       '--reason <code>',
       'bulk: only dead jobs with this reason (ttl_exceeded, max_attempts_exceeded, handler_error, precondition_failed)',
@@ -56,10 +59,7 @@ async function act(
   opts: ActOpts,
   cmd: Command,
 ): Promise<number> {
-  const who = { actor: opts.actor ?? actorDefault(), reason: opts.message };
-  if (who.actor.length > 200 || !who.actor.trim()) throw usageError('--actor must be 1 to 200 characters');
-  if (who.reason !== undefined && who.reason.length > 2000)
-    throw usageError('--message must be at most 2000 characters');
+  const who = whoActs(opts);
   const bulkFlags = ['type', 'reason', 'correlationId'].filter((k) => opts[k as keyof ActOpts] !== undefined);
   const explicit = (k: string) => cmd.getOptionValueSource(k) === 'cli';
   if (jobId !== undefined && (bulkFlags.length || explicit('sinceHours') || explicit('limit'))) {
@@ -72,7 +72,9 @@ async function act(
   if (jobId !== undefined) ids = [jobId];
   else {
     const f = parseDeadFilters(deadRaw(opts), CLI_NAMES, { limit: MAX_BULK, max: MAX_BULK });
-    ids = (await listDeadJobs(db.pool, f)).jobs.map((j) => j.id);
+    ids = (await listDeadJobs(db.pool, f, { unknownType: (t) => pipelineJobType(t, opts.pipeline) })).jobs.map(
+      (j) => j.id,
+    );
   }
   const verb = action === 'retry' ? 'retry' : 'cancel';
   if (opts.dryRun) {

@@ -8,6 +8,7 @@
 // Cancel ends a queued or running job (a running worker is fenced: its completion is refused
 // and recorded) or acknowledges a dead one. Both write a canon.job_actions row.
 import type pg from 'pg';
+import { actorDefault } from '../args.js';
 import { tx } from '../db/connect.js';
 import { PG, pgCode, usageError } from '../errors.js';
 import { appendEvent, requiredKind } from '../ledger.js';
@@ -28,6 +29,15 @@ export interface ActionResult {
 export interface Who {
   actor: string;
   reason?: string;
+}
+
+/** Who acts and why, from `--actor` and `-m` (every job action records both). */
+export function whoActs(opts: { actor?: string; message?: string }): Who {
+  const who = { actor: opts.actor ?? actorDefault(), reason: opts.message };
+  if (who.actor.length > 200 || !who.actor.trim()) throw usageError('--actor must be 1 to 200 characters');
+  if (who.reason !== undefined && who.reason.length > 2000)
+    throw usageError('--message must be at most 2000 characters');
+  return who;
 }
 
 const CAN = {

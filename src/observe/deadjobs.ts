@@ -101,7 +101,16 @@ export const CLI_NAMES: Record<keyof RawDeadFilters, string> = {
   reason: '--reason',
 };
 
-export async function listDeadJobs(db: pg.Pool | pg.ClientBase, f: DeadFilters): Promise<DeadReport> {
+/**
+ * `unknownType` is asked about a --type the whitelist lacks: the commands check it against the
+ * configured pipeline (a type no worker declared yet has no dead jobs, which is no error) and
+ * let it throw otherwise; without it such a type is refused.
+ */
+export async function listDeadJobs(
+  db: pg.Pool | pg.ClientBase,
+  f: DeadFilters,
+  opts: { unknownType?: (type: string) => Promise<unknown> } = {},
+): Promise<DeadReport> {
   const r = (
     await db.query(DEAD_SQL.list, [
       f.since_hours * 3600,
@@ -111,7 +120,10 @@ export async function listDeadJobs(db: pg.Pool | pg.ClientBase, f: DeadFilters):
       f.limit,
     ])
   ).rows[0];
-  if (!r.type_known) throw usageError(`unknown job type "${f.type}": it is not in the job_types whitelist`);
+  if (!r.type_known) {
+    if (!opts.unknownType) throw usageError(`unknown job type "${f.type}": it is not in the job_types whitelist`);
+    await opts.unknownType(f.type as string);
+  }
   return {
     filters: f,
     summary: { total_dead: r.total_dead, by_type: r.by_type, by_reason: r.by_reason },

@@ -4,6 +4,7 @@
 // entity, worst first. One verdict, the evidence for it, and the next command to run.
 import type pg from 'pg';
 import { requiredType } from '../ledger.js';
+import { inSnapshot } from '../proof/snapshot.js';
 import { DIAGNOSE_SQL } from '../sql/diagnose.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 import { type Chain, type ChainRun, loadChain } from './trace.js';
@@ -36,16 +37,22 @@ export const PROBLEM_VERDICTS: Verdict[] = [
   'enqueued_not_executed',
 ];
 
-const RUNBOOK: Partial<Record<Verdict, string>> = {
+/** The page for each verdict; a healthy verdict names the page for when it stays that way. */
+const RUNBOOK: Record<Verdict, string> = {
   not_enqueued: 'runbooks/not-enqueued.md',
   executed_no_event: 'runbooks/executed-no-event.md',
   dead_job: 'runbooks/dead-jobs.md',
   stuck: 'runbooks/stuck-jobs.md',
-  paused: 'runbooks/enqueued-not-executed.md',
+  paused: 'runbooks/job-type-paused.md',
   held: 'runbooks/enqueued-not-executed.md',
-  breaker_open: 'runbooks/enqueued-not-executed.md',
+  breaker_open: 'runbooks/breaker-open.md',
   no_workers: 'runbooks/enqueued-not-executed.md',
   enqueued_not_executed: 'runbooks/enqueued-not-executed.md',
+  retrying: 'runbooks/dead-jobs.md',
+  in_progress: 'runbooks/enqueued-not-executed.md',
+  waiting_on_flag: 'runbooks/README.md',
+  done: 'runbooks/README.md',
+  idle: 'runbooks/README.md',
 };
 
 export interface Diagnosis {
@@ -55,9 +62,21 @@ export interface Diagnosis {
   summary: string;
   evidence: string[];
   next: string[];
-  runbook: string | null;
+  runbook: string;
+  /** the facts the verdicts start from: the core trigger and, per lane, the live workers */
+  core_trigger_enabled: boolean;
+  workers: Record<string, { alive: number; last_seen: LastWorker | null }>;
+  /** the health KPI's grace, used only to word how unusual a finding is */
+  grace_seconds: number;
   /** every finding, worst first; the verdict is the first */
   findings: { verdict: Verdict; summary: string; job_id?: number; event_position?: number }[];
+}
+
+interface LastWorker {
+  id: string;
+  role: string;
+  seen_at: string;
+  stopped_at: string | null;
 }
 
 interface Ctx {
@@ -74,6 +93,8 @@ interface Ctx {
     }
   >;
   workers_by_lane: Record<string, number>;
+  /** per lane, the worker heard from last, alive or not */
+  last_worker_by_lane: Record<string, LastWorker>;
   core_trigger_enabled: boolean;
   flags: { name: string; enabled: boolean; rollout_percent: number; on_for_entity: boolean }[];
   /** positions of the entity's events that the gap rule finds without their job (src/sql/diagnose.ts) */
@@ -89,11 +110,33 @@ interface Finding {
   event_position?: number;
 }
 
-/** A SQL string literal for the commands diagnose suggests (ids and payloads may hold quotes). */
-const lit = (s: string) => `'${s.replace(/'/g, "''")}'`;
 const age = (now: number, iso: string) => Math.max(0, (now - Date.parse(iso)) / 1000);
 const secs = (s: number) =>
   s < 120 ? `${Math.round(s)}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${(s / 3600).toFixed(1)}h`;
+
+/**
+ * How unusual a fact is, worded with the health KPI's grace. The grace decides nothing here:
+ * a missing job is missing at once (the gateway creates it in the event's transaction) and a
+ * lane without a live worker claims nothing however young the job is.
+ */
+const graceTail = (s: number, t: Thresholds, after = '') =>
+  s <= t.gap_grace_seconds
+    ? `, within the ${secs(t.gap_grace_seconds)} grace${after ? `; ${after}` : ''}`
+    : `, past the ${secs(t.gap_grace_seconds)} grace`;
+/** "event 5, 3s old, within the 60s grace; health counts it in event_to_job_gap after that" */
+function eventWords(cx: Ctx, t: Thresholds, e: { position: number; created_at: string }): string {
+  const a = age(cx.now, e.created_at);
+  return `event ${e.position}, ${secs(a)} old${graceTail(a, t, 'health counts it in event_to_job_gap after that')}`;
+}
+
+/** "no live decision worker: none has run yet" / "…: the last one, tick-…, stopped 2m ago" */
+function noWorkerWords(cx: Ctx, lane: string): string {
+  const w = cx.last_worker_by_lane[lane];
+  if (!w) return `no live ${lane} worker: none has ever run against this database`;
+  return w.stopped_at
+    ? `no live ${lane} worker: the last one, ${w.id}, stopped ${secs(age(cx.now, w.stopped_at))} ago`
+    : `no live ${lane} worker: the last one, ${w.id}, has not heartbeated for ${secs(age(cx.now, w.seen_at))} (dead or frozen)`;
+}
 
 function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
   const out: Finding[] = [];
@@ -101,47 +144,50 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
   const runsByJob = new Map<number, ChainRun[]>();
   for (const r of ch.runs) runsByJob.set(r.job_id, [...(runsByJob.get(r.job_id) ?? []), r]);
   const retried = new Set(ch.actions.filter((a) => a.action === 'retry').map((a) => a.job_id));
-  const trig = cx.core_trigger_enabled
-    ? 'the core trigger is enabled'
-    : 'the core trigger canon_core_trigger is DISABLED';
+  const redrive = `canon jobs redrive ${id}`;
 
-  // 1. not enqueued: an event older than the grace period that the gap rule finds without its
-  // job (a required event without its job, or an event no decision job covers)
-  for (const e of ch.events) {
-    if (age(cx.now, e.created_at) <= t.gap_grace_seconds || !cx.gap.has(e.position)) continue;
+  // 1. not enqueued: an event the gap rule finds without its job, at once (the job would have
+  // been created in the event's own transaction); the grace only words how long health has
+  // been (or will be) counting it in event_to_job_gap
+  const uncovered = ch.events.filter((e) => cx.gap.has(e.position));
+  for (const e of uncovered) {
     const type = requiredType(e.kind);
-    if (type) {
-      const dedupe = typeof e.payload.dedupe_key === 'string' ? lit(e.payload.dedupe_key) : 'null';
-      out.push({
-        verdict: 'not_enqueued',
-        summary: `${e.kind} (event ${e.position}, ${secs(age(cx.now, e.created_at))} ago) has no ${type} job: the required job was never enqueued or was deleted`,
-        evidence: [
-          `event ${e.position} ${e.kind} at ${e.created_at} by ${e.actor}`,
-          `no job has source_event_position = ${e.position}`,
-        ],
-        next: [
-          `psql: select * from canon.enqueue_job(${lit(type)}, ${lit(id)}, ${lit(JSON.stringify(e.payload.payload ?? {}))}::jsonb, ${dedupe}, ${e.position})`,
-          `canon diagnose ${id}`,
-        ],
-        event_position: e.position,
-      });
-    } else {
-      out.push({
-        verdict: 'not_enqueued',
-        summary: `${e.kind} (event ${e.position}, ${secs(age(cx.now, e.created_at))} ago) has no decision job: ${trig}`,
-        evidence: [
-          `event ${e.position} ${e.kind} at ${e.created_at}`,
-          `no decision job of ${id} came from it or read it`,
-          trig,
-        ],
-        next: [
-          ...(cx.core_trigger_enabled ? [] : ['psql: alter table canon.events enable trigger canon_core_trigger']),
-          `psql: select * from canon.enqueue_job('decide', ${lit(id)}, '{}'::jsonb, null, ${e.position})`,
-          `canon diagnose ${id}`,
-        ],
-        event_position: e.position,
-      });
-    }
+    if (!type) continue;
+    out.push({
+      verdict: 'not_enqueued',
+      summary: `${e.kind} (${eventWords(cx, t, e)}) has no ${type} job: the required job was never enqueued or was deleted`,
+      evidence: [
+        `event ${e.position} ${e.kind} at ${e.created_at} by ${e.actor}`,
+        `no job has source_event_position = ${e.position}`,
+        ...(cx.workers_by_lane.execution > 0 ? [] : [noWorkerWords(cx, 'execution')]),
+      ],
+      next: [redrive, `canon diagnose ${id}`],
+      event_position: e.position,
+    });
+  }
+  const undecided = uncovered.filter((e) => !requiredType(e.kind));
+  if (undecided.length) {
+    const e = undecided[0];
+    const trig = cx.core_trigger_enabled
+      ? 'the core trigger is enabled now, so it was off when the event was appended, or the event was written with triggers bypassed (replica mode, a restore by hand)'
+      : 'the core trigger canon_core_trigger is DISABLED';
+    const which =
+      undecided.length === 1
+        ? `${e.kind} (${eventWords(cx, t, e)}) has`
+        : `${undecided.length} events (the first, ${e.kind} ${eventWords(cx, t, e)}) have`;
+    out.push({
+      verdict: 'not_enqueued',
+      summary: `${which} no decision job: ${trig}`,
+      evidence: [
+        ...undecided.slice(0, 5).map((u) => `event ${u.position} ${u.kind} at ${u.created_at} by ${u.actor}`),
+        ...(undecided.length > 5 ? [`and ${undecided.length - 5} more event(s)`] : []),
+        `no decision job of ${id} came from these events or read them`,
+        `core trigger canon_core_trigger: ${cx.core_trigger_enabled ? 'enabled' : 'DISABLED'}`,
+        ...(cx.workers_by_lane.decision > 0 ? [] : [noWorkerWords(cx, 'decision')]),
+      ],
+      next: [...(cx.core_trigger_enabled ? [] : ['canon gateway trigger on']), redrive, `canon diagnose ${id}`],
+      event_position: e.position,
+    });
   }
 
   // 2. executed without a result event
@@ -161,7 +207,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
             : 'the job has no run at all (changed by hand?)',
           `no ${kind} event with payload job_id ${j.id}`,
         ],
-        next: [`canon trace ${id}`, `psql: select * from canon.job_runs where job_id = ${j.id}`],
+        next: [`canon trace ${id}`, `canon trace ${id} --json   (every run of job #${j.id}, with its result position)`],
         job_id: j.id,
       });
     }
@@ -209,11 +255,37 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     }
   }
 
-  // 5-8. queued and not executing, and why
+  // 5. work waits in a lane no live worker serves: the first fact, however young the job is
+  for (const lane of ['decision', 'execution']) {
+    const waiting = ch.jobs.filter((j) => j.lane === lane && j.status === 'queued');
+    if (!waiting.length || cx.workers_by_lane[lane] > 0) continue;
+    const oldest = waiting.reduce((a, b) => (Date.parse(a.run_at) <= Date.parse(b.run_at) ? a : b));
+    const ready = age(cx.now, oldest.run_at);
+    const readyWords =
+      Date.parse(oldest.run_at) > cx.now ? `due at ${oldest.run_at}` : `ready for ${secs(ready)}${graceTail(ready, t)}`;
+    out.push({
+      verdict: 'no_workers',
+      summary: `${noWorkerWords(cx, lane)}; job #${oldest.id} ${oldest.type} waits (${readyWords})${waiting.length > 1 ? ` with ${waiting.length - 1} more` : ''}`,
+      evidence: [
+        `no worker serving lane ${lane} heartbeated in the last ${secs(t.worker_alive_seconds)}`,
+        ...waiting.slice(0, 5).map((j) => `job #${j.id} ${j.type} queued, run_at ${j.run_at}`),
+      ],
+      next: [
+        lane === 'decision'
+          ? 'canon work decide   (or canon work; or canon tick from cron)'
+          : 'canon work execute   (or canon work; or canon tick from cron)',
+        'canon health',
+      ],
+      job_id: oldest.id,
+    });
+  }
+
+  // 6-10. queued and not executing, and why
   for (const j of ch.jobs) {
     if (j.status !== 'queued') continue;
     const ty = cx.types[j.type];
     const waited = age(cx.now, j.run_at);
+    const alive = cx.workers_by_lane[j.lane] > 0;
     const base = `job #${j.id} ${j.type} queued ${secs(age(cx.now, j.created_at))} ago`;
     const f = (verdict: Verdict, why: string, evidence: string[], next: string[]) =>
       out.push({
@@ -246,7 +318,7 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
         'breaker_open',
         `the ${j.type} breaker is open until ${ty.breaker_next_attempt_at}`,
         [`breakers.${j.type} open, next attempt ${ty.breaker_next_attempt_at}`],
-        ['canon health', `canon dead-jobs --type ${j.type}`],
+        [`canon dead-jobs --type ${j.type}`, `canon breakers close ${j.type} --reason "<why it works again>"`],
       );
     else if (Date.parse(j.run_at) > cx.now)
       f(
@@ -255,13 +327,8 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
         [`last reason ${j.last_reason}`],
         [`canon trace ${id}`],
       );
-    else if (!(cx.workers_by_lane[j.lane] > 0) && waited > t.gap_grace_seconds)
-      f(
-        'no_workers',
-        `ready for ${secs(waited)} and no live ${j.lane} worker`,
-        [`no worker with lane ${j.lane} heartbeated in the last ${t.worker_alive_seconds}s`],
-        ['canon work   (or run canon tick from cron)', 'canon health'],
-      );
+    else if (!alive)
+      continue; // the lane's no_workers finding above says it
     else if (waited > t.gap_grace_seconds)
       f(
         'enqueued_not_executed',
@@ -272,8 +339,8 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
     else
       f(
         'in_progress',
-        `waiting for a worker (ready for ${secs(waited)}, within the ${secs(t.gap_grace_seconds)} grace)`,
-        [],
+        `waiting for one of ${cx.workers_by_lane[j.lane]} live ${j.lane} worker(s) (ready for ${secs(waited)}${graceTail(waited, t)})`,
+        [`live ${j.lane} workers: ${cx.workers_by_lane[j.lane]}`],
         [`canon trace ${id}`],
       );
   }
@@ -328,10 +395,10 @@ const ORDER: Verdict[] = [
   'executed_no_event',
   'dead_job',
   'stuck',
+  'no_workers',
   'held',
   'paused',
   'breaker_open',
-  'no_workers',
   'enqueued_not_executed',
   'retrying',
   'in_progress',
@@ -341,12 +408,17 @@ const ORDER: Verdict[] = [
 ];
 
 export async function diagnose(db: pg.Pool, entityId: string, t: Thresholds = DEFAULT_THRESHOLDS): Promise<Diagnosis> {
-  const ch = await loadChain(db, entityId, 'entity');
-  const r = (await db.query(DIAGNOSE_SQL.context, [entityId, t.worker_alive_seconds])).rows[0];
+  // the chain and the context from one snapshot: a verdict "at once" must not come from a
+  // job claimed or an event appended between two reads
+  const { ch, r } = await inSnapshot(db, async (c) => ({
+    ch: await loadChain(c, entityId, 'entity'),
+    r: (await c.query(DIAGNOSE_SQL.context, [entityId, t.worker_alive_seconds])).rows[0],
+  }));
   const cx: Ctx = {
     now: new Date(r.now).getTime(),
     types: r.types,
     workers_by_lane: r.workers_by_lane,
+    last_worker_by_lane: r.last_worker_by_lane,
     core_trigger_enabled: r.core_trigger_enabled,
     flags: r.flags,
     gap: new Set(r.gap_positions),
@@ -361,7 +433,15 @@ export async function diagnose(db: pg.Pool, entityId: string, t: Thresholds = DE
     summary: top.summary,
     evidence: [...top.evidence, ...more.map((f) => `also: ${f.summary}`)],
     next: top.next,
-    runbook: RUNBOOK[top.verdict] ?? null,
+    runbook: RUNBOOK[top.verdict],
+    core_trigger_enabled: cx.core_trigger_enabled,
+    workers: Object.fromEntries(
+      (['decision', 'execution'] as const).map((lane) => [
+        lane,
+        { alive: cx.workers_by_lane[lane] ?? 0, last_seen: cx.last_worker_by_lane[lane] ?? null },
+      ]),
+    ),
+    grace_seconds: t.gap_grace_seconds,
     findings: all.map((f) => ({
       verdict: f.verdict,
       summary: f.summary,

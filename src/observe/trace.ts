@@ -53,7 +53,7 @@ export interface ChainRun {
 export interface ChainAction {
   id: number;
   job_id: number;
-  action: 'retry' | 'cancel';
+  action: 'retry' | 'cancel' | 'redrive';
   from_status: string;
   new_job_id: number | null;
   event_position: number | null;
@@ -323,7 +323,8 @@ export function renderTrace(
       case 'run':
         return `run ${n.attempt} ${status(n.status)} ${dur(n.duration_seconds)}  ${time(n.started_at)}  worker ${n.worker_id}  ${c.dim(`trace ${n.trace_id}`)}${n.reason ? `  ${n.reason}` : ''}${n.error ? `: ${printable(n.error, 120)}` : ''}${n.decision ? `  ${c.dim(decisionLabel(n.decision))}` : ''}`;
       case 'action':
-        return `${n.action} by ${n.actor} at ${time(n.at)}${n.reason ? ` ("${printable(n.reason, 80)}")` : ''}${n.new_job_id ? ` → job #${n.new_job_id}` : ''}`;
+        // a redrive sits under the job it made: no arrow back to itself
+        return `${n.action} by ${n.actor} at ${time(n.at)}${n.reason ? ` ("${printable(n.reason, 80)}")` : ''}${n.new_job_id && n.action !== 'redrive' ? ` → job #${n.new_job_id}` : ''}`;
     }
   };
   const walk = (nodes: TraceNode[], prefix: string) => {

@@ -1,9 +1,24 @@
 // What `canon diagnose` needs besides the entity's chain (src/sql/trace.ts): the state of
-// every job type (paused, breaker), live workers per lane, the core trigger, the flags as
-// they apply to this entity, and the entity's events that the gap rule finds without their
-// job (the rule of event_to_job_gap, from src/sql/health.ts, over all of the entity's events;
-// diagnose applies the grace period). $1 entity id, $2 worker-alive seconds.
-import { CORE_TRIGGER_ENABLED, decisionCovers } from './health.js';
+// every job type (paused, breaker), the workers per lane (live ones, and the last one seen),
+// the core trigger, the flags as they apply to this entity, and the entity's events that the
+// gap rule finds without their job. $1 entity id, $2 worker-alive seconds.
+import { CORE_TRIGGER_ENABLED, decisionCovers, requiredHasJob } from './health.js';
+
+/**
+ * One entity's events without their job, by the gap rule of event_to_job_gap (src/sql/health.ts:
+ * `requiredHasJob` for a `job.<type>.required` event, `decisionCovers` for any other), over
+ * all of its events and with no grace: the job is created in the event's own transaction, so
+ * a missing one is missing at once. Health applies the same rule to a window of the ledger,
+ * older than the grace. `canon diagnose` reads the positions, `canon jobs redrive` the rows.
+ * $1 entity id.
+ */
+export const ENTITY_GAP = `
+select e.position, e.seq, e.kind, e.payload, e.correlation_id
+  from canon.events e
+  ${decisionCovers('e.entity_id', 'e.position', 'e.seq', 'e.created_at')}
+ where e.entity_id = $1
+   and case when e.kind like 'job.%.required' then not ${requiredHasJob('e.position')}
+            else c.covered is null end`;
 
 export const DIAGNOSE_SQL = {
   context: `
@@ -16,15 +31,22 @@ select now() as now,
        (select coalesce(jsonb_object_agg(lane, n), '{}'::jsonb)
           from (select unnest(lanes) as lane, count(*)::int as n from canon.workers
                  where stopped_at is null and heartbeat_at > now() - make_interval(secs => $2::float8) group by 1) w) as workers_by_lane,
+       -- per lane, the worker heard from last, live or not: "none since …" is what an operator
+       -- needs when nothing is alive (a crashed worker, or the end of the last canon tick). The
+       -- newest not stopped (workers_heartbeat_idx) and the last stopped (workers_stopped_idx),
+       -- whichever was heard from later.
+       (select coalesce(jsonb_object_agg(l.lane, to_jsonb(w)), '{}'::jsonb)
+          from unnest(array['decision', 'execution']) as l(lane)
+          cross join lateral (
+            select * from ((select id, role, heartbeat_at as seen_at, stopped_at from canon.workers
+                             where stopped_at is null and lanes @> array[l.lane] order by heartbeat_at desc limit 1)
+                           union all
+                           (select id, role, heartbeat_at, stopped_at from canon.workers
+                             where stopped_at is not null and lanes @> array[l.lane] order by stopped_at desc limit 1)) c
+             order by coalesce(c.stopped_at, c.seen_at) desc limit 1) w) as last_worker_by_lane,
        ${CORE_TRIGGER_ENABLED} as core_trigger_enabled,
        (select coalesce(jsonb_agg(jsonb_build_object('name', f.name, 'enabled', f.enabled, 'rollout_percent', f.rollout_percent,
                                                      'on_for_entity', canon.flag_is_on(f.name, $1)) order by f.name), '[]'::jsonb)
           from canon.flags f) as flags,
-       (select coalesce(jsonb_agg(e.position order by e.position), '[]'::jsonb)
-          from canon.events e
-          ${decisionCovers('e.entity_id', 'e.position', 'e.seq', 'e.created_at')}
-         where e.entity_id = $1
-           and case when e.kind like 'job.%.required'
-                    then not exists (select 1 from canon.jobs j where j.source_event_position = e.position)
-                    else c.covered is null end) as gap_positions`,
+       (select coalesce(jsonb_agg(g.position order by g.position), '[]'::jsonb) from (${ENTITY_GAP}) g) as gap_positions`,
 } as const;

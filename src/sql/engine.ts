@@ -1,16 +1,8 @@
 // Queries of the workers, the decider, the executor and tick.
 export const ENGINE_SQL = {
-  upsertJobType: `
-    insert into canon.job_types (name, lane, max_attempts, timeout_seconds, backoff_base_seconds, backoff_max_seconds,
-                                 breaker_threshold, breaker_cooldown_seconds, declared_by)
-    values ($1, 'execution', $2, $3, $4, $5, $6, $7, $8)
-    on conflict (name) do update
-       set max_attempts = excluded.max_attempts, timeout_seconds = excluded.timeout_seconds,
-           backoff_base_seconds = excluded.backoff_base_seconds, backoff_max_seconds = excluded.backoff_max_seconds,
-           breaker_threshold = excluded.breaker_threshold, breaker_cooldown_seconds = excluded.breaker_cooldown_seconds,
-           declared_by = excluded.declared_by, updated_at = now()
-     where canon.job_types.lane = 'execution'
-    returning name`,
+  // canon.declare_job_type (migrations/repeatable/gateway.sql); name is null for a decision-lane name
+  upsertJobType: `select canon.declare_job_type($1, $2, $3, $4, $5, $6, $7, $8) as name`,
+  jobTypeLane: `select lane from canon.job_types where name = $1`,
   ensureFlag: `
     insert into canon.flags (name, description, enabled) values ($1, $2, $3)
     on conflict (name) do nothing`,

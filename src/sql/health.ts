@@ -57,6 +57,14 @@ export const decisionCovers = (entity: string, position: string, seq: string, cr
                           offset 0))
        order by d.id desc limit 1) c on true`;
 
+/**
+ * The gap rule's test for a `job.<type>.required` event (given its position as a SQL
+ * expression): its execution job exists. The decider, `jobs retry` and `jobs redrive` create
+ * the job in the event's transaction, so a required event without one is a gap at once.
+ */
+export const requiredHasJob = (position: string) =>
+  `exists (select 1 from canon.jobs j where j.source_event_position = ${position})`;
+
 export const HEALTH_SQL = {
   snapshot: `
 with queued as (
@@ -102,7 +110,7 @@ with queued as (
    where e.kind like 'job.%.required'
      and e.created_at > now() - make_interval(secs => $1::float8)
      and e.created_at <= now() - make_interval(secs => $2::float8)
-     and not exists (select 1 from canon.jobs j where j.source_event_position = e.position)
+     and not ${requiredHasJob('e.position')}
 ), gap_entities as (
   -- gap_decision, stage 1 of 2. The rule (docs/ARCHITECTURE.md "event_to_job_gap, exactly"):
   -- an event other than job.%.required, older than the grace period, that no decision job of

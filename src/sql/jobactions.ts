@@ -1,4 +1,7 @@
-// Operator actions on jobs (`canon jobs retry | cancel`), each recorded in canon.job_actions.
+// Operator actions on jobs (`canon jobs retry | cancel | redrive`), each recorded in
+// canon.job_actions.
+import { ENTITY_GAP } from './diagnose.js';
+
 export const JOB_ACTIONS_SQL = {
   lockJob: `select id, lane, type, entity_id, status, payload, priority, correlation_id, source_event_position, trace_id
               from canon.jobs where id = $1 for update`,
@@ -12,4 +15,13 @@ export const JOB_ACTIONS_SQL = {
   cancelJob: `update canon.jobs set status = 'cancelled', finished_at = coalesce(finished_at, now()), locked_by = null,
                      last_error = coalesce($2, last_error), updated_at = now()
                where id = $1`,
+  // redrive: one operator at a time per entity (two-key advisory lock, class 7263511; canon's
+  // one-key locks are another space), so two redrives cannot both see the same gap
+  redriveLock: `select pg_advisory_xact_lock(7263511, hashtext($1))`,
+  entityExists: `select exists (select 1 from canon.entities where id = $1) as found`,
+  // the entity's events without their job, by the gap rule diagnose and health apply
+  entityGap: ENTITY_GAP,
+  activeDecision: `select id, status from canon.jobs
+                    where entity_id = $1 and lane = 'decision' and status in ('queued', 'running')
+                    order by id limit 1`,
 } as const;

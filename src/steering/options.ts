@@ -48,4 +48,6 @@ export function checkJobType(name: string): string {
   return name;
 }
 
+export const DECLARES_HELP =
+  '\n\nA type of the configured pipeline (--pipeline, CANON_PIPELINE, else the example) that no worker has declared yet is declared first.';
 export const EXIT_HELP = '\nExit codes: 0 ok, 2 bad input or unknown name (nothing changed), 3 database unavailable.';

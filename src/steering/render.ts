@@ -11,6 +11,10 @@ export function when(d: Date | string | null | undefined): string {
     .replace(/\.\d+Z$/, 'Z');
 }
 
+/** The line a steering command prints first when it declared the type it was asked about. */
+export const declaredNote = (type: string, from: string | null): string =>
+  from ? `${type}: declared from pipeline ${from} (no worker had declared it yet)\n` : '';
+
 export function duration(seconds: number): string {
   const s = Number(seconds);
   for (const [unit, size] of [
