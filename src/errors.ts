@@ -51,6 +51,10 @@ export const PG = {
   INVALID_SCHEMA: '3F000',
   INSUFFICIENT_PRIVILEGE: '42501',
   ADMIN_SHUTDOWN: '57P01',
+  QUERY_CANCELED: '57014', // statement_timeout, or a cancel request
+  LOCK_NOT_AVAILABLE: '55P03', // lock_timeout
+  IDLE_IN_TRANSACTION_TIMEOUT: '25P03',
+  TOO_MANY_CONNECTIONS: '53300',
   CANNOT_CONNECT_NOW: '57P03',
   INVALID_TEXT: '22P02',
   INVALID_JSON: '22P02',
@@ -100,11 +104,50 @@ export function isConnectionError(err: unknown): boolean {
       '08006',
       '08001',
       '08004',
+      '08P01', // PgBouncer's own failures (query_wait_timeout, server login retry)
+      PG.TOO_MANY_CONNECTIONS,
+      PG.IDLE_IN_TRANSACTION_TIMEOUT,
     ].includes(code)
   )
     return true;
   const msg = coerceError(err).message;
-  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|terminating connection/i.test(
+  return /Connection terminated|connection is closed|Client has encountered a connection error|not queryable|terminating connection|Query read timeout|timeout expired/i.test(
     msg,
   );
+}
+
+/**
+ * Worth retrying with backoff: the connection failed, or the server gave up on a statement
+ * (statement or lock timeout, a serialization failure, a deadlock) and rolled it back. canon's
+ * engine calls are safe to repeat: claims are new transactions, completions and failures are
+ * fenced by the run id (a second one is refused, never doubled).
+ */
+export function isTransientDbError(err: unknown): boolean {
+  if (isConnectionError(err)) return true;
+  const code = pgCode(err);
+  return (
+    code === PG.QUERY_CANCELED ||
+    code === PG.LOCK_NOT_AVAILABLE ||
+    code === PG.SERIALIZATION_FAILURE ||
+    code === PG.DEADLOCK
+  );
+}
+
+/** What kind of database fault an error is, in a few words: a log line per kind, not per retry. */
+export function dbFault(err: unknown): string {
+  const code = pgCode(err);
+  const msg = coerceError(err).message;
+  if (code === PG.TOO_MANY_CONNECTIONS) return 'no free connection slot (max_connections reached)';
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  if (/Query read timeout/i.test(msg)) return 'no reply within CANON_QUERY_TIMEOUT (connection abandoned)';
+  if (/timeout expired|ETIMEDOUT/i.test(msg) || code === 'ETIMEDOUT') return 'connect timed out';
+  if (code === PG.QUERY_CANCELED) return 'statement timeout (or cancelled)';
+  if (code === PG.LOCK_NOT_AVAILABLE) return 'lock timeout';
+  if (code === PG.IDLE_IN_TRANSACTION_TIMEOUT) return 'idle-in-transaction timeout';
+  if (code === PG.ADMIN_SHUTDOWN || code === '57P02' || code === PG.CANNOT_CONNECT_NOW)
+    return 'server shutting down or starting up';
+  if (code === PG.SERIALIZATION_FAILURE || code === PG.DEADLOCK) return 'serialization failure or deadlock';
+  if (isConnectionError(err)) return 'connection lost';
+  return code ? `database error ${code}` : 'error';
 }

@@ -10,10 +10,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type pg from 'pg';
+import pg from 'pg';
+import { clientConfig, type Db, holdAdvisoryLock } from './db/connect.js';
 import { CanonError, EXIT } from './errors.js';
 import { migrationsDir } from './paths.js';
-import { MIGRATIONS_SQL } from './sql/migrations.js';
+import { MIGRATION_LOCK_KEY, MIGRATIONS_SQL } from './sql/migrations.js';
 
 export type MigrationClass = 'core' | 'legacy' | 'infra';
 
@@ -288,53 +289,77 @@ async function inTransaction(client: pg.ClientBase, file: string, work: () => Pr
 
 /**
  * Applies pending numbered migrations, then every definitions file that is new or changed.
- * Concurrent callers serialise on an advisory lock; the second finds nothing to do.
+ * Concurrent callers serialise on an advisory lock; the second finds nothing to do. This one
+ * holds the lock in `client`'s session: for a direct connection (tests, tools); commands use
+ * migrateDatabase, which works through a transaction pooler too.
  */
 export async function migrate(
   client: pg.ClientBase,
   progress: MigrateProgress = {},
   dir = migrationsDir,
 ): Promise<MigrateResult> {
-  const files = readMigrationFiles(dir);
-  const defs = readDefinitionFiles(path.join(dir, 'repeatable'));
   await client.query(MIGRATIONS_SQL.lock);
   try {
-    await assertNotPreBaseline(client);
-    await client.query(MIGRATIONS_SQL.bootstrap);
-    const states = await migrationStatus(client, files);
-    const defStates = await definitionStatus(client, defs);
-    assertUnchanged(states, defStates);
-    const pending = files.filter((f) => states.find((s) => s.id === f.id)?.state === 'pending');
-    for (const m of pending) {
-      progress.migration?.(m);
-      await inTransaction(client, m.file, async () => {
-        // the bookkeeping row first: a second migrator that got past the lock would fail here
-        await client.query(MIGRATIONS_SQL.record, [m.id, m.name, m.cls, m.checksum]);
-        await client.query(m.sql);
-      });
-    }
-    const due = defs.filter((d) => defStates.find((s) => s.name === d.name)?.state !== 'applied');
-    for (const d of due) {
-      progress.definitions?.(d, defStates.find((s) => s.name === d.name)!.state);
-      await inTransaction(client, `migrations/${d.file}`, async () => {
-        await client.query(MIGRATIONS_SQL.recordDefinitions, [d.name, d.cls, d.checksum]);
-        // A definitions file re-creates its triggers; a trigger an operator switched off (or
-        // set to fire on replicas only) stays that way.
-        const kept = await client.query(MIGRATIONS_SQL.triggersSwitchedByOperators);
-        await client.query(d.sql);
-        for (const t of kept.rows) await client.query(t.restore);
-      });
-    }
-    const after = await migrationStatus(client, files);
-    const afterDefs = await definitionStatus(client, defs);
-    return {
-      applied: after.filter((s) => pending.some((p) => p.id === s.id)),
-      definitions: afterDefs.filter((s) => due.some((d) => d.name === s.name)),
-      alreadyCurrent: pending.length === 0 && due.length === 0,
-    };
+    return await applyMigrations(client, progress, dir);
   } finally {
     await client.query(MIGRATIONS_SQL.unlock).catch(() => {});
   }
+}
+
+/**
+ * migrate() for a command's database: the lock is held by a transaction on a pool connection
+ * (so it works through a transaction pooler), the files run on a connection of their own
+ * without statement or reply limits (an index build may take long).
+ */
+export async function migrateDatabase(db: Db, progress: MigrateProgress = {}): Promise<MigrateResult> {
+  const release = (await holdAdvisoryLock(db.pool, MIGRATION_LOCK_KEY, true))!;
+  const client = new pg.Client(clientConfig(db.target.url, 'canon migrate', { unlimitedStatements: true }));
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return await applyMigrations(client, progress, migrationsDir);
+  } finally {
+    await client.end().catch(() => {});
+    await release();
+  }
+}
+
+async function applyMigrations(client: pg.ClientBase, progress: MigrateProgress, dir: string): Promise<MigrateResult> {
+  const files = readMigrationFiles(dir);
+  const defs = readDefinitionFiles(path.join(dir, 'repeatable'));
+  await assertNotPreBaseline(client);
+  await client.query(MIGRATIONS_SQL.bootstrap);
+  const states = await migrationStatus(client, files);
+  const defStates = await definitionStatus(client, defs);
+  assertUnchanged(states, defStates);
+  const pending = files.filter((f) => states.find((s) => s.id === f.id)?.state === 'pending');
+  for (const m of pending) {
+    progress.migration?.(m);
+    await inTransaction(client, m.file, async () => {
+      // the bookkeeping row first: a second migrator that got past the lock would fail here
+      await client.query(MIGRATIONS_SQL.record, [m.id, m.name, m.cls, m.checksum]);
+      await client.query(m.sql);
+    });
+  }
+  const due = defs.filter((d) => defStates.find((s) => s.name === d.name)?.state !== 'applied');
+  for (const d of due) {
+    progress.definitions?.(d, defStates.find((s) => s.name === d.name)!.state);
+    await inTransaction(client, `migrations/${d.file}`, async () => {
+      await client.query(MIGRATIONS_SQL.recordDefinitions, [d.name, d.cls, d.checksum]);
+      // A definitions file re-creates its triggers; a trigger an operator switched off (or
+      // set to fire on replicas only) stays that way.
+      const kept = await client.query(MIGRATIONS_SQL.triggersSwitchedByOperators);
+      await client.query(d.sql);
+      for (const t of kept.rows) await client.query(t.restore);
+    });
+  }
+  const after = await migrationStatus(client, files);
+  const afterDefs = await definitionStatus(client, defs);
+  return {
+    applied: after.filter((s) => pending.some((p) => p.id === s.id)),
+    definitions: afterDefs.filter((s) => due.some((d) => d.name === s.name)),
+    alreadyCurrent: pending.length === 0 && due.length === 0,
+  };
 }
 
 /** Refuses to run engine commands against a database whose schema is missing or stale. */

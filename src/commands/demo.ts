@@ -9,7 +9,7 @@ import { describeUrl } from '../db/url.js';
 import { createLogger } from '../engine/log.js';
 import { startWorker } from '../engine/run.js';
 import { appendEvent } from '../ledger.js';
-import { migrate } from '../migrate.js';
+import { migrateDatabase } from '../migrate.js';
 import { Progress } from '../progress.js';
 import { DEMO_SQL } from '../sql/demo.js';
 import { examples, type Register } from './types.js';
@@ -49,12 +49,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, o: { documents: number; concurrency: number; flakyRate: number; timeout: number }) => {
         const db = await ctx.db({ migrated: false });
-        const c = await db.pool.connect();
-        try {
-          await migrate(c);
-        } finally {
-          c.release();
-        }
+        await migrateDatabase(db);
         process.env.CANON_EXAMPLE_FLAKY_RATE ??= String(o.flakyRate);
         const where = process.env.DATABASE_URL
           ? describeUrl(db.target.url)

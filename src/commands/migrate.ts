@@ -1,7 +1,7 @@
 // `canon migrate` (up) and `canon migrate status`.
 import { describeUrl } from '../db/url.js';
 import { EXIT } from '../errors.js';
-import { assertUnchanged, isCurrent, migrate, schemaStatus } from '../migrate.js';
+import { assertUnchanged, isCurrent, migrateDatabase, schemaStatus } from '../migrate.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
@@ -22,27 +22,21 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx) => {
         const db = await ctx.db({ migrated: false });
-        const c = await db.pool.connect();
-        try {
-          const res = await migrate(c, {
-            migration: (f) => !ctx.json && ctx.info(`applying ${f.file} (${f.cls})`),
-            definitions: (d, was) =>
-              !ctx.json && ctx.info(`${was === 'pending' ? 'defining' : 'redefining'} ${d.file}`),
-          });
-          const data = {
-            database: describeUrl(db.target.url),
-            applied: res.applied.map((s) => ({ id: s.id, file: s.file, class: s.cls })),
-            definitions: res.definitions.map((d) => ({ file: d.file, class: d.cls })),
-            already_current: res.alreadyCurrent,
-          };
-          ctx.print(data, (d) =>
-            d.already_current
-              ? `migrations are current in ${d.database}`
-              : `applied ${d.applied.length} migration(s) and ${d.definitions.length} definitions file(s) to ${d.database}`,
-          );
-        } finally {
-          c.release();
-        }
+        const res = await migrateDatabase(db, {
+          migration: (f) => !ctx.json && ctx.info(`applying ${f.file} (${f.cls})`),
+          definitions: (d, was) => !ctx.json && ctx.info(`${was === 'pending' ? 'defining' : 'redefining'} ${d.file}`),
+        });
+        const data = {
+          database: describeUrl(db.target.url),
+          applied: res.applied.map((s) => ({ id: s.id, file: s.file, class: s.cls })),
+          definitions: res.definitions.map((d) => ({ file: d.file, class: d.cls })),
+          already_current: res.alreadyCurrent,
+        };
+        ctx.print(data, (d) =>
+          d.already_current
+            ? `migrations are current in ${d.database}`
+            : `applied ${d.applied.length} migration(s) and ${d.definitions.length} definitions file(s) to ${d.database}`,
+        );
       }),
     );
 

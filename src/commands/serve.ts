@@ -1,8 +1,7 @@
 // `canon serve`: /health, /health/detailed, /dead-jobs and /metrics over HTTP on loopback.
-import pg from 'pg';
 import { intArg } from '../args.js';
 import type { Ctx } from '../context.js';
-import { resolveTarget, survivesLostConnections } from '../db/connect.js';
+import { createPool, resolveTarget } from '../db/connect.js';
 import { describeUrl } from '../db/url.js';
 import { EXIT } from '../errors.js';
 import { parseThresholds } from '../observe/thresholds.js';
@@ -50,13 +49,7 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
         const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
         const target = await resolveTarget();
         // no connection check at start: the server must come up, and say "critical", while the database is down
-        const pool = new pg.Pool({
-          connectionString: target.url,
-          max: 4,
-          connectionTimeoutMillis: 5000,
-          application_name: 'canon-serve',
-        });
-        survivesLostConnections(pool);
+        const pool = createPool(target.url, { max: 4, applicationName: 'canon-serve' });
         const server = createServer({ pool, host: opts.host, port: opts.port, token, thresholds, proofs });
         try {
           const addr = await listen(server, opts.host, opts.port);

@@ -2,6 +2,7 @@
 import { type Command, Option } from 'commander';
 import { intArg, numberArg } from '../args.js';
 import type { Ctx } from '../context.js';
+import { waitForDatabase } from '../engine/faults.js';
 import { createLogger, type LogFormat, type LogLevel } from '../engine/log.js';
 import { startWorker } from '../engine/run.js';
 import type { Lane } from '../engine/types.js';
@@ -22,6 +23,7 @@ interface WorkOpts {
   batch: number;
   decisionBatch: number;
   lanes?: string;
+  failFast?: boolean;
 }
 
 function addWorkOptions(cmd: Command): Command {
@@ -51,6 +53,10 @@ function addWorkOptions(cmd: Command): Command {
       100,
     )
     .option(
+      '--fail-fast',
+      'exit 3 at once when the database cannot be reached at start (default: wait and retry with backoff)',
+    )
+    .option(
       '--grace <s>',
       'on SIGTERM, seconds to let in-flight jobs finish before releasing them',
       numberArg('--grace', 0, 3600),
@@ -60,6 +66,9 @@ function addWorkOptions(cmd: Command): Command {
 
 async function work(ctx: Ctx, lanes: Lane[], role: string, o: WorkOpts): Promise<number> {
   const log = createLogger({ format: o.log, level: o.logLevel });
+  // a worker started before its database (a host booting, a failover) waits for it; a
+  // supervisor that prefers to restart the process passes --fail-fast
+  if (!o.failFast) await waitForDatabase(log);
   const { done } = await startWorker(ctx, {
     lanes,
     role,
@@ -106,7 +115,11 @@ export const register: Register = (program, run: Run) => {
         'canon work --once --max-jobs 500',
         'canon work execute --pipeline ./my-pipeline.js',
       ) +
-        '\n\nSIGTERM/SIGINT: stop claiming, let in-flight jobs finish for --grace seconds, then release them.\nExit 0 after a clean stop, 1 if a job could not be processed.',
+        '\n\nSIGTERM/SIGINT: stop claiming, let in-flight jobs finish for --grace seconds, then release them.' +
+        '\nA database that cannot be reached at start is waited for (one line per kind of failure, retries' +
+        '\nwith backoff); --fail-fast exits 3 instead. Connection timeouts: CANON_STATEMENT_TIMEOUT and the' +
+        '\nother variables in docs/OPERATIONS.md.' +
+        '\nExit 0 after a clean stop, 1 if a job could not be processed, 3 database unusable (with --fail-fast: unreachable).',
     )
     .action(run(async (ctx, o: WorkOpts) => work(ctx, parseLanes(o.lanes), 'work', o)));
 

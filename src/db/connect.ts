@@ -1,8 +1,11 @@
 // Finding and opening the database. DATABASE_URL wins; without it canon starts (or reuses)
 // the embedded server. Every connection failure becomes one line without the password.
 import pg from 'pg';
-import { CanonError, coerceError, databaseError, EXIT, PG, pgCode } from '../errors.js';
+import { CanonError, coerceError, databaseError, EXIT, isConnectionError, PG, pgCode } from '../errors.js';
+import { DB_SQL } from '../sql/db.js';
 import { embeddedUrl, startEmbedded } from './embedded.js';
+import { canonTypes } from './pg-types.js';
+import { connectionSettings } from './settings.js';
 import { type DbTarget, describeUrl, redact, validateUrl } from './url.js';
 
 export async function resolveTarget(): Promise<DbTarget> {
@@ -67,14 +70,22 @@ export function friendlyDbError(err: unknown, url: string): CanonError {
     case PG.INVALID_CATALOG:
       msg = `database in ${where} does not exist: create it, or point DATABASE_URL at an existing one`;
       break;
+    case PG.TOO_MANY_CONNECTIONS:
+      msg = `Postgres at ${where} has no free connection slot (max_connections reached): make canon's pools smaller or raise max_connections (docs/OPERATIONS.md, pool sizing)`;
+      break;
     case PG.CANNOT_CONNECT_NOW:
     case PG.ADMIN_SHUTDOWN:
       msg = `Postgres at ${where} is starting up or shutting down: retry in a moment`;
       break;
     default:
+      if (/Query read timeout|timeout expired/i.test(e.message)) {
+        msg = `cannot connect to Postgres at ${where}: no answer in time (${fix})`;
+        break;
+      }
       msg = `database error at ${where}: ${redact(e.message, url).split('\n')[0]}`;
   }
-  return new CanonError(redact(msg, url), EXIT.DATABASE);
+  // the driver's error stays attached: callers that wait and retry tell transient faults by it
+  return Object.assign(new CanonError(redact(msg, url), EXIT.DATABASE), { cause: err });
 }
 
 export interface Db {
@@ -83,18 +94,99 @@ export interface Db {
   close(): Promise<void>;
 }
 
+// Targets known to be behind a transaction pooler: set by CANON_POOLER or learnt when the
+// pooler refused the timeouts canon sends at connect (PgBouncer: "unsupported startup
+// parameter"). Every pool and client opened on such a URL afterwards is built for it.
+const pooledTargets = new Set<string>();
+const pooledPools = new WeakSet<pg.Pool>();
+
+export function behindPooler(url: string): boolean {
+  const mode = connectionSettings().pooler;
+  return mode === 'transaction' || (mode === undefined && pooledTargets.has(url));
+}
+
+/**
+ * A client's settings: the server-side timeouts as startup parameters (a direct connection
+ * only: a transaction pooler refuses them and would not keep them for this client anyway),
+ * the client-side reply limit, TCP keepalives and the connect timeout. unlimitedStatements:
+ * no statement or reply limit, for migrations (an index build may take long; keepalives
+ * still notice a dead peer).
+ */
+export function clientConfig(
+  url: string,
+  applicationName: string,
+  opts: { unlimitedStatements?: boolean } = {},
+): pg.ClientConfig {
+  const s = connectionSettings();
+  const server = behindPooler(url)
+    ? {}
+    : {
+        statement_timeout: (!opts.unlimitedStatements && s.statementTimeoutMs) || undefined,
+        lock_timeout: s.lockTimeoutMs || undefined,
+        idle_in_transaction_session_timeout: s.idleInTransactionTimeoutMs || undefined,
+      };
+  return {
+    connectionString: url,
+    application_name: applicationName,
+    connectionTimeoutMillis: s.connectTimeoutMs,
+    query_timeout: (!opts.unlimitedStatements && s.queryTimeoutMs) || undefined,
+    keepAlive: s.keepAliveMs > 0,
+    keepAliveInitialDelayMillis: s.keepAliveMs || undefined,
+    ...server,
+  };
+}
+
+/** Every pool canon opens: the settings above, and lost connections that cannot crash the process. */
+export function createPool(url: string, opts: { max: number; applicationName: string }): pg.Pool {
+  // canon's int8 parsers travel with its pools: as a library it leaves the application's pg alone
+  const pool = new pg.Pool({ ...clientConfig(url, opts.applicationName), max: opts.max, types: canonTypes });
+  if (behindPooler(url)) pooledPools.add(pool);
+  return survivesLostConnections(pool);
+}
+
+/**
+ * A statement canon sends often, prepared once per connection (named) on a direct
+ * connection. Behind a transaction pooler consecutive transactions of one client land on
+ * different server connections, so a named statement is either missing or "already exists":
+ * there it goes unnamed (parsed with each execution; canon's hot statements call a function,
+ * whose own plans the server caches either way).
+ */
+export function prepared(
+  db: pg.Pool | pg.ClientBase,
+  q: { name: string; text: string; values: unknown[] },
+): pg.QueryConfig {
+  const pooled = pooledPools.has(db as pg.Pool) || connectionSettings().pooler === 'transaction';
+  return pooled ? { text: q.text, values: q.values } : q;
+}
+
+/** The URL for LISTEN: CANON_LISTEN_URL, else DATABASE_URL unless it goes through a pooler (then none: poll). */
+export function listenUrl(url: string): string | undefined {
+  const direct = connectionSettings().listenUrl;
+  if (direct !== undefined) {
+    const bad = validateUrl(direct);
+    if (bad) throw databaseError(bad.replace(/^DATABASE_URL/, 'CANON_LISTEN_URL'));
+    return direct;
+  }
+  return behindPooler(url) ? undefined : url;
+}
+
+const refusedStartupParameter = (e: unknown) => /unsupported startup parameter/i.test(coerceError(e).message);
+
 export async function openDb(opts: { max?: number; applicationName?: string } = {}): Promise<Db> {
   const target = await resolveTarget();
-  const pool = new pg.Pool({
-    connectionString: target.url,
-    max: opts.max ?? 10,
-    application_name: opts.applicationName ?? 'canon',
-    connectionTimeoutMillis: 10_000,
-  });
-  survivesLostConnections(pool);
+  const open = () => createPool(target.url, { max: opts.max ?? 10, applicationName: opts.applicationName ?? 'canon' });
+  let pool = open();
   try {
-    const c = await pool.connect();
-    c.release();
+    try {
+      (await pool.connect()).release();
+    } catch (e) {
+      if (!refusedStartupParameter(e) || connectionSettings().pooler !== undefined) throw e;
+      // a pooler (PgBouncer) in front of Postgres: connect again the way it accepts
+      pooledTargets.add(target.url);
+      await pool.end().catch(() => {});
+      pool = open();
+      (await pool.connect()).release();
+    }
   } catch (e) {
     await pool.end().catch(() => {});
     throw friendlyDbError(e, target.url);
@@ -115,18 +207,65 @@ export function survivesLostConnections(pool: pg.Pool): pg.Pool {
   return pool;
 }
 
-/** Runs fn inside a transaction on one client; rolls back on any error. */
-export async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Takes advisory lock `key` on a connection of its own and holds it until the returned
+ * release() is called; undefined when `wait` is false and another process holds it. The
+ * lock belongs to an open transaction, so it works through a transaction pooler as well (a
+ * session lock there is taken on whichever server connection runs the statement, and the
+ * unlock may run on another, leaving it held). It conflicts with the session lock older
+ * canon processes take on the same key. Waiting polls, so no statement, lock or reply
+ * timeout cuts a long wait short.
+ */
+export async function holdAdvisoryLock(
+  pool: pg.Pool,
+  key: number,
+  wait: boolean,
+): Promise<(() => Promise<void>) | undefined> {
   const c = await pool.connect();
   try {
     await c.query('begin');
-    const out = await fn(c);
-    await c.query('commit');
-    return out;
+    // held for as long as the work it guards: the idle-in-transaction limit is not for it
+    await c.query(DB_SQL.holdForLock);
+    for (let attempt = 0; !(await c.query(DB_SQL.tryXactLock, [key])).rows[0].locked; attempt++) {
+      if (!wait) {
+        await c.query('rollback');
+        c.release();
+        return undefined;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
+    }
   } catch (e) {
-    await c.query('rollback').catch(() => {});
+    c.release(coerceError(e));
     throw e;
-  } finally {
-    c.release();
   }
+  return async () => {
+    try {
+      await c.query('commit');
+      c.release();
+    } catch (e) {
+      c.release(coerceError(e)); // the lock went with the connection
+    }
+  };
+}
+
+/** Runs fn inside a transaction on one client; rolls back on any error. */
+export async function tx<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+  const c = await pool.connect();
+  let out: T;
+  try {
+    await c.query('begin');
+    out = await fn(c);
+    await c.query('commit');
+  } catch (e) {
+    // a connection that failed (a lost server, a reply that never came) is dropped, never
+    // reused; the server rolls its transaction back when the connection ends
+    if (isConnectionError(e)) c.release(coerceError(e));
+    else {
+      await c.query('rollback').catch(() => {});
+      c.release();
+    }
+    throw e;
+  }
+  c.release();
+  return out;
 }

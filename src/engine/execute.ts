@@ -3,7 +3,8 @@
 // result event and the job's success commit together: for most runs in a group commit of
 // canon.complete_runs (the Completer below), else in canon.complete_run.
 import type pg from 'pg';
-import { coerceError, isConnectionError, isRunGone } from '../errors.js';
+import { prepared } from '../db/connect.js';
+import { coerceError, isRunGone, isTransientDbError } from '../errors.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import {
   type Handler,
@@ -14,6 +15,7 @@ import {
   PreconditionError,
 } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
+import { backoffMs, type FaultLog } from './faults.js';
 import type { ClaimedJob } from './types.js';
 
 export type AbortCause = 'timeout' | 'shutdown' | 'lease-lost';
@@ -29,20 +31,25 @@ export class AbortError extends Error {
   }
 }
 
-/** Retries an operation on connection errors with capped exponential backoff (the server may be restarting). */
+/**
+ * Retries an operation on transient database errors (a lost connection, a server restarting,
+ * a statement or lock timeout) with capped exponential backoff. A worker passes its FaultLog,
+ * so a fault is one line however many calls retry through it.
+ */
 export async function withReconnect<T>(
   fn: () => Promise<T>,
   log: Logger,
-  opts: { deadlineMs?: number; stopped?: () => boolean } = {},
+  opts: { deadlineMs?: number; stopped?: () => boolean; faults?: FaultLog; during?: string } = {},
 ): Promise<T> {
   const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
   for (let attempt = 0; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
-      if (!isConnectionError(e) || Date.now() > deadline || opts.stopped?.()) throw e;
-      const wait = Math.min(10_000, 200 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      log.warn('database unavailable, retrying', { retry_in_ms: Math.round(wait), error: coerceError(e).message });
+      if (!isTransientDbError(e) || Date.now() > deadline || opts.stopped?.()) throw e;
+      const wait = backoffMs(attempt);
+      if (opts.faults) opts.faults.failed(opts.during ?? 'database call', e);
+      else log.warn('database unavailable, retrying', { retry_in_ms: Math.round(wait), error: coerceError(e).message });
       await new Promise((r) => setTimeout(r, wait));
     }
   }
@@ -79,6 +86,8 @@ export interface ExecuteArgs {
   complete?: Completer;
   /** called when the handler has succeeded and only the completion is left to write */
   handlerDone?: () => void;
+  /** the worker's fault log: retried database calls report there */
+  faults?: FaultLog;
 }
 
 /**
@@ -104,7 +113,9 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
   try {
     const handler = pipeline.handlers[job.type];
     if (!handler) throw new PermanentError(`the loaded pipeline has no handler for job type "${job.type}"`);
-    const events = a.events ?? (await withReconnect(() => history(pool, job.entity_id), log));
+    const events =
+      a.events ??
+      (await withReconnect(() => history(pool, job.entity_id), log, { faults: a.faults, during: 'history' }));
     resultText = await callHandler(
       handler,
       {
@@ -133,7 +144,7 @@ export async function execute(a: ExecuteArgs): Promise<ExecOutcome> {
         result: resultText,
         event_kind: `${job.type}.succeeded`,
       })
-    : await completeOne(pool, log, {
+    : await completeOne(pool, log, a.faults, {
         run_id: runId,
         worker_id: workerId,
         result: resultText,
@@ -177,14 +188,20 @@ async function fail(a: ExecuteArgs, e: unknown): Promise<ExecOutcome> {
   const err = coerceError(e);
   if (err instanceof AbortError && err.cause_ === 'shutdown') {
     const r = await goneIsRefused(
-      withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log),
+      withReconnect(() => pool.query(ENGINE_SQL.release, [runId, workerId, 'released']), log, {
+        faults: a.faults,
+        during: 'release',
+      }),
     );
     log.info('released on shutdown', {});
     return r.rows[0].ok ? 'released' : 'fenced';
   }
   const { permanent, reason, message: msg } = classifyFailure(err);
   const r = await goneIsRefused(
-    withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log),
+    withReconnect(() => pool.query(ENGINE_SQL.fail, [runId, workerId, msg, permanent, reason]), log, {
+      faults: a.faults,
+      during: 'failure report',
+    }),
   );
   const row = r.rows[0];
   if (!row.ok) {
@@ -224,10 +241,13 @@ export async function goneIsRefused(q: Promise<pg.QueryResult>): Promise<pg.Quer
   }
 }
 
-async function completeOne(pool: pg.Pool, log: Logger, c: Completion): Promise<Done> {
+async function completeOne(pool: pg.Pool, log: Logger, faults: FaultLog | undefined, c: Completion): Promise<Done> {
   const r = (
     await goneIsRefused(
-      withReconnect(() => pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), log),
+      withReconnect(() => pool.query(ENGINE_SQL.complete, [c.run_id, c.worker_id, c.result, c.event_kind]), log, {
+        faults,
+        during: 'completion',
+      }),
     )
   ).rows[0];
   return { ok: r.ok, event_position: r.event_position ?? null };
@@ -247,6 +267,7 @@ export class Completer {
   constructor(
     private readonly pool: pg.Pool,
     private readonly log: Logger,
+    private readonly faults?: FaultLog,
     private readonly maxBatch = COMPLETION_BATCH,
   ) {}
 
@@ -287,8 +308,12 @@ export class Completer {
       try {
         const rows = (
           await withReconnect(
-            () => this.pool.query({ name: 'canon_complete_runs', text: ENGINE_SQL.completeMany, values: [json] }),
+            () =>
+              this.pool.query(
+                prepared(this.pool, { name: 'canon_complete_runs', text: ENGINE_SQL.completeMany, values: [json] }),
+              ),
             this.log,
+            { faults: this.faults, during: 'completion' },
           )
         ).rows;
         const byRun = new Map(rows.map((r) => [Number(r.run_id), r]));
@@ -297,7 +322,7 @@ export class Completer {
           event_position: byRun.get(c.run_id)?.event_position ?? null,
         }));
       } catch (e) {
-        if (isConnectionError(e)) throw e;
+        if (isTransientDbError(e)) throw e;
         this.log.warn('batched completion failed; completing its runs one by one', {
           runs: batch.length,
           error: coerceError(e).message,
@@ -307,7 +332,7 @@ export class Completer {
     const out: (Done | Error)[] = [];
     for (const c of batch) {
       try {
-        out.push(await completeOne(this.pool, this.log, c));
+        out.push(await completeOne(this.pool, this.log, this.faults, c));
       } catch (e) {
         out.push(coerceError(e));
       }

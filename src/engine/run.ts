@@ -1,9 +1,8 @@
 // Shared by `canon work`, `canon tick`, `canon demo` and the library's startWorker: load and sync the
 // pipeline, build a worker on a pool sized for its concurrency, and stop it cleanly on SIGTERM/SIGINT.
-import pg from 'pg';
+import type pg from 'pg';
 import type { Ctx } from '../context.js';
-import { survivesLostConnections } from '../db/connect.js';
-import { canonTypes } from '../db/pg-types.js';
+import { createPool, listenUrl } from '../db/connect.js';
 import type { Logger, Pipeline } from '../pipeline/define.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { syncPipeline } from '../pipeline/sync.js';
@@ -41,20 +40,22 @@ export async function launchWorker(
   const concurrency = o.concurrency ?? 4;
   // each in-flight job may hold a client (decisions hold one for their transaction), plus
   // claims and heartbeats
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: concurrency * o.lanes.length + 4,
-    application_name: `canon ${o.role}`,
-    types: canonTypes,
-  });
-  survivesLostConnections(pool);
+  const pool = createPool(url, { max: concurrency * o.lanes.length + 4, applicationName: `canon ${o.role}` });
   try {
     await syncPipeline(pool, pipeline);
   } catch (e) {
     await pool.end().catch(() => {});
     throw e;
   }
-  const worker = new Worker({ ...o, pool, url, pipeline, pipelineFile: file, concurrency, log: o.log });
+  const worker = new Worker({
+    ...o,
+    pool,
+    url: listenUrl(url),
+    pipeline,
+    pipelineFile: file,
+    concurrency,
+    log: o.log,
+  });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;

@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
+import { clientConfig, prepared } from '../db/connect.js';
 import { coerceError, isConnectionError } from '../errors.js';
 import { history, type LedgerEvent } from '../ledger.js';
 import { version } from '../paths.js';
@@ -13,12 +14,16 @@ import type { Logger, Pipeline } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
 import { type BatchOutcome, type DecisionJob, decideBatch } from './decide.js';
 import { AbortError, COMPLETION_BATCH, Completer, execute, goneIsRefused, withReconnect } from './execute.js';
+import { backoffMs, FaultLog } from './faults.js';
 import type { ClaimedJob, Lane } from './types.js';
 
 export interface WorkerOptions {
   pool: pg.Pool;
-  /** Connection string for the LISTEN connection (a pool client cannot hold LISTEN reliably). */
-  url: string;
+  /**
+   * Connection string for the LISTEN connection (a pool client cannot hold LISTEN reliably);
+   * none behind a transaction pooler without CANON_LISTEN_URL: the worker then polls.
+   */
+  url?: string;
   pipeline: Pipeline;
   pipelineFile?: string;
   lanes: Lane[];
@@ -79,7 +84,9 @@ export class Worker {
   private listener?: pg.Client;
   private timeouts = new Map<string, number>();
   private heartbeatTimer?: NodeJS.Timeout;
+  private beating = false;
   private readonly log: Logger;
+  private readonly faults: FaultLog;
   private startedAt = Date.now();
 
   constructor(opts: WorkerOptions) {
@@ -87,6 +94,7 @@ export class Worker {
     // <role>-<uuid>: unique per process, so ownership checks can never confuse two workers
     this.id = `${opts.role}-${randomUUID()}`;
     this.log = opts.log.child({ worker_id: this.id });
+    this.faults = new FaultLog(this.log);
     this.stats = {
       worker_id: this.id,
       claimed: 0,
@@ -162,15 +170,26 @@ export class Worker {
   }
 
   async run(): Promise<WorkerStats> {
-    await withReconnect(() => this.register(), this.log, { stopped: () => this.stopping });
-    if (this.o.listen !== false) void this.listenLoop();
+    await withReconnect(() => this.register(), this.log, {
+      stopped: () => this.stopping,
+      faults: this.faults,
+      during: 'register',
+      deadlineMs: Number.POSITIVE_INFINITY,
+    });
+    if (this.o.listen !== false) {
+      if (this.o.url) void this.listenLoop(this.o.url);
+      else
+        this.log.info(
+          `LISTEN is not available through a transaction pooler: polling every ${this.o.pollMs} ms (set CANON_LISTEN_URL to a direct Postgres URL for immediate wake-ups)`,
+        );
+    }
     this.scheduleHeartbeat();
     this.log.info('worker started', {
       lanes: this.o.lanes.join(','),
       concurrency: this.o.concurrency,
       pid: process.pid,
     });
-    let dbBackoff = 0;
+    let failedRounds = 0;
     while (!this.stopping) {
       if (this.o.maxSeconds !== undefined && Date.now() - this.startedAt > this.o.maxSeconds * 1000) break;
       const remaining = this.o.maxJobs !== undefined ? this.o.maxJobs - this.stats.claimed : Infinity;
@@ -205,17 +224,21 @@ export class Worker {
           // fewer than asked: the lane is empty as of the notifications seen before the claim
           if (jobs.length < free) this.drainedAt.set(lane, notesBefore);
         }
-        dbBackoff = 0;
+        failedRounds = 0;
+        this.faults.recovered();
       } catch (e) {
-        if (!isConnectionError(e)) throw e;
-        dbBackoff = Math.min(10_000, Math.max(200, dbBackoff * 2));
-        this.log.warn('database unavailable, retrying', { retry_in_ms: dbBackoff, error: coerceError(e).message });
-        await this.sleep(dbBackoff * (0.5 + Math.random() / 2));
+        // whatever the database answered, the worker lives on: one line per fault, a retry
+        // with backoff, the claims it made before the error are in flight as usual
+        this.faults.failed('claim', e);
+        await this.sleep(backoffMs(failedRounds++));
         continue;
       }
       if (claimed > 0) continue; // there may be more: claim again straight away
       if (this.o.once && this.inflight.size === 0) {
-        const ready = await withReconnect(() => this.o.pool.query(ENGINE_SQL.queuedReady), this.log).catch(() => ({
+        const ready = await withReconnect(() => this.o.pool.query(ENGINE_SQL.queuedReady), this.log, {
+          faults: this.faults,
+          during: 'claim',
+        }).catch(() => ({
           rows: [] as { lane: string; n: number }[],
         }));
         if (!ready.rows.some((r) => this.o.lanes.includes(r.lane as Lane) && r.n > 0)) break;
@@ -253,11 +276,13 @@ export class Worker {
     let claimed: (ClaimedJob & { run_id: number })[];
     if (lane === 'execution') {
       const rows = (
-        await this.o.pool.query({
-          name: 'canon_claim_runs_with_history',
-          text: ENGINE_SQL.claimRunsWithHistory,
-          values: [lane, this.id, n],
-        })
+        await this.o.pool.query(
+          prepared(this.o.pool, {
+            name: 'canon_claim_runs_with_history',
+            text: ENGINE_SQL.claimRunsWithHistory,
+            values: [lane, this.id, n],
+          }),
+        )
       ).rows as (ClaimedJob & { run_id: number; events: LedgerEvent[] })[];
       claimed = rows.map(({ events, ...job }) => {
         // created_at arrives as JSON text; handlers get the Date a row read would give
@@ -269,7 +294,9 @@ export class Worker {
       });
     } else {
       claimed = (
-        await this.o.pool.query({ name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] })
+        await this.o.pool.query(
+          prepared(this.o.pool, { name: 'canon_claim_runs', text: ENGINE_SQL.claimRuns, values: [lane, this.id, n] }),
+        )
       ).rows as (ClaimedJob & { run_id: number })[];
     }
     this.stats.claimed += claimed.length;
@@ -308,8 +335,9 @@ export class Worker {
     let outcome = 'error';
     try {
       {
-        if (!this.timeouts.has(job.type)) await this.register();
-        this.completer ??= new Completer(this.o.pool, this.log);
+        if (!this.timeouts.has(job.type))
+          await withReconnect(() => this.register(), log, { faults: this.faults, during: 'register' });
+        this.completer ??= new Completer(this.o.pool, this.log, this.faults);
         const handlerDone = () => {
           const f = this.inflight.get(runId);
           if (f) f.handlerDone = true;
@@ -327,6 +355,7 @@ export class Worker {
           events,
           complete: this.completer,
           handlerDone,
+          faults: this.faults,
         });
         if (outcome === 'succeeded') this.stats.succeeded++;
         else if (outcome === 'retry') this.stats.retried++;
@@ -348,14 +377,19 @@ export class Worker {
       outcomes = await withReconnect(
         async () => {
           const client = await this.o.pool.connect();
+          let broken: Error | undefined;
           try {
             return await decideBatch(client, batch, this.id, this.o.pipeline);
+          } catch (e) {
+            // a connection that failed (lost, or a reply that never came) is dropped, not reused
+            if (isConnectionError(e)) broken = coerceError(e);
+            throw e;
           } finally {
-            client.release();
+            client.release(broken);
           }
         },
         this.log,
-        { stopped: () => false },
+        { stopped: () => false, faults: this.faults, during: 'decision' },
       );
     } catch (e) {
       this.stats.errors += batch.length;
@@ -405,7 +439,10 @@ export class Worker {
     if (o.result === 'error') {
       // this decision's writes failed on their own: its run fails like a handler's
       const r = await goneIsRefused(
-        withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, error, false, 'handler_error']), log),
+        withReconnect(() => this.o.pool.query(ENGINE_SQL.fail, [runId, this.id, error, false, 'handler_error']), log, {
+          faults: this.faults,
+          during: 'failure report',
+        }),
       );
       outcome = r.rows[0].ok ? (r.rows[0].outcome as string) : 'fenced';
     }
@@ -454,6 +491,9 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
+    // a beat waiting on a stalled connection is not joined by more: they would only queue
+    if (this.beating) return;
+    this.beating = true;
     const ids = [...this.inflight.keys()];
     try {
       await this.o.pool.query(ENGINE_SQL.workerHeartbeat, [this.id, ids.length]);
@@ -469,18 +509,17 @@ export class Worker {
         }
       }
     } catch (e) {
-      this.log.debug('heartbeat failed', { error: coerceError(e).message });
+      // the next beat retries; runs whose lease lapses meanwhile are rescued, never doubled
+      this.faults.failed('heartbeat', e);
+    } finally {
+      this.beating = false;
     }
   }
 
-  private async listenLoop(): Promise<void> {
+  private async listenLoop(url: string): Promise<void> {
     let backoff = 250;
     while (!this.stopping) {
-      const client = new pg.Client({
-        connectionString: this.o.url,
-        application_name: `canon-listen ${this.id}`,
-        connectionTimeoutMillis: 10_000,
-      });
+      const client = new pg.Client(clientConfig(url, `canon-listen ${this.id}`));
       client.on('error', () => {});
       try {
         await client.connect();

@@ -1,4 +1,6 @@
 // Queries of the workers, the decider, the executor and tick.
+// overlapping ticks skip: the second finds this advisory lock taken (src/db/connect.ts holdAdvisoryLock)
+export const TICK_LOCK_KEY = 7263511043;
 export const ENGINE_SQL = {
   // canon.declare_job_type (migrations/repeatable/gateway.sql); name is null for a decision-lane name
   upsertJobType: `select canon.declare_job_type($1, $2, $3, $4, $5, $6, $7, $8) as name`,
@@ -35,8 +37,6 @@ export const ENGINE_SQL = {
   fail: `select ok, outcome, event_position from canon.fail_run($1, $2, $3, $4, $5)`,
   release: `select canon.release_run($1, $2, $3) as ok`,
   rescue: `select job_id, run_id, outcome from canon.rescue_stuck($1)`,
-  tickLock: `select pg_try_advisory_lock(7263511043) as locked`,
-  tickUnlock: `select pg_advisory_unlock(7263511043)`,
   // what a claim could take now: --once stops when this is empty (paused types, held jobs and
   // open breakers wait for an operator, not for this worker)
   queuedReady: `select j.lane, count(*)::int as n

@@ -1,7 +1,8 @@
 // Queries of the migrator. The advisory lock key is fixed so every canon process agrees on it.
+export const MIGRATION_LOCK_KEY = 7263511042;
 export const MIGRATIONS_SQL = {
-  lock: `select pg_advisory_lock(7263511042)`,
-  unlock: `select pg_advisory_unlock(7263511042)`,
+  lock: `select pg_advisory_lock(${MIGRATION_LOCK_KEY})`,
+  unlock: `select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`,
   tablesExist: `select to_regclass('canon.schema_migrations') is not null
                    and to_regclass('canon.schema_definitions') is not null as exists`,
   // The pre-release chain recorded its first file as 0001_canonical_schema.

@@ -3,6 +3,7 @@
 // the snapshot already fetched, so the tiles and `canon health --json` are the same numbers from
 // the same SQL, the same mapping and the same alert rules.
 import type pg from 'pg';
+import { prepared } from '../db/connect.js';
 import { healthOf } from '../observe/health.js';
 import type { Thresholds } from '../observe/thresholds.js';
 import { buildTree, type Chain, type Trace } from '../observe/trace.js';
@@ -180,10 +181,10 @@ export async function readSnapshot(
     focus.type ?? null,
     focus.entity ?? null,
   ];
-  // Named, so each connection prepares it once: planning a statement this size costs more than
+  // Named (on a direct connection), so each connection prepares it once: planning a statement this size costs more than
   // running it, and after five runs Postgres keeps a generic plan (docs/PERFORMANCE.md).
-  const s = (await db.query({ name: 'canon_watch_snapshot', text: WATCH_SQL.snapshot, values: params })).rows[0]
-    .snapshot;
+  const s = (await db.query(prepared(db, { name: 'canon_watch_snapshot', text: WATCH_SQL.snapshot, values: params })))
+    .rows[0].snapshot;
   const query_ms = Math.round((performance.now() - started) * 10) / 10;
   const health = healthOf(s.health, t);
   const now = Date.parse(health.checked_at);
