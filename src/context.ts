@@ -34,9 +34,13 @@ export class Ctx {
     this.c = useColor ? chalk : new Chalk({ level: 0 });
   }
 
-  /** Opens the database (starting the embedded one if needed); the schema must be current. */
-  async db(opts: { migrated?: boolean; max?: number } = {}): Promise<Db> {
-    this.dbPromise ??= openDb({ max: opts.max }).then(async (db) => {
+  /**
+   * Opens the database (starting the embedded one if needed); the schema must be current.
+   * unlimitedStatements: for commands that read or write a whole ledger in a statement
+   * (backup, restore, export, verify), which no statement or reply timeout may cut short.
+   */
+  async db(opts: { migrated?: boolean; max?: number; unlimitedStatements?: boolean } = {}): Promise<Db> {
+    this.dbPromise ??= openDb({ max: opts.max, unlimitedStatements: opts.unlimitedStatements }).then(async (db) => {
       if (opts.migrated !== false) {
         const client = await db.pool.connect();
         try {

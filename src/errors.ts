@@ -86,6 +86,8 @@ export function isRunGone(err: unknown): boolean {
 
 /** True when an error means "the connection or server went away": retry after reconnecting. */
 export function isConnectionError(err: unknown): boolean {
+  // a pooler refusing canon's connection settings: configuration, not an outage
+  if (/unsupported startup parameter/i.test(coerceError(err).message)) return false;
   const code = pgCode(err);
   if (
     code &&

@@ -4,36 +4,35 @@
 // a TCP proxy that drops and stalls the workers' connections. After each, with the workers
 // left to recover on their own and `canon tick` rescuing as cron would, every document is
 // anchored exactly once, no job or event is half-written, and the audit is clean.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import type { ResultPromise } from 'execa';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendEvent } from '../src/ledger.js';
-import { canon, root, spawnCanon, waitFor } from './helpers.js';
-import { checkInvariants, outcomes } from './support/invariants.js';
-import { hasStackTrace, report, soak } from './support/report.js';
+import { waitFor } from './helpers.js';
+import {
+  anchored,
+  docs,
+  type FaultRig,
+  fastEnv,
+  quickDecisions,
+  settle,
+  startWorkers,
+  stopAndCheck,
+} from './support/fault-run.js';
+import { soak } from './support/report.js';
 import { type OwnServer, ownServer } from './support/server.js';
 import { FaultProxy, seeded } from './support/tcp-proxy.js';
-
-const FAST = path.join(root, 'test/fixtures/fast-pipeline.mjs');
-const keyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'canon-tsa-faults-'));
-const env = { CANON_TSA_KEY_DIR: keyDir, FAST_TTL: '2', FAST_ATTEMPTS: '20' };
 
 let srv: OwnServer;
 let url: string;
 let pool: pg.Pool;
+let rig: FaultRig;
 
 beforeAll(async () => {
   srv = await ownServer('faults');
   url = await srv.createDb('canon');
   pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => {});
-  // decisions rescued quickly too, and retried without a long backoff
-  await pool.query(
-    `update canon.job_types set timeout_seconds = 2, backoff_base_seconds = 0.1, backoff_max_seconds = 0.5, max_attempts = 20 where name = 'decide'`,
-  );
+  rig = { pool, url, env: fastEnv('faults') };
+  await quickDecisions(pool);
 }, 120_000);
 
 afterAll(async () => {
@@ -41,117 +40,15 @@ afterAll(async () => {
   await srv?.stop();
 });
 
-async function docs(prefix: string, n: number): Promise<void> {
-  for (let i = 0; i < n; i++)
-    await appendEvent(pool, {
-      entityId: `${prefix}-${i}`,
-      kind: 'document.created',
-      payload: { content: `${prefix} document ${i}` },
-    });
-}
-
-const anchored = async (prefix: string) =>
-  (
-    await pool.query(
-      `select count(*)::int as n from canon.events where kind = 'anchor.succeeded' and entity_id like $1 || '-%'`,
-      [prefix],
-    )
-  ).rows[0].n as number;
-
-function startWorkers(n: number, workerUrl: string): ResultPromise[] {
-  return Array.from({ length: n }, () =>
-    spawnCanon(
-      [
-        'work',
-        '--pipeline',
-        FAST,
-        '--concurrency',
-        '4',
-        '--log',
-        'json',
-        '--log-level',
-        'warn',
-        '--poll-interval',
-        '200',
-      ],
-      { url: workerUrl, env },
-    ),
-  );
-}
-
-/** `canon tick` as cron runs it (rescue only) until every document is anchored. */
-async function settle(prefix: string, n: number, timeout = 120_000): Promise<void> {
-  await waitFor(
-    async () => {
-      await canon(['tick', '--max-jobs', '0', '--pipeline', FAST], { url, env });
-      return (await anchored(prefix)) === n;
-    },
-    { timeout, interval: 500, what: `all ${prefix} documents anchored` },
-  ).catch(async (e) => {
-    const state = (
-      await pool.query(
-        `select lane, type, status, count(*)::int as n from canon.jobs where entity_id like $1 || '-%' group by 1, 2, 3 order by 1, 2, 3`,
-        [prefix],
-      )
-    ).rows;
-    throw new Error(`${(e as Error).message}: ${await anchored(prefix)}/${n}; jobs ${JSON.stringify(state)}`);
-  });
-}
-
-/** Stops the workers with SIGTERM and returns what they wrote; none may have died on its own. */
-async function stopWorkers(ws: ResultPromise[]) {
-  const early = ws.filter((w) => w.exitCode !== null && w.exitCode !== undefined);
-  for (const w of ws) w.kill('SIGTERM');
-  const rs = await Promise.all(ws);
-  const stderr = rs.map((r) => String(r.stderr)).join('\n');
-  return {
-    died: early.length,
-    exitCodes: rs.map((r) => r.exitCode),
-    stackTraces: rs.filter((r) => hasStackTrace(String(r.stderr) + String(r.stdout))).length,
-    reconnects: (stderr.match(/database unavailable, retrying/g) ?? []).length,
-    stderr,
-  };
-}
-
-/** Stops the workers, prints the scenario's counts and asserts the guarantees. */
-async function stopAndCheck(
-  scenario: string,
-  prefix: string,
-  n: number,
-  ws: ResultPromise[],
-  counts: Record<string, number>,
-) {
-  const w = await stopWorkers(ws);
-  const inv = await checkInvariants(pool);
-  const out = await outcomes(pool, `${prefix}-`);
-  const audit = await canon(['audit', 'verify', '--json'], { url });
-  report(scenario, {
-    runs: n,
-    ...counts,
-    lost: n - out.done,
-    doubled: out.doubled,
-    partial: Object.keys(inv.violations).length,
-    stack_traces: w.stackTraces,
-    reconnect_warnings: w.reconnects,
-    workers_died: w.died,
-  });
-  expect(w.died).toBe(0);
-  expect(w.stackTraces, w.stderr.slice(0, 2000)).toBe(0);
-  expect(inv.violations).toEqual({});
-  expect(out).toMatchObject({ done: n, failed: 0, open: [], doubled: 0 });
-  expect(audit.exitCode, audit.stdout + audit.stderr).toBe(0);
-  return w;
-}
-
 describe('Postgres stopped hard and restarted in the middle of a run', () => {
   it('workers reconnect with backoff; afterwards nothing is lost or doubled and the audit is clean', async () => {
     const N = soak(80);
     const crashes = soak(2);
-    await docs('crash', N);
-    const ws = startWorkers(2, url);
+    await docs(rig, 'crash', N);
+    const ws = startWorkers(rig, 2, url);
     for (let k = 0; k < crashes; k++) {
       const target = Math.ceil((N * (k + 1)) / (crashes + 2));
-      await waitFor(async () => (await anchored('crash').catch(() => 0)) >= target, {
+      await waitFor(async () => (await anchored(rig, 'crash').catch(() => 0)) >= target, {
         timeout: 60_000,
         what: `${target} anchored before crash ${k + 1}`,
       });
@@ -159,8 +56,8 @@ describe('Postgres stopped hard and restarted in the middle of a run', () => {
       await new Promise((r) => setTimeout(r, 500 + Math.random() * 1000));
       await srv.restart();
     }
-    await settle('crash', N);
-    const w = await stopAndCheck('postgres crash+restart', 'crash', N, ws, { faults: crashes });
+    await settle(rig, 'crash', N);
+    const w = await stopAndCheck(rig, 'postgres crash+restart', 'crash', N, ws, { faults: crashes });
     expect(w.reconnects).toBeGreaterThan(0); // they saw the outage and came back on their own
   }, 300_000);
 });
@@ -168,8 +65,8 @@ describe('Postgres stopped hard and restarted in the middle of a run', () => {
 describe('worker backends killed with pg_terminate_backend', () => {
   it('during claims and completions leaves no partial state: no result event without its succeeded job, or the reverse', async () => {
     const N = soak(150);
-    await docs('term', N);
-    const ws = startWorkers(2, url);
+    await docs(rig, 'term', N);
+    const ws = startWorkers(rig, 2, url);
     const kills: Record<string, number> = { claim: 0, complete: 0, fail: 0, decide: 0, other: 0 };
     const killer = new pg.Client({ connectionString: url });
     killer.on('error', () => {});
@@ -181,7 +78,7 @@ describe('worker backends killed with pg_terminate_backend', () => {
       const budget = soak(30);
       const spent = () => Object.values(kills).reduce((a, b) => a + b, 0);
       while (
-        (await anchored('term')) < N &&
+        (await anchored(rig, 'term')) < N &&
         (spent() < budget || ((kills.claim === 0 || kills.complete === 0) && spent() < 2 * budget))
       ) {
         // Holding entity_status exclusively stops every claim, completion and decision at its
@@ -226,9 +123,9 @@ describe('worker backends killed with pg_terminate_backend', () => {
     } finally {
       await killer.end().catch(() => {});
     }
-    await settle('term', N);
+    await settle(rig, 'term', N);
     const total = Object.values(kills).reduce((a, b) => a + b, 0);
-    await stopAndCheck('pg_terminate_backend', 'term', N, ws, {
+    await stopAndCheck(rig, 'pg_terminate_backend', 'term', N, ws, {
       faults: total,
       during_claim: kills.claim,
       during_complete: kills.complete,
@@ -242,14 +139,13 @@ describe('worker backends killed with pg_terminate_backend', () => {
 describe("a TCP proxy that drops and stalls the workers' connections at random", () => {
   it('keeps the same invariants', async () => {
     const N = soak(200);
-    await docs('proxy', N);
+    await docs(rig, 'proxy', N);
     const proxy = new FaultProxy({ host: '127.0.0.1', port: srv.cfg.port });
     const port = await proxy.listen();
     const proxied = new URL(url);
     proxied.port = String(port);
-    const ws = startWorkers(2, proxied.toString());
-    // a worker that cannot reach the database at start exits 3 for its supervisor to restart:
-    // the chaos begins once both are up and registered
+    const ws = startWorkers(rig, 2, proxied.toString());
+    // the chaos begins once both workers are up and registered
     await waitFor(
       async () =>
         (
@@ -271,17 +167,17 @@ describe("a TCP proxy that drops and stalls the workers' connections at random",
             throw new Error(
               `a worker exited during the chaos (${gone.exitCode}): ${String((await gone).stderr).slice(-1500)}`,
             );
-          return (await anchored('proxy')) >= N * 0.8;
+          return (await anchored(rig, 'proxy')) >= N * 0.8;
         },
         { timeout: 120_000, interval: 250, what: '80% anchored through the proxy' },
       );
       proxy.calm();
-      await settle('proxy', N);
+      await settle(rig, 'proxy', N);
     } finally {
       proxy.calm();
     }
     const st = proxy.stats;
-    await stopAndCheck('tcp proxy drop/stall', 'proxy', N, ws, {
+    await stopAndCheck(rig, 'tcp proxy drop/stall', 'proxy', N, ws, {
       faults: st.drops + st.stalls,
       drops: st.drops,
       stalls: st.stalls,

@@ -60,7 +60,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, opts: { entity?: string; limit: number }) => {
         if (opts.entity !== undefined) checkEntityId(opts.entity);
-        const db = await ctx.db();
+        const db = await ctx.db({ unlimitedStatements: true });
         let bar: Progress | undefined;
         const r = await inSnapshot(db.pool, (c) =>
           verifyChains(c, opts.entity, opts.limit, (done, total) => {

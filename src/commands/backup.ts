@@ -20,7 +20,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, file: string) => {
         const target = checkWritableTarget(file, 'backup');
-        const db = await ctx.db();
+        const db = await ctx.db({ unlimitedStatements: true });
         const p = phaseProgress(ctx.stderr, 'backup');
         const s = await backup(db.pool, target, p.progress);
         p.finish();

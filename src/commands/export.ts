@@ -27,7 +27,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, opts: { hash?: boolean; out?: string }) => {
         const target = opts.out ? checkWritableTarget(opts.out, '--out') : undefined;
-        const db = await ctx.db();
+        const db = await ctx.db({ unlimitedStatements: true });
         const toStdout = !target && !opts.hash;
         const file = target ? atomicFile(target) : undefined;
         let bar: Progress | undefined;

@@ -26,7 +26,7 @@ export const register: Register = (program, run) => {
     )
     .action(
       run(async (ctx, file: string) => {
-        const db = await ctx.db({ migrated: false });
+        const db = await ctx.db({ migrated: false, unlimitedStatements: true });
         const p = phaseProgress(ctx.stderr, 'restore');
         const s = await restore(db.pool, file, p.progress);
         p.finish();

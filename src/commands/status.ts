@@ -79,7 +79,7 @@ export const register: Register = (program, run) => {
     )
     .action(
       run(async (ctx, opts: { fix?: boolean }) => {
-        const db = await ctx.db();
+        const db = await ctx.db({ unlimitedStatements: true });
         const v = await verifyStatus(db.pool, { fix: opts.fix });
         ctx.print(v, verifyHuman);
         return v.ok ? EXIT.OK : EXIT.FAILURE;

@@ -78,6 +78,10 @@ export function friendlyDbError(err: unknown, url: string): CanonError {
       msg = `Postgres at ${where} is starting up or shutting down: retry in a moment`;
       break;
     default:
+      if (/unsupported startup parameter/i.test(e.message)) {
+        msg = `the pooler at ${where} refuses canon's session timeouts (${e.message.split('\n')[0]}): set CANON_POOLER=transaction (docs/OPERATIONS.md, PgBouncer)`;
+        break;
+      }
       if (/Query read timeout|timeout expired/i.test(e.message)) {
         msg = `cannot connect to Postgres at ${where}: no answer in time (${fix})`;
         break;
@@ -137,9 +141,12 @@ export function clientConfig(
 }
 
 /** Every pool canon opens: the settings above, and lost connections that cannot crash the process. */
-export function createPool(url: string, opts: { max: number; applicationName: string }): pg.Pool {
+export function createPool(
+  url: string,
+  opts: { max: number; applicationName: string; unlimitedStatements?: boolean },
+): pg.Pool {
   // canon's int8 parsers travel with its pools: as a library it leaves the application's pg alone
-  const pool = new pg.Pool({ ...clientConfig(url, opts.applicationName), max: opts.max, types: canonTypes });
+  const pool = new pg.Pool({ ...clientConfig(url, opts.applicationName, opts), max: opts.max, types: canonTypes });
   if (behindPooler(url)) pooledPools.add(pool);
   return survivesLostConnections(pool);
 }
@@ -172,9 +179,16 @@ export function listenUrl(url: string): string | undefined {
 
 const refusedStartupParameter = (e: unknown) => /unsupported startup parameter/i.test(coerceError(e).message);
 
-export async function openDb(opts: { max?: number; applicationName?: string } = {}): Promise<Db> {
+export async function openDb(
+  opts: { max?: number; applicationName?: string; unlimitedStatements?: boolean } = {},
+): Promise<Db> {
   const target = await resolveTarget();
-  const open = () => createPool(target.url, { max: opts.max ?? 10, applicationName: opts.applicationName ?? 'canon' });
+  const open = () =>
+    createPool(target.url, {
+      max: opts.max ?? 10,
+      applicationName: opts.applicationName ?? 'canon',
+      unlimitedStatements: opts.unlimitedStatements,
+    });
   let pool = open();
   try {
     try {

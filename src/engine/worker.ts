@@ -196,6 +196,7 @@ export class Worker {
       if (remaining <= 0) break;
       let claimed = 0;
       let skipped = false;
+      let asked = false; // a claim reached the database this round
       try {
         for (const lane of this.o.lanes) {
           // A slot is busy while its handler runs. A run whose handler has returned waits only
@@ -219,13 +220,14 @@ export class Worker {
             continue;
           }
           const notesBefore = this.notes.get(lane) ?? 0;
+          asked = true;
           const jobs = await this.claim(lane, free);
           claimed += jobs.length;
           // fewer than asked: the lane is empty as of the notifications seen before the claim
           if (jobs.length < free) this.drainedAt.set(lane, notesBefore);
         }
         failedRounds = 0;
-        this.faults.recovered();
+        if (asked) this.faults.recovered();
       } catch (e) {
         // whatever the database answered, the worker lives on: one line per fault, a retry
         // with backoff, the claims it made before the error are in flight as usual

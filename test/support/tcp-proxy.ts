@@ -1,8 +1,10 @@
 // A TCP proxy for fault tests, on 127.0.0.1 only: it forwards bytes between canon and
 // Postgres and, while chaos is on, drops connections (both sockets destroyed, as a broken
 // network or a load balancer reset would) and stalls them (no byte forwarded either way for
-// a while, then the flow resumes or the connection is dropped). Stalls are bounded: canon's
-// connections have no statement timeout, so an endless black hole is a different test.
+// a while, then the flow resumes or the connection is dropped). blackHole() is the endless
+// kind: a connection that sent a matching statement stops forwarding for good, both ways,
+// its sockets left open (a hung pooler, a half-dead network path): only canon's reply
+// timeout gets the worker out of it.
 import net from 'node:net';
 
 export interface ProxyStats {
@@ -25,11 +27,21 @@ interface Pair {
   client: net.Socket;
   server: net.Socket;
   stalled: boolean;
+  /** swallowed for good: nothing is forwarded any more */
+  hole?: boolean;
+}
+
+interface Trap {
+  match: RegExp;
+  left: number;
+  /** what each swallowed connection was sending (the matching chunk's printable text) */
+  caught: string[];
 }
 
 export class FaultProxy {
   readonly stats: ProxyStats = { connections: 0, drops: 0, stalls: 0 };
   private readonly pairs = new Set<Pair>();
+  private readonly traps: Trap[] = [];
   private server?: net.Server;
   private timer?: NodeJS.Timeout;
 
@@ -47,12 +59,33 @@ export class FaultProxy {
     const pair: Pair = { client, server, stalled: false };
     this.pairs.add(pair);
     const end = () => {
+      // a swallowed connection stays open towards the server, as behind a hung pooler: only
+      // the server's own timeouts (idle in transaction) end what it was doing
+      if (pair.hole) return void client.destroy();
       this.pairs.delete(pair);
       client.destroy();
       server.destroy();
     };
-    client.on('data', (d) => server.write(d));
-    server.on('data', (d) => client.write(d));
+    client.on('data', (d) => {
+      if (pair.hole) return;
+      server.write(d);
+      // the statement reaches the server; its answer, and everything after it, never returns
+      const text = d.toString('latin1');
+      const trap = this.traps.find((t) => t.left > 0 && t.match.test(text));
+      if (trap) {
+        trap.left--;
+        trap.caught.push(
+          text
+            .replace(/[^\x20-\x7e]+/g, ' ')
+            .trim()
+            .slice(0, 200),
+        );
+        pair.hole = true;
+      }
+    });
+    server.on('data', (d) => {
+      if (!pair.hole) client.write(d);
+    });
     for (const s of [client, server]) {
       s.on('error', end);
       s.on('close', end);
@@ -77,6 +110,16 @@ export class FaultProxy {
       p.client.resume();
       p.server.resume();
     }, ms).unref();
+  }
+
+  /**
+   * The next `times` connections that send a chunk matching `match` forward it and then
+   * nothing more, either way, for as long as the sockets stay open. Returns what they sent.
+   */
+  blackHole(match: RegExp, times = 1): string[] {
+    const trap = { match, left: times, caught: [] };
+    this.traps.push(trap);
+    return trap.caught;
   }
 
   /** Starts injecting faults; `random` makes a run reproducible from a seed. */
