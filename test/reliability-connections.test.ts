@@ -87,7 +87,7 @@ describe('the timeouts on every connection canon opens', () => {
       keepAliveMs: 10_000,
     });
     // a value that is not a duration: one line naming the variable, exit 2
-    const bad = await canon(['status'], { url, env: { CANON_LOCK_TIMEOUT: 'soon' } });
+    const bad = await canon(['status', 'some-entity'], { url, env: { CANON_LOCK_TIMEOUT: 'soon' } });
     expect(bad.exitCode).toBe(2);
     expect(oneLineError(bad)).toMatch(/CANON_LOCK_TIMEOUT="soon" is not a duration/);
   });
@@ -103,7 +103,7 @@ describe('canon work started while Postgres is down', () => {
       const fast = await canon(['work', '--fail-fast', '--pipeline', FAST], { url, env: rig.env });
       expect(fast.exitCode).toBe(3);
       expect(oneLineError(fast)).toMatch(/cannot connect to Postgres at .*connection refused/);
-      expect(fast.stderr).not.toMatch(/:[^:@\s]+@/); // no password
+      expect(fast.stderr).not.toContain(srv.cfg.password);
 
       const ws = startWorkers(rig, 1, url, { args: ['--log-level', 'info'] });
       const seen = stderrOf(ws[0]);
@@ -122,7 +122,7 @@ describe('canon work started while Postgres is down', () => {
       const answered = logLines(w.stderr, /^database answers: starting/);
       expect(answered).toHaveLength(1);
       expect(Number(answered[0].attempts)).toBeGreaterThan(waiting.length + 2);
-      expect(w.stderr).not.toMatch(/:[^:@\s]+@/);
+      expect(w.stderr).not.toContain(srv.cfg.password);
     } finally {
       if (rig.pool.ended) rig.pool = openPool();
     }
@@ -150,16 +150,14 @@ describe('connections that stop answering (a proxy swallows them) mid-claim, mid
       decision: proxy.blackHole(/finish_decisions/),
     };
     const sprung = () => Object.values(traps).filter((t) => t.length > 0).length;
-    // documents arrive in waves until every trap has caught a connection
+    // documents arrive in waves until every trap has caught a connection; each wave is
+    // settled (tick rescues the runs whose claim answer was swallowed) before the next
     let n = 0;
     try {
-      for (let wave = 0; sprung() < 3 && wave < 40; wave++) {
+      for (let wave = 0; sprung() < 3 && wave < 20; wave++) {
         await docs(rig, 'stall', 10, n);
         n += 10;
-        await waitFor(async () => (await anchored(rig, 'stall')) >= n - 10 || sprung() === 3, {
-          timeout: 60_000,
-          what: 'the wave before the last processed',
-        });
+        await settle(rig, 'stall', n);
         if (ws[0].exitCode !== null && ws[0].exitCode !== undefined) break;
       }
       expect(Object.fromEntries(Object.entries(traps).map(([k, t]) => [k, t.length]))).toEqual({
@@ -167,7 +165,6 @@ describe('connections that stop answering (a proxy swallows them) mid-claim, mid
         completion: 1,
         decision: 1,
       });
-      await settle(rig, 'stall', n);
     } finally {
       await proxy.close();
     }

@@ -101,7 +101,7 @@ describe('PgBouncer in transaction mode', () => {
   }, 120_000);
 
   it('CANON_POOLER=none (a pooler declared absent) fails with one line naming the fix', async () => {
-    const r = await canon(['status', '--json'], { url: bouncer.url, env: { CANON_POOLER: 'none' } });
+    const r = await canon(['status', 'pooled-0', '--json'], { url: bouncer.url, env: { CANON_POOLER: 'none' } });
     expect(r.exitCode).toBe(3);
     expect(oneLineError(r)).toMatch(/refuses canon's session timeouts .*set CANON_POOLER=transaction/);
   });
