@@ -54,7 +54,7 @@ function addWorkOptions(cmd: Command): Command {
     )
     .option(
       '--fail-fast',
-      'exit 3 at once when the database cannot be reached at start (default: wait and retry with backoff)',
+      'exit 3 at once when the database cannot be reached at start (default without --once: wait and retry with backoff)',
     )
     .option(
       '--grace <s>',
@@ -67,8 +67,9 @@ function addWorkOptions(cmd: Command): Command {
 async function work(ctx: Ctx, lanes: Lane[], role: string, o: WorkOpts): Promise<number> {
   const log = createLogger({ format: o.log, level: o.logLevel });
   // a worker started before its database (a host booting, a failover) waits for it; a
-  // supervisor that prefers to restart the process passes --fail-fast
-  if (!o.failFast) await waitForDatabase(log);
+  // supervisor that prefers to restart the process passes --fail-fast, and a batch run
+  // (--once) does not wait either: it reports at once, like every other command
+  if (!o.failFast && !o.once) await waitForDatabase(log);
   const { done } = await startWorker(ctx, {
     lanes,
     role,
@@ -117,7 +118,7 @@ export const register: Register = (program, run: Run) => {
       ) +
         '\n\nSIGTERM/SIGINT: stop claiming, let in-flight jobs finish for --grace seconds, then release them.' +
         '\nA database that cannot be reached at start is waited for (one line per kind of failure, retries' +
-        '\nwith backoff); --fail-fast exits 3 instead. Connection timeouts: CANON_STATEMENT_TIMEOUT and the' +
+        '\nwith backoff); --fail-fast (and --once) exit 3 instead. Connection timeouts: CANON_STATEMENT_TIMEOUT and the' +
         '\nother variables in docs/OPERATIONS.md.' +
         '\nExit 0 after a clean stop, 1 if a job could not be processed, 3 database unusable (with --fail-fast: unreachable).',
     )
