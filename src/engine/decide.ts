@@ -6,7 +6,7 @@
 // locks and the reads are one SQL call (canon.begin_decisions), the writes another
 // (canon.finish_decisions), and the batch commits once.
 import type pg from 'pg';
-import { coerceError, isConnectionError } from '../errors.js';
+import { coerceError, isTransientDbError } from '../errors.js';
 import { type LedgerEvent, ledgerError, requiredType } from '../ledger.js';
 import { type Decision, decisionSchema, doneDecision, type Pipeline, requiredDecision } from '../pipeline/define.js';
 import { ENGINE_SQL } from '../sql/engine.js';
@@ -231,7 +231,7 @@ async function decideTogether(
 
 /**
  * Decides a batch in one transaction. When the batch's writes fail (a database error that
- * is not a lost connection), each decision is tried again in a transaction of its own, so one
+ * is not transient: not a lost connection, a statement or lock timeout), each decision is tried again in a transaction of its own, so one
  * bad decision cannot hold back the others; the one that still fails is reported with
  * result 'error' for the caller to fail its run.
  */
@@ -244,7 +244,8 @@ export async function decideBatch(
   try {
     return await decideTogether(client, batch, workerId, pipeline);
   } catch (e) {
-    if (isConnectionError(e)) throw e;
+    // the caller retries the whole batch: the database, not a decision, was at fault
+    if (isTransientDbError(e)) throw e;
     if (batch.length === 1) return new Map([[batch[0].runId, { result: 'error', error: e }]]);
   }
   const out = new Map<number, BatchOutcome>();
@@ -252,7 +253,7 @@ export async function decideBatch(
     try {
       for (const [k, v] of await decideTogether(client, [one], workerId, pipeline)) out.set(k, v);
     } catch (e) {
-      if (isConnectionError(e)) throw e;
+      if (isTransientDbError(e)) throw e;
       out.set(one.runId, { result: 'error', error: e });
     }
   }

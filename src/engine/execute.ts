@@ -42,13 +42,19 @@ export async function withReconnect<T>(
   opts: { deadlineMs?: number; stopped?: () => boolean; faults?: FaultLog; during?: string } = {},
 ): Promise<T> {
   const deadline = Date.now() + (opts.deadlineMs ?? 120_000);
+  const where = opts.during ?? 'database call';
   for (let attempt = 0; ; attempt++) {
     try {
-      return await fn();
+      const out = await fn();
+      if (attempt > 0) opts.faults?.cleared(where);
+      return out;
     } catch (e) {
-      if (!isTransientDbError(e) || Date.now() > deadline || opts.stopped?.()) throw e;
+      if (!isTransientDbError(e) || Date.now() > deadline || opts.stopped?.()) {
+        if (attempt > 0) opts.faults?.cleared(where); // given up: no longer retried
+        throw e;
+      }
       const wait = backoffMs(attempt);
-      if (opts.faults) opts.faults.failed(opts.during ?? 'database call', e);
+      if (opts.faults) opts.faults.failed(where, e);
       else log.warn('database unavailable, retrying', { retry_in_ms: Math.round(wait), error: coerceError(e).message });
       await new Promise((r) => setTimeout(r, wait));
     }

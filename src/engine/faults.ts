@@ -15,12 +15,15 @@ export class FaultLog {
   private kind?: string;
   private since = 0;
   private failures = 0;
+  /** the calls (claim, heartbeat, completion, ...) that failed and have not succeeded since */
+  private readonly failing = new Set<string>();
 
   constructor(private readonly log: Logger) {}
 
   /** A database call failed and will be retried. */
   failed(where: string, err: unknown): void {
     this.failures++;
+    this.failing.add(where);
     const kind = dbFault(err);
     if (kind === this.kind) return;
     if (this.kind === undefined) this.since = Date.now();
@@ -31,9 +34,12 @@ export class FaultLog {
     });
   }
 
-  /** A database call succeeded: ends the current fault, if any. */
-  recovered(): void {
-    if (this.kind === undefined) return;
+  /**
+   * A call succeeded (or stopped being retried). The fault ends when every call that failed
+   * during it has: one call that happens to need no lock does not end a lock timeout.
+   */
+  cleared(where: string): void {
+    if (!this.failing.delete(where) || this.failing.size > 0 || this.kind === undefined) return;
     this.log.info('database calls succeed again', {
       after_ms: Date.now() - this.since,
       failed_calls: this.failures,

@@ -196,9 +196,9 @@ export class Worker {
       if (remaining <= 0) break;
       let claimed = 0;
       let skipped = false;
-      let asked = false; // a claim reached the database this round
+      let lane: Lane | undefined;
       try {
-        for (const lane of this.o.lanes) {
+        for (lane of this.o.lanes) {
           // A slot is busy while its handler runs. A run whose handler has returned waits only
           // for its completion's group commit: the next batch is claimed meanwhile (claim and
           // completion overlap), up to two full group commits of such runs (or `concurrency`,
@@ -220,18 +220,17 @@ export class Worker {
             continue;
           }
           const notesBefore = this.notes.get(lane) ?? 0;
-          asked = true;
           const jobs = await this.claim(lane, free);
+          this.faults.cleared(`claim ${lane}`);
           claimed += jobs.length;
           // fewer than asked: the lane is empty as of the notifications seen before the claim
           if (jobs.length < free) this.drainedAt.set(lane, notesBefore);
         }
         failedRounds = 0;
-        if (asked) this.faults.recovered();
       } catch (e) {
         // whatever the database answered, the worker lives on: one line per fault, a retry
         // with backoff, the claims it made before the error are in flight as usual
-        this.faults.failed('claim', e);
+        this.faults.failed(`claim ${lane}`, e);
         await this.sleep(backoffMs(failedRounds++));
         continue;
       }
@@ -499,17 +498,19 @@ export class Worker {
     const ids = [...this.inflight.keys()];
     try {
       await this.o.pool.query(ENGINE_SQL.workerHeartbeat, [this.id, ids.length]);
-      if (ids.length === 0) return;
-      const owned = new Set(
-        (await this.o.pool.query(ENGINE_SQL.heartbeat, [this.id, ids])).rows.map((r) => Number(r.id)),
-      );
-      for (const id of ids) {
-        const f = this.inflight.get(id);
-        if (f && !owned.has(id) && f.job.lane === 'execution') {
-          this.log.warn('run lease lost; aborting its handler', { job_id: f.job.id, trace_id: f.job.trace_id });
-          f.controller.abort(new AbortError('lease-lost'));
+      if (ids.length > 0) {
+        const owned = new Set(
+          (await this.o.pool.query(ENGINE_SQL.heartbeat, [this.id, ids])).rows.map((r) => Number(r.id)),
+        );
+        for (const id of ids) {
+          const f = this.inflight.get(id);
+          if (f && !owned.has(id) && f.job.lane === 'execution') {
+            this.log.warn('run lease lost; aborting its handler', { job_id: f.job.id, trace_id: f.job.trace_id });
+            f.controller.abort(new AbortError('lease-lost'));
+          }
         }
       }
+      this.faults.cleared('heartbeat');
     } catch (e) {
       // the next beat retries; runs whose lease lapses meanwhile are rescued, never doubled
       this.faults.failed('heartbeat', e);
