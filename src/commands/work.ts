@@ -117,10 +117,11 @@ export const register: Register = (program, run: Run) => {
         'canon work execute --pipeline ./my-pipeline.js',
       ) +
         '\n\nSIGTERM/SIGINT: stop claiming, let in-flight jobs finish for --grace seconds, then release them.' +
-        '\nA database that cannot be reached at start is waited for (one line per kind of failure, retries' +
-        '\nwith backoff); --fail-fast (and --once) exit 3 instead. Connection timeouts: CANON_STATEMENT_TIMEOUT and the' +
-        '\nother variables in docs/OPERATIONS.md.' +
-        '\nExit 0 after a clean stop, 1 if a job could not be processed, 3 database unusable (with --fail-fast: unreachable).',
+        '\nA database that cannot be reached at start is waited for (one line per kind of failure,' +
+        '\nretries with backoff); --fail-fast (and --once) exit 3 instead. Connection timeouts:' +
+        '\nCANON_STATEMENT_TIMEOUT and the other variables in docs/OPERATIONS.md.' +
+        '\nExit 0 after a clean stop, 1 if a job could not be processed, 3 database unusable' +
+        '\n(with --fail-fast or --once: also unreachable).',
     )
     .action(run(async (ctx, o: WorkOpts) => work(ctx, parseLanes(o.lanes), 'work', o)));
 
