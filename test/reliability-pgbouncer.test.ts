@@ -86,7 +86,7 @@ describe('PgBouncer in transaction mode', () => {
     expect(w.stderr).not.toMatch(/prepared statement|database call failed/);
   }, 240_000);
 
-  it('status, trace and jobs read through it', async () => {
+  it('status, trace, jobs, watch and health read through it', async () => {
     const entity = 'pooled-0';
     expect(await anchored(rig, 'pooled')).toBeGreaterThan(0);
     const status = await canon(['status', entity, '--json'], { url: bouncer.url });
@@ -98,6 +98,12 @@ describe('PgBouncer in transaction mode', () => {
     expect(jobs.exitCode, jobs.stderr).toBe(0);
     const verify = await canon(['status', 'verify', '--json'], { url: bouncer.url });
     expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+    // the dashboard's snapshot is a prepared statement on a direct connection: unnamed here
+    const watch = await canon(['watch', '--once', '--json'], { url: bouncer.url });
+    expect(watch.exitCode, watch.stderr).toBe(0);
+    expect(JSON.parse(watch.stdout)).toHaveProperty('health');
+    const health = await canon(['health', '--json'], { url: bouncer.url });
+    expect(health.exitCode, health.stderr).toBeLessThan(2); // OK or WARNING, not CRITICAL or UNKNOWN
   }, 120_000);
 
   it('CANON_POOLER=none (a pooler declared absent) fails with one line naming the fix', async () => {
