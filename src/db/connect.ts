@@ -179,6 +179,23 @@ export function listenUrl(url: string): string | undefined {
 
 const refusedStartupParameter = (e: unknown) => /unsupported startup parameter/i.test(coerceError(e).message);
 
+/** One client with canon's settings, learning (as openDb does) when the URL leads to a pooler. */
+export async function connectClient(url: string, applicationName: string): Promise<pg.Client> {
+  for (;;) {
+    const client = new pg.Client(clientConfig(url, applicationName));
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return client;
+    } catch (e) {
+      await client.end().catch(() => {});
+      if (behindPooler(url) || !refusedStartupParameter(e) || connectionSettings().pooler !== undefined)
+        throw friendlyDbError(e, url);
+      pooledTargets.add(url);
+    }
+  }
+}
+
 export async function openDb(
   opts: { max?: number; applicationName?: string; unlimitedStatements?: boolean } = {},
 ): Promise<Db> {

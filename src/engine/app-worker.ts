@@ -2,8 +2,7 @@
 // worker `canon work` runs: the pipeline is a value from definePipeline or a module's path,
 // the database a connection string (else DATABASE_URL, else the embedded server), and the
 // application owns its signals unless it asks canon to handle them.
-import pg from 'pg';
-import { friendlyDbError, resolveTarget } from '../db/connect.js';
+import { connectClient, resolveTarget } from '../db/connect.js';
 import { validateUrl } from '../db/url.js';
 import { usageError } from '../errors.js';
 import { assertMigrated } from '../migrate.js';
@@ -99,13 +98,8 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
 }
 
 async function checkMigrated(url: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {});
-  try {
-    await client.connect();
-  } catch (e) {
-    throw friendlyDbError(e, url);
-  }
+  // also learns whether the URL leads to a transaction pooler, before the worker's pool opens
+  const client = await connectClient(url, 'canon');
   try {
     await assertMigrated(client);
   } finally {
