@@ -4,6 +4,7 @@ import type { Ctx } from '../context.js';
 import { EXIT } from '../errors.js';
 import { fmtAge } from '../format.js';
 import { computeHealth, healthStatusLine } from '../observe/health.js';
+import { describeHolder, oldestHolder } from '../observe/horizon.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Health } from '../observe/types.js';
@@ -65,6 +66,7 @@ function renderHealth(ctx: Ctx, h: Health): string {
     `gateway         ${h.gateway.mode}, ${h.gateway.bypass_count} bypass(es) (${h.gateway.bypass_last_24h} in 24 h)`,
     `core trigger    ${h.core_trigger_enabled ? 'enabled' : c.red('DISABLED')}`,
     ...steeringLines(ctx, h),
+    ...horizonLines(h),
     `runtime         ${h.runtime_version}`,
   ];
   for (const p of h.problems)
@@ -114,5 +116,15 @@ function steeringLines(ctx: Ctx, h: Health): string[] {
       'none',
     )} (24 h)`,
     `ledger edits    ${e.refused_new ? c.yellow(`${e.refused_new} refused`) : '0 refused'}, ${e.bypass_new ? c.red(`${e.bypass_new} with triggers bypassed`) : '0 with triggers bypassed'} since the last ack (${e.refused_total} and ${e.bypass_total} in all)`,
+  ];
+}
+
+/** Who holds the MVCC horizon back, and how dead the hot tables are. */
+function horizonLines(h: Health): string[] {
+  const x = oldestHolder(h.horizon);
+  const tables = h.horizon.hot_tables.map((t) => `${t.table} ${(t.dead_ratio * 100).toFixed(1)}% dead`).join(', ');
+  return [
+    `horizon         ${x ? `oldest ${describeHolder(x)}${x.seconds === null ? '' : `, open ${fmtAge(x.seconds)}`}, xmin age ${x.xmin_age}` : 'nothing holds a snapshot'}`,
+    `hot tables      ${tables || 'no statistics yet'}`,
   ];
 }

@@ -3,6 +3,7 @@
 // that says what to do. `canon alerts` prints them; `canon health` reports the firing ones.
 // The last four read what steering holds back and the ledger's edit register (health's
 // `steering` and `ledger_edits`).
+import { describeHolder, oldestHolder } from './horizon.js';
 import type { Thresholds } from './thresholds.js';
 import type { AlertResult, Health, PluginStatus } from './types.js';
 
@@ -226,6 +227,48 @@ export const RULES: Rule[] = [
         .join('; '),
     none: () => 'every breaker closed',
   }),
+  // ── a pinned MVCC horizon and what it piles up (issue 18) ──
+  {
+    name: 'CanonHorizonPinned',
+    runbook: 'runbooks/horizon-pinned.md',
+    eval: (h, t) => {
+      const x = oldestHolder(h.horizon);
+      const slots = h.horizon.holders.filter(
+        (s) => s.kind === 'replication_slot' && s.xmin_age > t.horizon_slot_xmin_age_max,
+      );
+      const seconds = h.horizon.pinned_seconds;
+      return {
+        firing: seconds > t.horizon_warning_seconds || slots.length > 0,
+        severity: seconds > t.horizon_critical_seconds ? 'critical' : 'warning',
+        value: seconds,
+        threshold: `> ${t.horizon_warning_seconds}s warning, > ${t.horizon_critical_seconds}s critical; a slot's xmin older than ${t.horizon_slot_xmin_age_max} transactions`,
+        summary: x
+          ? `the MVCC horizon is held by ${describeHolder(slots[0] ?? x)}${x.seconds === null ? '' : ` for ${Math.round(x.seconds)}s`}, ${plural((slots[0] ?? x).xmin_age, 'transaction')} old: vacuum cannot remove dead jobs and runs`
+          : 'nothing holds a snapshot',
+      };
+    },
+  },
+  {
+    name: 'CanonHotTableDeadTuples',
+    runbook: 'runbooks/horizon-pinned.md',
+    eval: (h, t) => {
+      const bloated = h.horizon.hot_tables.filter(
+        (x) => x.dead_ratio > t.dead_tuple_ratio_max && x.dead_tuples >= t.dead_tuples_min,
+      );
+      const worst = Math.max(0, ...h.horizon.hot_tables.map((x) => x.dead_ratio));
+      return {
+        firing: bloated.length > 0,
+        severity: 'warning',
+        value: worst,
+        threshold: `dead ratio > ${t.dead_tuple_ratio_max} with >= ${t.dead_tuples_min} dead tuples`,
+        summary: bloated.length
+          ? bloated
+              .map((x) => `canon.${x.table} is ${(x.dead_ratio * 100).toFixed(1)}% dead (${x.dead_tuples} dead tuples)`)
+              .join('; ')
+          : `hot tables at most ${(worst * 100).toFixed(1)}% dead`,
+      };
+    },
+  },
 ];
 
 export function evaluateAlerts(h: Health, t: Thresholds): AlertResult[] {

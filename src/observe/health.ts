@@ -7,6 +7,7 @@ import { canonTypes } from '../db/pg-types.js';
 import { HEALTH_SQL } from '../sql/health.js';
 import { type SteeringReads, steeringOf } from '../steering/status.js';
 import { evaluateAlerts, worstSeverity } from './alerts.js';
+import { type HorizonReads, horizonOf } from './horizon.js';
 import { DEFAULT_THRESHOLDS, type Thresholds } from './thresholds.js';
 import type { Health, LedgerEdits, RunWindow } from './types.js';
 
@@ -24,7 +25,7 @@ function runWindow(ok: number, failed: number, minutes: number): RunWindow {
 const round3 = (n: number) => Math.round(n * 1000) / 1000;
 
 /** The snapshot's `embedded_reads`: the rows of each steering and register read, by name (src/sql/health.ts). */
-interface EmbeddedReads extends SteeringReads {
+interface EmbeddedReads extends SteeringReads, HorizonReads {
   register: RegisterRow[];
   acknowledged: { key: string; value: string }[];
 }
@@ -96,6 +97,7 @@ export function healthOf(r: Record<string, any>, t: Thresholds = DEFAULT_THRESHO
     succeeded_without_trace: r.untraced_succeeded,
     steering: steeringOf(reads),
     ledger_edits: ledgerEdits(reads),
+    horizon: horizonOf(reads),
   };
   const firing = evaluateAlerts(h, t).filter((a) => a.firing);
   h.problems = firing.map((a) => ({ alert: a.name, severity: a.severity, summary: a.summary, runbook: a.runbook }));
@@ -113,6 +115,7 @@ export function healthStatusLine(h: Health): string {
     `lag=${h.estimated_lag_seconds}s`,
     `gap=${h.event_to_job_gap}`,
     `workers=${h.workers.alive}`,
+    `horizon=${Math.round(h.horizon.pinned_seconds)}s`,
   ];
   return `${head} | ${perf.join(' ')}`;
 }

@@ -30,6 +30,16 @@ export interface Thresholds {
   duplicate_window_seconds: number;
   /** no decision run started in this window while decisions wait fires (seed alert 1: 1 hour) */
   activity_window_seconds: number;
+  /** a snapshot or transaction open longer than this pins the horizon: WARNING */
+  horizon_warning_seconds: number;
+  /** ...and CRITICAL past this */
+  horizon_critical_seconds: number;
+  /** a replication slot whose xmin is older than this many transactions pins the horizon */
+  horizon_slot_xmin_age_max: number;
+  /** a hot table with a larger share of dead tuples than this fires... */
+  dead_tuple_ratio_max: number;
+  /** ...when it also has at least this many dead tuples (a small table's ratio means nothing) */
+  dead_tuples_min: number;
 }
 
 export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
@@ -46,6 +56,11 @@ export const DEFAULT_THRESHOLDS: Readonly<Thresholds> = Object.freeze({
   worker_alive_seconds: 60,
   duplicate_window_seconds: 86400,
   activity_window_seconds: 3600,
+  horizon_warning_seconds: 300,
+  horizon_critical_seconds: 1800,
+  horizon_slot_xmin_age_max: 10_000_000,
+  dead_tuple_ratio_max: 0.2,
+  dead_tuples_min: 10_000,
 });
 
 const LIMITS: Record<keyof Thresholds, [number, number]> = {
@@ -62,6 +77,11 @@ const LIMITS: Record<keyof Thresholds, [number, number]> = {
   worker_alive_seconds: [1, 31_536_000],
   duplicate_window_seconds: [1, 31_536_000],
   activity_window_seconds: [1, 31_536_000],
+  horizon_warning_seconds: [0, 31_536_000],
+  horizon_critical_seconds: [0, 31_536_000],
+  horizon_slot_xmin_age_max: [0, 2_000_000_000],
+  dead_tuple_ratio_max: [0, 1],
+  dead_tuples_min: [0, 1e12],
 };
 
 export const THRESHOLD_NAMES = Object.keys(DEFAULT_THRESHOLDS) as (keyof Thresholds)[];
@@ -87,11 +107,18 @@ export function parseThresholds(pairs: string[] | undefined, exitCode: number): 
     }
     t[name] = v;
   }
-  if (t.lag_critical_seconds < t.lag_warning_seconds) {
-    throw new CanonError(
-      `threshold lag_critical_seconds (${t.lag_critical_seconds}) must not be below lag_warning_seconds (${t.lag_warning_seconds})`,
-      exitCode,
-    );
+  // a critical level below its warning level would make the warning unreachable
+  const levels = [
+    ['lag_critical_seconds', 'lag_warning_seconds'],
+    ['horizon_critical_seconds', 'horizon_warning_seconds'],
+  ] as const;
+  for (const [critical, warning] of levels) {
+    if (t[critical] < t[warning]) {
+      throw new CanonError(
+        `threshold ${critical} (${t[critical]}) must not be below ${warning} (${t[warning]})`,
+        exitCode,
+      );
+    }
   }
   return t;
 }

@@ -54,6 +54,44 @@ export interface Health {
   steering: SteeringHealth;
   /** new (unacknowledged) edit attempts on the ledger: `canon audit attempts`, acknowledged with --ack */
   ledger_edits: LedgerEdits;
+  /** what holds vacuum back (oldest first) and the dead tuples of the tables every job rewrites */
+  horizon: Horizon;
+}
+
+/** One holder of the MVCC horizon: a session, a replication slot or a prepared transaction. */
+export interface HorizonHolder {
+  kind: 'session' | 'replication_slot' | 'prepared_transaction';
+  /** the backend to end (pg_terminate_backend); a slot's active walsender; null for a prepared transaction */
+  pid: number | null;
+  /** transactions since its snapshot or transaction id (age(xmin)) */
+  xmin_age: number;
+  /** how long its transaction has been open; null for a replication slot */
+  seconds: number | null;
+  user: string | null;
+  /** application_name, the slot's name or the prepared transaction's gid */
+  application: string | null;
+  state: string | null;
+  query: string | null;
+}
+
+export interface HotTable {
+  table: string;
+  live_tuples: number;
+  dead_tuples: number;
+  /** dead / (live + dead), from the statistics collector */
+  dead_ratio: number;
+  updates: number;
+  hot_updates: number;
+  last_vacuum_at: string | null;
+}
+
+export interface Horizon {
+  /** the oldest holder's transaction age in seconds (0 when nothing holds a snapshot) */
+  pinned_seconds: number;
+  /** the oldest holder's age(xmin), in transactions */
+  xmin_age: number;
+  holders: HorizonHolder[];
+  hot_tables: HotTable[];
 }
 
 export interface LedgerEdits {

@@ -98,6 +98,21 @@ export class CanonMetrics {
     'canon_ledger_edits_bypassed_new',
     'Ledger edits made with the triggers bypassed since the last canon audit attempts --ack',
   );
+  // the MVCC horizon (issue 18): how long the oldest snapshot has been held, and what it piles up
+  private readonly horizonSeconds = this.gauge(
+    'canon_horizon_pinned_seconds',
+    'How long the oldest open snapshot or transaction of this database (or prepared transaction) has held the MVCC horizon',
+  );
+  private readonly horizonAge = this.gauge(
+    'canon_horizon_xmin_age',
+    'Transactions since the oldest xmin that holds vacuum back (sessions, replication slots, prepared transactions)',
+  );
+  private readonly deadTuples = this.gauge('canon_table_dead_tuples', 'Dead tuples of the hot tables', ['table']);
+  private readonly deadRatio = this.gauge(
+    'canon_table_dead_tuple_ratio',
+    'Dead tuples / (live + dead) of the hot tables',
+    ['table'],
+  );
   private readonly runs = new Counter({
     name: 'canon_job_runs_total',
     help: 'Runs finished since this server first scraped the database, by job type and status',
@@ -170,6 +185,11 @@ export class CanonMetrics {
     });
     this.setByLabel(this.info, 'version', { [h.runtime_version]: 1 });
     this.setSteering(h);
+    this.horizonSeconds.set(h.horizon.pinned_seconds);
+    this.horizonAge.set(h.horizon.xmin_age);
+    const tables = h.horizon.hot_tables;
+    this.setByLabel(this.deadTuples, 'table', Object.fromEntries(tables.map((t) => [t.table, t.dead_tuples])));
+    this.setByLabel(this.deadRatio, 'table', Object.fromEntries(tables.map((t) => [t.table, t.dead_ratio])));
     return h;
   }
 

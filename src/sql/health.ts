@@ -5,6 +5,7 @@
 import { AUDIT_SQL } from './audit.js';
 import { BREAKERS_SQL } from './breakers.js';
 import { FLAGS_SQL, ROLLOUT_SQL } from './flags.js';
+import { HORIZON_SQL } from './horizon.js';
 import { PAUSE_SQL } from './pause.js';
 
 /**
@@ -13,8 +14,8 @@ import { PAUSE_SQL } from './pause.js';
  * which embeds this snapshot in its own statement, gets them too. computeHealth maps their
  * rows with the same functions that map them read on their own (steeringOf, tamperAlertOf).
  * All small: paused types and breakers are tiny tables, held jobs read jobs_hold_idx,
- * rollbacks flag_changes_auto_rollback_idx, the register is a handful of sequences. None
- * takes a parameter.
+ * rollbacks flag_changes_auto_rollback_idx, the register is a handful of sequences; the
+ * horizon and the hot tables read the server's statistics views. None takes a parameter.
  */
 const EMBEDDED_READS = {
   paused: PAUSE_SQL.paused,
@@ -24,6 +25,9 @@ const EMBEDDED_READS = {
   auto_rollbacks: ROLLOUT_SQL.autoRollbacks,
   register: AUDIT_SQL.register,
   acknowledged: AUDIT_SQL.acknowledged,
+  // what pins the MVCC horizon and the hot tables' dead tuples (server statistics views)
+  horizon: HORIZON_SQL.holders,
+  hot_tables: HORIZON_SQL.hotTables,
 } as const;
 
 // each read as a jsonb array of its rows, in its own order, under its name above
