@@ -35,7 +35,8 @@ returns numeric language sql immutable parallel safe as $$
   select coalesce(round(p_succeeded::numeric / nullif(p_succeeded + p_failed, 0), 4), 0)
 $$;
 
--- The counters of the given entities, computed from their jobs and runs (index scans only).
+-- The counters of the given entities, computed from their jobs and runs and the tally of those
+-- `canon prune` removed (index scans only).
 -- Triggers call it for the few entities a statement touched.
 create or replace function canon.entity_status_compute(p_ids text[])
 returns table (entity_id text, jobs_total integer, jobs_queued integer, jobs_running integer, jobs_blocked integer,
@@ -69,16 +70,37 @@ language sql stable as $$
       from canon.job_runs rr
      where rr.entity_id = any (p_ids)
      group by rr.entity_id
+  ), p as (
+    -- what `canon prune` removed (migrations/repeatable/retention.sql): its counts, and its
+    -- dead jobs unless a later job of the same type supersedes them
+    select pp.entity_id, pp.jobs_succeeded, pp.jobs_failed, pp.jobs_cancelled,
+           pp.runs_succeeded, pp.runs_failed, pp.runs_cancelled,
+           (select count(*) from unnest(pp.dead_types) t
+             where not exists (select 1 from canon.jobs l where l.entity_id = pp.entity_id and l.type = t))::int as dead
+      from canon.entity_pruned pp
+     where pp.entity_id = any (p_ids)
   )
   select ids.id,
-         coalesce(j.total, 0), coalesce(j.queued, 0), coalesce(j.running, 0), coalesce(j.blocked, 0),
-         coalesce(j.succeeded, 0), coalesce(j.failed, 0), coalesce(j.cancelled, 0), coalesce(j.dead, 0),
-         coalesce(r.total, 0), coalesce(r.running, 0), coalesce(r.succeeded, 0), coalesce(r.failed, 0),
-         coalesce(r.cancelled, 0),
-         canon.derive_status(coalesce(j.queued, 0), coalesce(j.running, 0), coalesce(j.blocked, 0),
-                             coalesce(j.succeeded, 0), coalesce(j.dead, 0), coalesce(j.total, 0), coalesce(r.total, 0)),
-         canon.derive_health(coalesce(r.succeeded, 0), coalesce(r.failed, 0))
+         c.jobs_total, c.jobs_queued, c.jobs_running, c.jobs_blocked, c.jobs_succeeded, c.jobs_failed,
+         c.jobs_cancelled, c.jobs_dead, c.runs_total, c.runs_running, c.runs_succeeded, c.runs_failed, c.runs_cancelled,
+         canon.derive_status(c.jobs_queued, c.jobs_running, c.jobs_blocked, c.jobs_succeeded, c.jobs_dead,
+                             c.jobs_total, c.runs_total),
+         canon.derive_health(c.runs_succeeded, c.runs_failed)
     from ids left join j on j.entity_id = ids.id left join r on r.entity_id = ids.id
+    left join p on p.entity_id = ids.id
+   cross join lateral (
+     select coalesce(j.total, 0) + coalesce(p.jobs_succeeded + p.jobs_failed + p.jobs_cancelled, 0) as jobs_total,
+            coalesce(j.queued, 0) as jobs_queued, coalesce(j.running, 0) as jobs_running,
+            coalesce(j.blocked, 0) as jobs_blocked,
+            coalesce(j.succeeded, 0) + coalesce(p.jobs_succeeded, 0) as jobs_succeeded,
+            coalesce(j.failed, 0) + coalesce(p.jobs_failed, 0) as jobs_failed,
+            coalesce(j.cancelled, 0) + coalesce(p.jobs_cancelled, 0) as jobs_cancelled,
+            coalesce(j.dead, 0) + coalesce(p.dead, 0) as jobs_dead,
+            coalesce(r.total, 0) + coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0) as runs_total,
+            coalesce(r.running, 0) as runs_running,
+            coalesce(r.succeeded, 0) + coalesce(p.runs_succeeded, 0) as runs_succeeded,
+            coalesce(r.failed, 0) + coalesce(p.runs_failed, 0) as runs_failed,
+            coalesce(r.cancelled, 0) + coalesce(p.runs_cancelled, 0) as runs_cancelled) c
    order by ids.id
 $$;
 
@@ -268,7 +290,8 @@ create trigger canon_status_on_pause after update of paused on canon.job_types
   for each row when (old.paused is distinct from new.paused) execute function canon.status_on_pause();
 
 -- The same rules computed for every entity at once, independently of the incremental path
--- (one scan of jobs and runs with GROUP BY): what `canon status verify` compares against.
+-- (one scan of jobs and runs with GROUP BY, plus what `canon prune` removed): what
+-- `canon status verify` compares against.
 create or replace view canon.entity_status_recomputed as
 with j as (
   select jj.entity_id,
@@ -292,16 +315,28 @@ with j as (
          count(*) filter (where rr.status = 'cancelled')::int as cancelled
     from canon.job_runs rr
    group by rr.entity_id
+), p as (
+  select pp.entity_id, pp.jobs_succeeded, pp.jobs_failed, pp.jobs_cancelled,
+         pp.runs_succeeded, pp.runs_failed, pp.runs_cancelled,
+         (select count(*) from unnest(pp.dead_types) t
+           where not exists (select 1 from canon.jobs l where l.entity_id = pp.entity_id and l.type = t))::int as dead
+    from canon.entity_pruned pp
 ), c as (
   select e.id as entity_id,
-         coalesce(j.total, 0) as jobs_total, coalesce(j.queued, 0) as jobs_queued,
+         coalesce(j.total, 0) + coalesce(p.jobs_succeeded + p.jobs_failed + p.jobs_cancelled, 0) as jobs_total,
+         coalesce(j.queued, 0) as jobs_queued,
          coalesce(j.running, 0) as jobs_running, coalesce(j.blocked, 0) as jobs_blocked,
-         coalesce(j.succeeded, 0) as jobs_succeeded, coalesce(j.failed, 0) as jobs_failed,
-         coalesce(j.cancelled, 0) as jobs_cancelled, coalesce(j.dead, 0) as jobs_dead,
-         coalesce(r.total, 0) as runs_total, coalesce(r.running, 0) as runs_running,
-         coalesce(r.succeeded, 0) as runs_succeeded, coalesce(r.failed, 0) as runs_failed,
-         coalesce(r.cancelled, 0) as runs_cancelled
+         coalesce(j.succeeded, 0) + coalesce(p.jobs_succeeded, 0) as jobs_succeeded,
+         coalesce(j.failed, 0) + coalesce(p.jobs_failed, 0) as jobs_failed,
+         coalesce(j.cancelled, 0) + coalesce(p.jobs_cancelled, 0) as jobs_cancelled,
+         coalesce(j.dead, 0) + coalesce(p.dead, 0) as jobs_dead,
+         coalesce(r.total, 0) + coalesce(p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0) as runs_total,
+         coalesce(r.running, 0) as runs_running,
+         coalesce(r.succeeded, 0) + coalesce(p.runs_succeeded, 0) as runs_succeeded,
+         coalesce(r.failed, 0) + coalesce(p.runs_failed, 0) as runs_failed,
+         coalesce(r.cancelled, 0) + coalesce(p.runs_cancelled, 0) as runs_cancelled
     from canon.entities e left join j on j.entity_id = e.id left join r on r.entity_id = e.id
+    left join p on p.entity_id = e.id
 )
 select c.*,
        canon.derive_status(c.jobs_queued, c.jobs_running, c.jobs_blocked, c.jobs_succeeded, c.jobs_dead,

@@ -19,6 +19,7 @@ import { register as init } from './init.js';
 import { register as jobs } from './jobs.js';
 import { register as load } from './load.js';
 import { register as migrate } from './migrate.js';
+import { register as prune } from './prune.js';
 import { register as reportDebugProvenance } from './report-debug-provenance.js';
 import { register as reportProvenance } from './report-provenance.js';
 import { register as restore } from './restore.js';
@@ -49,6 +50,7 @@ export const commands: Register[] = [
   exportLedger,
   backup,
   restore,
+  prune,
   reportProvenance,
   reportDebugProvenance,
   health,

@@ -99,6 +99,8 @@ interface Ctx {
   flags: { name: string; enabled: boolean; rollout_percent: number; on_for_entity: boolean }[];
   /** positions of the entity's events that the gap rule finds without their job (src/sql/diagnose.ts) */
   gap: Set<number>;
+  /** the entity's derived status (entity_status), which a prune keeps */
+  status: string | null;
 }
 
 interface Finding {
@@ -357,8 +359,25 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
   }
 
   // 9. nothing to do: done, waiting on a flag, or idle
+  const last = [...ch.runs].reverse().find((r) => r.lane === 'decision' && r.status === 'succeeded');
+  const pruned = ch.pruned[0];
+  if (!out.length && !last && pruned) {
+    // its decisions were pruned: what the ledger and the kept status say
+    const results = ch.events.filter((e) => /\.(succeeded|failed)$/.test(e.kind));
+    const newest = results.at(-1) ?? ch.events.at(-1);
+    out.push({
+      verdict: 'done',
+      summary: `done (${cx.status}): its jobs and runs were pruned ${pruned.last_pruned_at}; the ledger keeps its ${ch.events.length} events`,
+      evidence: [
+        `status ${cx.status} (canon status ${id}), kept through the prune by canon.entity_pruned`,
+        `pruned: ${pruned.jobs_succeeded + pruned.jobs_failed + pruned.jobs_cancelled} jobs (${pruned.jobs_succeeded} succeeded, ${pruned.jobs_failed} failed, ${pruned.jobs_cancelled} cancelled), ${pruned.runs_succeeded + pruned.runs_failed + pruned.runs_cancelled} runs`,
+        ...(pruned.dead_types.length ? [`dead when pruned: ${pruned.dead_types.join(', ')}`] : []),
+        ...(newest ? [`newest ${results.length ? 'result' : 'event'}: ${newest.kind} (event ${newest.position}) at ${newest.created_at}`] : []),
+      ],
+      next: [`canon trace ${id}`],
+    });
+  }
   if (!out.length) {
-    const last = [...ch.runs].reverse().find((r) => r.lane === 'decision' && r.status === 'succeeded');
     const detail = (last?.detail ?? {}) as { done?: boolean; flags?: Record<string, boolean>; outcome?: string | null };
     const offRead = Object.entries(detail.flags ?? {})
       .filter(([, on]) => !on)
@@ -422,6 +441,7 @@ export async function diagnose(db: pg.Pool, entityId: string, t: Thresholds = DE
     core_trigger_enabled: r.core_trigger_enabled,
     flags: r.flags,
     gap: new Set(r.gap_positions),
+    status: r.status,
   };
   const all = findings(ch, cx, t).sort((a, b) => ORDER.indexOf(a.verdict) - ORDER.indexOf(b.verdict));
   const top = all[0];

@@ -61,6 +61,19 @@ export interface ChainAction {
   reason: string | null;
   at: string;
 }
+/** What `canon prune` removed from one entity (canon.entity_pruned): its events up to covered_position lost their jobs and runs. */
+export interface ChainPruned {
+  entity_id: string;
+  jobs_succeeded: number;
+  jobs_failed: number;
+  jobs_cancelled: number;
+  runs_succeeded: number;
+  runs_failed: number;
+  runs_cancelled: number;
+  dead_types: string[];
+  covered_position: number;
+  last_pruned_at: string;
+}
 export interface Chain {
   query: string;
   matched_by: 'entity' | 'correlation';
@@ -68,6 +81,7 @@ export interface Chain {
   jobs: ChainJob[];
   runs: ChainRun[];
   actions: ChainAction[];
+  pruned: ChainPruned[];
 }
 
 export async function loadChain(
@@ -83,7 +97,15 @@ export async function loadChain(
     );
   }
   const c = (await db.query(matched_by === 'entity' ? TRACE_SQL.byEntity : TRACE_SQL.byCorrelation, [id])).rows[0];
-  return { query: id, matched_by, events: c.events, jobs: c.jobs, runs: c.runs, actions: c.actions };
+  return {
+    query: id,
+    matched_by,
+    events: c.events,
+    jobs: c.jobs,
+    runs: c.runs,
+    actions: c.actions,
+    pruned: c.pruned,
+  };
 }
 
 export type TraceNode = EventNode | JobNode | RunNode | ActionNode;
@@ -154,6 +176,8 @@ export interface Trace {
   matched_by: 'entity' | 'correlation';
   entities: string[];
   counts: { events: number; jobs: number; runs: number; dead_jobs: number };
+  /** what `canon prune` removed from these entities; the tree shows their events from the ledger alone */
+  pruned: { entities: number; jobs: number; runs: number; last_pruned_at: string | null };
   tree: TraceNode[];
 }
 
@@ -171,6 +195,21 @@ export function buildTree(ch: Chain): Trace {
   );
   const retried = new Set(ch.actions.filter((a) => a.action === 'retry').map((a) => a.job_id));
   const placed = new Set<number>();
+  // Pruned work: an entity's events up to its covered position lost their jobs and runs. An
+  // event a pruned run wrote hangs under the event that caused it (causation_id), so the
+  // chain still reads as a tree from the ledger alone.
+  const coveredThrough = new Map(ch.pruned.map((p) => [p.entity_id, Number(p.covered_position)]));
+  const prunedPart = (e: ChainEvent) => e.position <= (coveredThrough.get(e.entity_id) ?? 0);
+  const fromLedger = ch.events.filter(
+    (e) =>
+      prunedPart(e) &&
+      e.trace_id !== null &&
+      !runTraces.has(e.trace_id) &&
+      e.causation_id !== null &&
+      eventByPos.has(e.causation_id),
+  );
+  const byCause = group(fromLedger, (e) => e.causation_id);
+  const underCause = new Set(fromLedger.map((e) => e.position));
 
   const eventNode = (e: ChainEvent): EventNode => {
     const jobs = (jobsBySource.get(e.position) ?? []).filter((j) => !retryJobs.has(j.id) && !placed.has(j.id));
@@ -183,13 +222,15 @@ export function buildTree(ch: Chain): Trace {
       at: e.created_at,
       actor: e.actor,
       trace_id: e.trace_id,
-      children: jobs.map(jobNode),
+      children: [...jobs.map(jobNode), ...(byCause.get(e.position) ?? []).map(eventNode)],
     };
     const required = requiredType(e.kind) !== undefined;
     if (required && !(jobsBySource.get(e.position) ?? []).length)
-      n.note = 'NO JOB for this required event (event_to_job_gap)';
+      n.note = prunedPart(e) ? 'its job was pruned' : 'NO JOB for this required event (event_to_job_gap)';
     else if (!required && !jobs.length)
-      n.note = 'no decision job of its own (decided by a decision already queued, or none: see canon diagnose)';
+      n.note = prunedPart(e)
+        ? 'decided by a pruned decision job'
+        : 'no decision job of its own (decided by a decision already queued, or none: see canon diagnose)';
     return n;
   };
   const jobNode = (j: ChainJob): JobNode => {
@@ -248,7 +289,9 @@ export function buildTree(ch: Chain): Trace {
 
   // roots: events no run of this chain wrote and no retry appended, in ledger order
   const tree: TraceNode[] = ch.events
-    .filter((e) => !(e.trace_id && runTraces.has(e.trace_id)) && !actionEvents.has(e.position))
+    .filter(
+      (e) => !(e.trace_id && runTraces.has(e.trace_id)) && !actionEvents.has(e.position) && !underCause.has(e.position),
+    )
     .map(eventNode);
   // jobs that no event of the chain started (bypasses, or sources outside the chain)
   for (const j of ch.jobs) if (!placed.has(j.id) && !retryJobs.has(j.id)) tree.push(jobNode(j));
@@ -261,6 +304,12 @@ export function buildTree(ch: Chain): Trace {
       jobs: ch.jobs.length,
       runs: ch.runs.length,
       dead_jobs: ch.jobs.filter((j) => j.status === 'failed' && !retried.has(j.id)).length,
+    },
+    pruned: {
+      entities: ch.pruned.length,
+      jobs: ch.pruned.reduce((n, p) => n + p.jobs_succeeded + p.jobs_failed + p.jobs_cancelled, 0),
+      runs: ch.pruned.reduce((n, p) => n + p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0),
+      last_pruned_at: ch.pruned.map((p) => p.last_pruned_at).sort().at(-1) ?? null,
     },
     tree,
   };
@@ -304,7 +353,7 @@ export function renderTrace(
   },
 ): string {
   const out = [
-    `${c.bold(t.query)} (${t.matched_by}${t.entities.length > 1 ? `, ${t.entities.length} entities` : ''}): ${t.counts.events} events, ${t.counts.jobs} jobs, ${t.counts.runs} runs${t.counts.dead_jobs ? c.red(`, ${t.counts.dead_jobs} dead`) : ''}`,
+    `${c.bold(t.query)} (${t.matched_by}${t.entities.length > 1 ? `, ${t.entities.length} entities` : ''}): ${t.counts.events} events, ${t.counts.jobs} jobs, ${t.counts.runs} runs${t.counts.dead_jobs ? c.red(`, ${t.counts.dead_jobs} dead`) : ''}${t.pruned.jobs ? c.dim(`; ${t.pruned.jobs} jobs and ${t.pruned.runs} runs pruned (last ${t.pruned.last_pruned_at})`) : ''}`,
   ];
   const status = (s: string, dead = false) =>
     dead

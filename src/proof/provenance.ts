@@ -39,6 +39,8 @@ interface EntityRow {
   head_seq: number;
   head_hash: string | null;
   status: string | null;
+  /** when `canon prune` last removed jobs and runs of the entity (null: never) */
+  pruned_at: string | null;
 }
 
 interface RunRow {
@@ -209,7 +211,8 @@ export async function checkProvenance(
     const e = entities.get(c.entity_id)!;
     out.push(checkStatus(c, e, snap));
     out.push(checkHead(c, e, heads.get(`${c.ledger_head.seq} ${c.entity_id}`), breaks.get(c.entity_id), snap));
-    for (const r of c.runs) out.push(checkRun(c.entity_id, r, runs.get(r.trace_id), snap));
+    for (const r of c.runs)
+      out.push(checkRun(c.entity_id, r, runs.get(r.trace_id), snap, prunedSince(e, prov.verification_snapshot_ts)));
     out.push(...checkProofs(c, events.get(c.entity_id), offline[i], proofs, snap));
   }
   return out;
@@ -273,8 +276,21 @@ function checkHead(
   return { ...base, ok: true, summary: `hash matches and the chain verifies${grown}` };
 }
 
-function checkRun(entityId: string, r: RunClaim, now: RunRow | undefined, snap: string): ClaimResult {
+/** When the entity's finished work was pruned after the report's snapshot: its claimed runs may be gone by retention. */
+const prunedSince = (e: EntityRow, snapshotTs: string) =>
+  e.pruned_at !== null && Date.parse(e.pruned_at) > Date.parse(snapshotTs) ? e.pruned_at : undefined;
+
+function checkRun(
+  entityId: string,
+  r: RunClaim,
+  now: RunRow | undefined,
+  snap: string,
+  prunedAt: string | undefined,
+): ClaimResult {
   const base = { claim: 'run_id' as const, entity_id: entityId, subject: r.trace_id };
+  // canon prune removes only finished runs of settled entities; the ledger keeps what they wrote
+  if (!now && prunedAt && r.status !== 'running')
+    return { ...base, ok: true, summary: `run pruned at ${prunedAt} (retention: ${r.type} attempt ${r.attempt}, ${r.status})` };
   if (!now)
     return {
       ...base,

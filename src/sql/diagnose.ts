@@ -1,15 +1,17 @@
 // What `canon diagnose` needs besides the entity's chain (src/sql/trace.ts): the state of
 // every job type (paused, breaker), the workers per lane (live ones, and the last one seen),
-// the core trigger, the flags as they apply to this entity, and the entity's events that the
-// gap rule finds without their job. $1 entity id, $2 worker-alive seconds.
-import { CORE_TRIGGER_ENABLED, decisionCovers, requiredHasJob } from './health.js';
+// the core trigger, the flags as they apply to this entity, the entity's events that the gap
+// rule finds without their job, and the entity's derived status. $1 entity id, $2 worker-alive
+// seconds.
+import { CORE_TRIGGER_ENABLED, decisionCovers, notPruned, requiredHasJob } from './health.js';
 
 /**
  * One entity's events without their job, by the gap rule of event_to_job_gap (src/sql/health.ts:
  * `requiredHasJob` for a `job.<type>.required` event, `decisionCovers` for any other), over
  * all of its events and with no grace: the job is created in the event's own transaction, so
  * a missing one is missing at once. Health applies the same rule to a window of the ledger,
- * older than the grace. `canon diagnose` reads the positions, `canon jobs redrive` the rows.
+ * older than the grace. Events whose jobs `canon prune` removed were covered when they were
+ * pruned and are not asked about again (nor re-driven). `canon diagnose` reads the positions, `canon jobs redrive` the rows.
  * $1 entity id.
  */
 export const ENTITY_GAP = `
@@ -17,6 +19,7 @@ select e.position, e.seq, e.kind, e.payload, e.correlation_id
   from canon.events e
   ${decisionCovers('e.entity_id', 'e.position', 'e.seq', 'e.created_at')}
  where e.entity_id = $1
+   and ${notPruned('e.entity_id', 'e.position')}
    and case when e.kind like 'job.%.required' then not ${requiredHasJob('e.position')}
             else c.covered is null end`;
 
@@ -48,5 +51,6 @@ select now() as now,
        (select coalesce(jsonb_agg(jsonb_build_object('name', f.name, 'enabled', f.enabled, 'rollout_percent', f.rollout_percent,
                                                      'on_for_entity', canon.flag_is_on(f.name, $1)) order by f.name), '[]'::jsonb)
           from canon.flags f) as flags,
-       (select coalesce(jsonb_agg(g.position order by g.position), '[]'::jsonb) from (${ENTITY_GAP}) g) as gap_positions`,
+       (select coalesce(jsonb_agg(g.position order by g.position), '[]'::jsonb) from (${ENTITY_GAP}) g) as gap_positions,
+       (select s.status from canon.entity_status s where s.entity_id = $1) as status`,
 } as const;

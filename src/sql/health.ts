@@ -69,6 +69,14 @@ export const decisionCovers = (entity: string, position: string, seq: string, cr
 export const requiredHasJob = (position: string) =>
   `exists (select 1 from canon.jobs j where j.source_event_position = ${position})`;
 
+/**
+ * True unless `canon prune` removed the jobs of the entity's events up to this position: they
+ * were covered when they were pruned (canon.prune_settled checks the gap rule first). Asked
+ * only of events already found uncovered, so a healthy system never pays for it.
+ */
+export const notPruned = (entity: string, position: string) =>
+  `not exists (select 1 from canon.entity_pruned p where p.entity_id = ${entity} and p.covered_position >= ${position})`;
+
 export const HEALTH_SQL = {
   snapshot: `
 with queued as (
@@ -115,6 +123,7 @@ with queued as (
      and e.created_at > now() - make_interval(secs => $1::float8)
      and e.created_at <= now() - make_interval(secs => $2::float8)
      and not ${requiredHasJob('e.position')}
+     and ${notPruned('e.entity_id', 'e.position')}
 ), gap_entities as (
   -- gap_decision, stage 1 of 2. The rule (docs/ARCHITECTURE.md "event_to_job_gap, exactly"):
   -- an event other than job.%.required, older than the grace period, that no decision job of
@@ -153,7 +162,7 @@ with queued as (
    cross join unnest(a.ids, a.first_seqs, a.last_seqs, a.positions, a.created)
               as g(entity_id, first_seq, last_seq, last_position, last_created_at)
     ${decisionCovers('g.entity_id', 'g.last_position', 'g.last_seq', 'g.last_created_at')}
-   where c.covered is null
+   where c.covered is null and ${notPruned('g.entity_id', 'g.last_position')}
 ), gap_decision as (
   -- stage 2: for those entities only, every event of the window that no decision job covers,
   -- by the rule itself (events_pkey over the entity's seq range in the window, then the same
@@ -167,7 +176,7 @@ with queued as (
    where e.kind not like 'job.%.required'
      and e.created_at > now() - make_interval(secs => $1::float8)
      and e.created_at <= now() - make_interval(secs => $2::float8)
-     and c.covered is null
+     and c.covered is null and ${notPruned('e.entity_id', 'e.position')}
 ), dup as (
   select count(*)::int as n from (
     select 1 from canon.events

@@ -6,8 +6,9 @@ import { AUDIT_SQL } from './audit.js';
 const renumber = (sql: string, to: number[]) => sql.replace(/\$(\d+)/g, (_, n: string) => `$${to[Number(n) - 1]}`);
 
 const entities = `
-    select e.id as entity_id, e.head_seq, encode(e.head_hash, 'hex') as head_hash, s.status
+    select e.id as entity_id, e.head_seq, encode(e.head_hash, 'hex') as head_hash, s.status, p.last_pruned_at as pruned_at
       from canon.entities e left join canon.entity_status s on s.entity_id = e.id
+      left join canon.entity_pruned p on p.entity_id = e.id
      where e.id = any ($1::text[])`;
 // The claimed runs as they are now, by trace id ($2), wherever they belong: those of the
 // claimed entities ($1) through job_runs_entity_idx (one probe an entity instead of one a run

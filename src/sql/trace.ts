@@ -1,5 +1,6 @@
 // An entity's (or a correlation's) whole chain in one round trip: events, jobs, every run
-// of those jobs and the operator actions on them. Each branch is an index lookup (events by
+// of those jobs, the operator actions on them, and what `canon prune` removed from its
+// entities (their tallies). Each branch is an index lookup (events by
 // primary key or correlation index, jobs by entity or correlation index, runs by job).
 const chain = (eventsWhere: string, jobsWhere: string) => `
 with ev as (
@@ -16,7 +17,9 @@ select (select coalesce(jsonb_agg(to_jsonb(ev) order by ev.position), '[]'::json
        (select coalesce(jsonb_agg(to_jsonb(r) order by r.job_id, r.attempt, r.id), '[]'::jsonb)
           from canon.job_runs r where r.job_id in (select id from jb)) as runs,
        (select coalesce(jsonb_agg(to_jsonb(a) order by a.id), '[]'::jsonb)
-          from canon.job_actions a where a.job_id in (select id from jb)) as actions`;
+          from canon.job_actions a where a.job_id in (select id from jb)) as actions,
+       (select coalesce(jsonb_agg(to_jsonb(p) order by p.entity_id), '[]'::jsonb)
+          from canon.entity_pruned p where p.entity_id in (select distinct entity_id from ev)) as pruned`;
 
 export const TRACE_SQL = {
   resolve: `select exists (select 1 from canon.entities where id = $1) as is_entity,

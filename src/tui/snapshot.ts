@@ -225,5 +225,13 @@ export async function readSnapshot(
 }
 
 function chainOf(entity: string, c: Omit<Chain, 'query' | 'matched_by'>): Chain {
-  return { query: entity, matched_by: 'entity', events: c.events, jobs: c.jobs, runs: c.runs, actions: c.actions };
+  return {
+    query: entity,
+    matched_by: 'entity',
+    events: c.events,
+    jobs: c.jobs,
+    runs: c.runs,
+    actions: c.actions,
+    pruned: c.pruned ?? [],
+  };
 }
