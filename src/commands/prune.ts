@@ -14,15 +14,24 @@ export const register: Register = (program, run) => {
     .command('prune')
     .description('remove finished jobs and runs past a horizon, in small batches, online (never the ledger)')
     .requiredOption('--older-than <duration>', 'prune work that ended before now minus this (30d, 12h, 90m)')
-    .option('--batch-size <n>', 'jobs looked at per batch, one short transaction each (1-10000)', intArg('--batch-size', 1, 10_000), 500)
+    .option(
+      '--batch-size <n>',
+      'jobs looked at per batch, one short transaction each (1-10000)',
+      intArg('--batch-size', 1, 10_000),
+      500,
+    )
     .option('--dry-run', 'count what would be removed; change nothing')
     .addHelpText(
       'after',
-      examples('canon prune --older-than 30d --dry-run', 'canon prune --older-than 30d', 'canon prune --older-than 7d --json') +
+      examples(
+        'canon prune --older-than 30d --dry-run',
+        'canon prune --older-than 30d',
+        'canon prune --older-than 7d --json',
+      ) +
         '\n\nAn entity is pruned as a whole, once every one of its jobs ended (succeeded, failed or cancelled)' +
         '\nbefore the horizon, none is open, no retry or cancel names them, and its events have all their jobs.' +
-        "\nIts derived status, canon trace, diagnose and provenance keep answering from the ledger and the" +
-        '\nentity\'s tally (canon.entity_pruned). Each run is a row in canon.prune_runs. SIGINT stops after the' +
+        '\nIts derived status, canon trace, diagnose and provenance keep answering from the ledger and the' +
+        "\nentity's tally (canon.entity_pruned). Each run is a row in canon.prune_runs. SIGINT stops after the" +
         '\nbatch in hand. Exit 0 done, 2 bad arguments, 3 database unavailable.',
     )
     .action(

@@ -372,7 +372,11 @@ function findings(ch: Chain, cx: Ctx, t: Thresholds): Finding[] {
         `status ${cx.status} (canon status ${id}), kept through the prune by canon.entity_pruned`,
         `pruned: ${pruned.jobs_succeeded + pruned.jobs_failed + pruned.jobs_cancelled} jobs (${pruned.jobs_succeeded} succeeded, ${pruned.jobs_failed} failed, ${pruned.jobs_cancelled} cancelled), ${pruned.runs_succeeded + pruned.runs_failed + pruned.runs_cancelled} runs`,
         ...(pruned.dead_types.length ? [`dead when pruned: ${pruned.dead_types.join(', ')}`] : []),
-        ...(newest ? [`newest ${results.length ? 'result' : 'event'}: ${newest.kind} (event ${newest.position}) at ${newest.created_at}`] : []),
+        ...(newest
+          ? [
+              `newest ${results.length ? 'result' : 'event'}: ${newest.kind} (event ${newest.position}) at ${newest.created_at}`,
+            ]
+          : []),
       ],
       next: [`canon trace ${id}`],
     });

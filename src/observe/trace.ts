@@ -309,7 +309,11 @@ export function buildTree(ch: Chain): Trace {
       entities: ch.pruned.length,
       jobs: ch.pruned.reduce((n, p) => n + p.jobs_succeeded + p.jobs_failed + p.jobs_cancelled, 0),
       runs: ch.pruned.reduce((n, p) => n + p.runs_succeeded + p.runs_failed + p.runs_cancelled, 0),
-      last_pruned_at: ch.pruned.map((p) => p.last_pruned_at).sort().at(-1) ?? null,
+      last_pruned_at:
+        ch.pruned
+          .map((p) => p.last_pruned_at)
+          .sort()
+          .at(-1) ?? null,
     },
     tree,
   };

@@ -290,7 +290,11 @@ function checkRun(
   const base = { claim: 'run_id' as const, entity_id: entityId, subject: r.trace_id };
   // canon prune removes only finished runs of settled entities; the ledger keeps what they wrote
   if (!now && prunedAt && r.status !== 'running')
-    return { ...base, ok: true, summary: `run pruned at ${prunedAt} (retention: ${r.type} attempt ${r.attempt}, ${r.status})` };
+    return {
+      ...base,
+      ok: true,
+      summary: `run pruned at ${prunedAt} (retention: ${r.type} attempt ${r.attempt}, ${r.status})`,
+    };
   if (!now)
     return {
       ...base,
