@@ -13,9 +13,11 @@ export const register: Register = (program, run) => {
     .addHelpText(
       'after',
       examples('canon backup canon-2026-01-18.backup', 'canon backup /var/backups/canon.backup --json') +
-        "\n\nEvery table and sequence of schema canon, read in one REPEATABLE READ snapshot, with the ledger's" +
-        '\nexport digest from the same snapshot (restore checks it). Progress goes to stderr.' +
-        '\nExit 0 written, 2 bad arguments, 3 database unavailable.',
+        "\n\nEvery table and sequence of schema canon as of one moment, with the ledger's export digest (restore" +
+        '\nchecks it). The ledger is read up to a safe cut in short transactions, before and after one' +
+        '\nREPEATABLE READ snapshot that reads the other tables: no snapshot is held while the ledger is read.' +
+        '\nProgress goes to stderr. Exit 0 written, 1 the ledger read twice differed (nothing written),' +
+        '\n2 bad arguments, 3 database unavailable (or a writer held canon.events for 60 s).',
     )
     .action(
       run(async (ctx, file: string) => {

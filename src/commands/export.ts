@@ -2,7 +2,7 @@
 // that is equal for equal ledgers on any machine and after a backup is restored.
 import { EXIT } from '../errors.js';
 import { Progress } from '../progress.js';
-import { exportLedgerSnapshot } from '../proof/export.js';
+import { exportLedgerCut } from '../proof/export.js';
 import { atomicFile, checkWritableTarget, writeChunk } from '../proof/files.js';
 import { examples, type Register } from './types.js';
 
@@ -22,7 +22,10 @@ export const register: Register = (program, run) => {
       ) +
         '\n\nOne line per event in global position order: position, entity_id, seq, kind, payload, correlation_id,' +
         '\ncausation_id, trace_id, actor, created_at (UTC, microseconds), prev_hash, hash. The digest is the' +
-        '\nSHA-256 of the lines, each ending in "\\n", read in one snapshot. Exit 0 ok, 2 bad arguments.',
+        '\nSHA-256 of the lines, each ending in "\\n". The ledger is read up to a safe cut (the newest position' +
+        '\nbelow which every event has committed: through_position) in short transactions, so no snapshot is' +
+        '\nheld for the whole export; events appended meanwhile are left for the next one.' +
+        '\nExit 0 ok, 2 bad arguments, 3 database unavailable (or a writer held canon.events for 60 s).',
     )
     .action(
       run(async (ctx, opts: { hash?: boolean; out?: string }) => {
@@ -32,7 +35,7 @@ export const register: Register = (program, run) => {
         const file = target ? atomicFile(target) : undefined;
         let bar: Progress | undefined;
         try {
-          const summary = await exportLedgerSnapshot(db.pool, {
+          const summary = await exportLedgerCut(db.pool, {
             onLine: file ? (l) => file.write(`${l}\n`) : toStdout ? (l) => writeChunk(ctx.stdout, `${l}\n`) : undefined,
             onProgress: (done, total) => {
               if (total < 50_000) return;
@@ -47,6 +50,7 @@ export const register: Register = (program, run) => {
             algorithm: 'sha256',
             events: summary.events,
             entities: summary.entities,
+            through_position: summary.through_position,
             out: target ?? null,
           };
           if (toStdout) ctx.info(`sha256 ${data.digest} (${data.events} events, ${data.entities} entities)`);
