@@ -35,6 +35,18 @@ returns numeric language sql immutable parallel safe as $$
   select coalesce(round(p_succeeded::numeric / nullif(p_succeeded + p_failed, 0), 4), 0)
 $$;
 
+-- What `canon prune` removed from each entity it reached (migrations/repeatable/retention.sql),
+-- as the status rules count it: its jobs and runs by status, and its dead jobs unless a later
+-- job of the same type supersedes them (as for live jobs). Both status paths below add it.
+create or replace view canon.entity_pruned_counts as
+select pp.entity_id, pp.jobs_succeeded, pp.jobs_failed, pp.jobs_cancelled,
+       pp.runs_succeeded, pp.runs_failed, pp.runs_cancelled,
+       (select count(*) from unnest(pp.dead_types) t
+         where not exists (select 1 from canon.jobs l where l.entity_id = pp.entity_id and l.type = t))::int as dead
+  from canon.entity_pruned pp;
+revoke all on table canon.entity_pruned_counts from public;
+grant select on table canon.entity_pruned_counts to canon_reader;
+
 -- The counters of the given entities, computed from their jobs and runs and the tally of those
 -- `canon prune` removed (index scans only).
 -- Triggers call it for the few entities a statement touched.
@@ -71,14 +83,7 @@ language sql stable as $$
      where rr.entity_id = any (p_ids)
      group by rr.entity_id
   ), p as (
-    -- what `canon prune` removed (migrations/repeatable/retention.sql): its counts, and its
-    -- dead jobs unless a later job of the same type supersedes them
-    select pp.entity_id, pp.jobs_succeeded, pp.jobs_failed, pp.jobs_cancelled,
-           pp.runs_succeeded, pp.runs_failed, pp.runs_cancelled,
-           (select count(*) from unnest(pp.dead_types) t
-             where not exists (select 1 from canon.jobs l where l.entity_id = pp.entity_id and l.type = t))::int as dead
-      from canon.entity_pruned pp
-     where pp.entity_id = any (p_ids)
+    select pp.* from canon.entity_pruned_counts pp where pp.entity_id = any (p_ids)
   )
   select ids.id,
          c.jobs_total, c.jobs_queued, c.jobs_running, c.jobs_blocked, c.jobs_succeeded, c.jobs_failed,
@@ -316,11 +321,7 @@ with j as (
     from canon.job_runs rr
    group by rr.entity_id
 ), p as (
-  select pp.entity_id, pp.jobs_succeeded, pp.jobs_failed, pp.jobs_cancelled,
-         pp.runs_succeeded, pp.runs_failed, pp.runs_cancelled,
-         (select count(*) from unnest(pp.dead_types) t
-           where not exists (select 1 from canon.jobs l where l.entity_id = pp.entity_id and l.type = t))::int as dead
-    from canon.entity_pruned pp
+  select * from canon.entity_pruned_counts
 ), c as (
   select e.id as entity_id,
          coalesce(j.total, 0) + coalesce(p.jobs_succeeded + p.jobs_failed + p.jobs_cancelled, 0) as jobs_total,
