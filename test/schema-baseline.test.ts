@@ -37,6 +37,18 @@ const INTENDED: [RegExp, string][] = [
     /^functions canon\.declare_job_type\(/,
     "a pipeline's job type enters the whitelist through one definer function, for workers and for steering commands",
   ],
+  [
+    /^relations canon\.(jobs|job_runs|entity_status|entities) reloptions$/,
+    'per-table autovacuum and fillfactor of the hot tables (0018, decision 0030)',
+  ],
+  [
+    /canon\.(prune_runs|entity_pruned|entity_pruned_counts|run_rejections_run_idx)\b|canon\.(prune_runs|entity_pruned)_pkey$|canon\.prune_runs_id_seq$|canon\.prune_(settled|start|batch|finish)\(/,
+    'retention: canon prune, its record and the per-entity tally (0019, decision 0032)',
+  ],
+  [
+    /^(functions canon\.entity_status_compute\(|views canon\.entity_status_recomputed( def)?$)/,
+    'the status rules add the tally of pruned work (decision 0032)',
+  ],
 ];
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });

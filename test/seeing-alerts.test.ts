@@ -28,7 +28,7 @@ describe('alerts', () => {
   it('none fire on a healthy database: OK, exit 0, every alert listed with its runbook', async () => {
     const a = await alerts();
     expect(a).toMatchObject({ code: 0, firing: [] });
-    expect(a.data.status_line).toBe('CANON OK - none of 15 alerts firing');
+    expect(a.data.status_line).toBe('CANON OK - none of 17 alerts firing');
     expect(a.data.alerts.map((x: Alert) => x.name)).toEqual([
       'CanonCoreTriggerDisabled',
       'CanonEventToJobGap',
@@ -45,6 +45,8 @@ describe('alerts', () => {
       'CanonLedgerEditAttempts',
       'CanonJobTypePaused',
       'CanonBreakerOpen',
+      'CanonHorizonPinned',
+      'CanonHotTableDeadTuples',
     ]);
     for (const x of a.data.alerts as Alert[]) expect(fs.existsSync(path.join(root, x.runbook)), x.runbook).toBe(true);
   });
@@ -64,7 +66,7 @@ describe('alerts', () => {
     const c = await alerts();
     expect(c).toMatchObject({ code: 2, firing: ['CanonHighLag:critical'] });
     const human = await canon(['alerts', '--firing'], { url: db.url });
-    expect(human.stdout.split('\n')[0]).toBe('CANON CRITICAL - 1 of 15 alerts firing: CanonHighLag (critical)');
+    expect(human.stdout.split('\n')[0]).toBe('CANON CRITICAL - 1 of 17 alerts firing: CanonHighLag (critical)');
     expect(human.stdout).toMatch(/FIRING {2}CanonHighLag +estimated lag 3\d\ds: .* → runbooks\/high-lag\.md/);
     expect((await canon(['jobs', 'cancel', String(id), '-m', 'test'], { url: db.url })).exitCode).toBe(0);
     expect(await alerts(['--threshold', 'queued_max=0'])).toMatchObject({ code: 0, firing: [] });
