@@ -5,10 +5,11 @@
 -- versions in the claim's index range before autovacuum starts. These tables vacuum at 1–5 %.
 -- A fillfactor applies to pages written from now on; existing pages fill up as they are.
 
--- jobs and job_runs: every update changes `status`, a column in the predicate of partial
--- indexes (and heartbeats change indexed `heartbeat_at`), so no update can be HOT: reserving
--- page space would not buy HOT updates, only a larger table. What keeps them healthy is
--- vacuuming often and fast, and analysing often enough that the claim's plan sees the queue.
+-- jobs and job_runs: the claim and the end of every job and run change `status`, a column in
+-- the predicate of partial indexes, so those updates are never HOT; only heartbeats can be
+-- (0007), and they are few next to them. Reserving page space would mostly make the tables
+-- larger. What keeps them healthy is vacuuming often and fast, and analysing often enough
+-- that the claim's plan sees the queue.
 alter table canon.jobs set (
   autovacuum_vacuum_scale_factor = 0.01,
   autovacuum_vacuum_threshold = 1000,
