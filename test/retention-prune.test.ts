@@ -161,6 +161,26 @@ describe('canon prune', () => {
     expect(d.data.verdict).toBe('done');
   });
 
+  it('never hides a gap: an entity whose required event lost its job keeps its jobs, and health still counts it', async () => {
+    await doc(db, 'pr-gap');
+    expect((await workOnce(db)).exitCode).toBe(0);
+    // someone deletes the anchor job by hand: job.anchor.required is left without its job
+    await db.pool.query(
+      `delete from canon.job_runs where job_id in (select id from canon.jobs where entity_id = 'pr-gap' and type = 'anchor')`,
+    );
+    await db.pool.query(`delete from canon.jobs where entity_id = 'pr-gap' and type = 'anchor'`);
+    const kept = await jobsOf(['pr-gap']);
+    await sleep(1100);
+    const r = await json(db, ['prune', '--older-than', '1s']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(await jobsOf(['pr-gap'])).toBe(kept);
+    const h = await json(db, ['health', '--threshold', 'gap_grace_seconds=0']);
+    expect(h.data.event_to_job_gap_by_lane.execution).toBe(1);
+    expect((await json(db, ['diagnose', 'pr-gap', '--threshold', 'gap_grace_seconds=0'])).data.verdict).toBe(
+      'not_enqueued',
+    );
+  });
+
   it('refuses bad arguments in one line, changing nothing', async () => {
     const runs = async () => Number((await db.pool.query('select count(*) from canon.prune_runs')).rows[0].count);
     const n = await runs();
