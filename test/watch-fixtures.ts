@@ -135,6 +135,7 @@ export function chain(): Chain {
       run(3, 11, 2, 'failed', { reason: 'handler_error', error: POISON_ERROR }),
     ],
     actions: [],
+    pruned: [],
   } as Chain;
 }
 
