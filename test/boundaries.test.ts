@@ -21,7 +21,10 @@ const LAYERS: { name: string; prefixes: string[] }[] = [
   { name: 'commands', prefixes: ['src/commands/'] },
   { name: "the commands' shared pieces", prefixes: ['src/commands/shared/', 'src/commands/types.ts'] },
   { name: 'interfaces (dashboard, HTTP)', prefixes: ['src/tui/', 'src/serve/'] },
-  { name: 'features', prefixes: ['src/engine/', 'src/load/', 'src/observe/', 'src/proof/', 'src/retention/', 'src/testing/'] },
+  {
+    name: 'features',
+    prefixes: ['src/engine/', 'src/load/', 'src/observe/', 'src/proof/', 'src/retention/', 'src/testing/'],
+  },
   { name: 'steering', prefixes: ['src/steering/'] },
   {
     name: 'core',
