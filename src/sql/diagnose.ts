@@ -11,8 +11,8 @@ import { CORE_TRIGGER_ENABLED, decisionCovers, notPruned, requiredHasJob } from 
  * all of its events and with no grace: the job is created in the event's own transaction, so
  * a missing one is missing at once. Health applies the same rule to a window of the ledger,
  * older than the grace. Events whose jobs `canon prune` removed were covered when they were
- * pruned and are not asked about again (nor re-driven). `canon diagnose` reads the positions, `canon jobs redrive` the rows.
- * $1 entity id.
+ * pruned and are not asked about again (nor re-driven). `canon diagnose` reads the positions,
+ * `canon jobs redrive` the rows. $1 entity id.
  */
 export const ENTITY_GAP = `
 select e.position, e.seq, e.kind, e.payload, e.correlation_id
