@@ -3,8 +3,9 @@
 // driven from tests and composed (River's rivercli does the same with its command bundle).
 import type { Writable } from 'node:stream';
 import chalk, { Chalk, type ChalkInstance } from 'chalk';
-import { type Db, openDb } from './db/connect.js';
+import { type Db, openDb, readTarget } from './db/connect.js';
 import { readInt8AsNumbersEverywhere } from './db/pg-types.js';
+import type { DbTarget } from './db/url.js';
 import { assertMigrated } from './migrate.js';
 
 // a command process reads bigint columns as numbers on every connection (src/db/pg-types.ts)
@@ -14,13 +15,23 @@ export interface GlobalOptions {
   json?: boolean;
   debug?: boolean;
   color?: boolean;
+  /** --read-url: the server read-only commands read from (a streaming replica, say) */
+  readUrl?: string;
 }
+
+/**
+ * unlimitedStatements: for commands that read or write a whole ledger in a statement (backup,
+ * restore, export, verify), which no statement or reply timeout may cut short.
+ */
+type DbOptions = { migrated?: boolean; max?: number; unlimitedStatements?: boolean };
 
 export class Ctx {
   readonly json: boolean;
   readonly debug: boolean;
   readonly c: ChalkInstance;
   private dbPromise?: Promise<Db>;
+  private readPromise?: Promise<Db>;
+  private readonly readUrlFlag?: string;
 
   constructor(
     opts: GlobalOptions,
@@ -28,6 +39,7 @@ export class Ctx {
     readonly stderr: Writable = process.stderr,
   ) {
     this.json = !!opts.json;
+    this.readUrlFlag = opts.readUrl;
     this.debug = !!opts.debug;
     const tty = (stdout as NodeJS.WriteStream).isTTY === true;
     const useColor = opts.color !== false && !process.env.NO_COLOR && tty && !this.json;
@@ -35,31 +47,34 @@ export class Ctx {
   }
 
   /**
-   * Opens the database (starting the embedded one if needed); the schema must be current.
-   * unlimitedStatements: for commands that read or write a whole ledger in a statement
-   * (backup, restore, export, verify), which no statement or reply timeout may cut short.
+   * The database every write goes to: DATABASE_URL, else the embedded one (started if needed).
+   * The schema must be current (see DbOptions).
    */
-  async db(opts: { migrated?: boolean; max?: number; unlimitedStatements?: boolean } = {}): Promise<Db> {
-    this.dbPromise ??= openDb({ max: opts.max, unlimitedStatements: opts.unlimitedStatements }).then(async (db) => {
-      if (opts.migrated !== false) {
-        const client = await db.pool.connect();
-        try {
-          await assertMigrated(client);
-        } catch (e) {
-          client.release();
-          await db.close();
-          throw e;
-        }
-        client.release();
-      }
-      return db;
-    });
+  async db(opts: DbOptions = {}): Promise<Db> {
+    this.dbPromise ??= openChecked(opts);
     return this.dbPromise;
   }
 
+  /**
+   * The database a read-only command reads: the read URL (--read-url, else CANON_READ_URL),
+   * a streaming replica say, when one is set; otherwise the same database as db(). Only
+   * commands that never write call it (cli.ts refuses --read-url for the others).
+   */
+  async readDb(opts: DbOptions = {}): Promise<Db> {
+    const target = this.readTarget();
+    if (!target) return this.db(opts);
+    this.readPromise ??= openChecked(opts, target);
+    return this.readPromise;
+  }
+
+  /** The read URL's target, or undefined when reads go to DATABASE_URL too. */
+  readTarget(): DbTarget | undefined {
+    return readTarget(this.readUrlFlag);
+  }
+
   async close(): Promise<void> {
-    if (this.dbPromise) {
-      const db = await this.dbPromise.catch(() => undefined);
+    for (const p of [this.dbPromise, this.readPromise]) {
+      const db = await p?.catch(() => undefined);
       await db?.close().catch(() => {});
     }
   }
@@ -77,4 +92,22 @@ export class Ctx {
   info(msg: string): void {
     this.stderr.write(`${msg}\n`);
   }
+}
+
+/** Opens a database and, unless told otherwise, checks that its schema is current. */
+function openChecked(opts: DbOptions, target?: DbTarget): Promise<Db> {
+  return openDb({ max: opts.max, unlimitedStatements: opts.unlimitedStatements, target }).then(async (db) => {
+    if (opts.migrated !== false) {
+      const client = await db.pool.connect();
+      try {
+        await assertMigrated(client);
+      } catch (e) {
+        client.release();
+        await db.close();
+        throw e;
+      }
+      client.release();
+    }
+    return db;
+  });
 }

@@ -62,6 +62,7 @@ export const PG = {
   CHARACTER_NOT_IN_REPERTOIRE: '22021',
   PROGRAM_LIMIT: '54000',
   OBJECT_IN_USE: '55006', // CREATE DATABASE … TEMPLATE while another session copies the template
+  READ_ONLY_TRANSACTION: '25006', // a write on a standby (or in a read-only transaction)
   // canon's own codes, raised by its SQL functions (class CN = canon)
   CANON_CONFLICT: 'CN001', // stale expected seq
   CANON_IMMUTABLE: 'CN002', // the ledger refuses UPDATE/DELETE/TRUNCATE

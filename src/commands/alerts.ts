@@ -6,12 +6,11 @@ import { evaluateAlerts, worstSeverity } from '../observe/alerts.js';
 import { computeHealth } from '../observe/health.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
-import { thresholdOption } from './shared/options.js';
+import { readsOnly, thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
-  program
-    .command('alerts')
+  readsOnly(program.command('alerts'))
     .description(
       'evaluate the alerts (backlog, success rate, duplicates, gap, stuck, dead, trace policy, bypass, paused types, breakers, auto-rollbacks, ledger edits) now',
     )
@@ -28,7 +27,7 @@ export const register: Register = (program, run) => {
         return runPlugin(ctx, async () => {
           rejectStrayArgs(cmd);
           const t = parseThresholds(opts.threshold, EXIT.USAGE);
-          const db = await ctx.db();
+          const db = await ctx.readDb();
           const h = await computeHealth(db.pool, t);
           const all = evaluateAlerts(h, t);
           const firing = all.filter((a) => a.firing);

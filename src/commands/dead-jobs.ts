@@ -4,12 +4,11 @@
 import type { Ctx } from '../context.js';
 import { CLI_NAMES, type DeadReport, listDeadJobs, parseDeadFilters } from '../observe/deadjobs.js';
 import { pipelineJobType } from '../pipeline/sync.js';
-import { type DeadOpts, deadRaw, pipelineOption } from './shared/options.js';
+import { type DeadOpts, deadRaw, pipelineOption, readsOnly } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
-  program
-    .command('dead-jobs')
+  readsOnly(program.command('dead-jobs'))
     .description('jobs that failed for good (attempts exhausted, permanent failure, TTL with no attempts left)')
     .option('--limit <n>', 'list at most n jobs (1-1000; totals stay exact)', '50')
     .option('--since-hours <h>', 'only jobs that died in the last h hours', '24')
@@ -32,7 +31,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx: Ctx, opts: DeadOpts & { pipeline?: string }) => {
         const f = parseDeadFilters(deadRaw(opts), CLI_NAMES);
-        const db = await ctx.db();
+        const db = await ctx.readDb();
         const rep = await listDeadJobs(db.pool, f, { unknownType: (t) => pipelineJobType(t, opts.pipeline) });
         ctx.print(rep, (d) => renderDead(ctx, d));
         return rep.summary.total_dead > 0 ? 1 : 0;

@@ -4,11 +4,11 @@ import { EXIT } from '../errors.js';
 import { Progress } from '../progress.js';
 import { exportLedgerCut } from '../proof/export.js';
 import { atomicFile, checkWritableTarget, writeChunk } from '../proof/files.js';
+import { readsOnly } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
-  program
-    .command('export')
+  readsOnly(program.command('export'))
     .description('export the ledger deterministically (canonical JSON lines) with its SHA-256 digest')
     .option('--hash', 'print the digest (without --out, only the digest: no lines)')
     .option('--out <file>', 'write the lines to this file (written to a temporary name, renamed when complete)')
@@ -30,7 +30,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx, opts: { hash?: boolean; out?: string }) => {
         const target = opts.out ? checkWritableTarget(opts.out, '--out') : undefined;
-        const db = await ctx.db({ unlimitedStatements: true });
+        const db = await ctx.readDb({ unlimitedStatements: true });
         const toStdout = !target && !opts.hash;
         const file = target ? atomicFile(target) : undefined;
         let bar: Progress | undefined;

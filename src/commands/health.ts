@@ -8,12 +8,11 @@ import { describeHolder, oldestHolder } from '../observe/horizon.js';
 import { PLUGIN_HELP, rejectStrayArgs, runPlugin } from '../observe/plugin.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import type { Health } from '../observe/types.js';
-import { thresholdOption } from './shared/options.js';
+import { readsOnly, thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
-  program
-    .command('health')
+  readsOnly(program.command('health'))
     .description(
       'queued, running, stuck and dead jobs, lag, event_to_job_gap, throughput, workers, gateway, steering, ledger edits',
     )
@@ -29,7 +28,7 @@ export const register: Register = (program, run) => {
         return runPlugin(ctx, async () => {
           rejectStrayArgs(cmd);
           const t = parseThresholds(opts.threshold, EXIT.USAGE);
-          const db = await ctx.db();
+          const db = await ctx.readDb();
           const h = await computeHealth(db.pool, t);
           return { status: h.status, line: healthStatusLine(h), data: h, details: (d) => renderHealth(ctx, d) };
         });
@@ -68,6 +67,7 @@ function renderHealth(ctx: Ctx, h: Health): string {
     ...steeringLines(ctx, h),
     ...horizonLines(h),
     `runtime         ${h.runtime_version}`,
+    ...replicaLine(ctx, h),
   ];
   for (const p of h.problems)
     lines.push(
@@ -126,5 +126,15 @@ function horizonLines(h: Health): string[] {
   return [
     `horizon         ${x ? `oldest ${describeHolder(x)}${x.seconds === null ? '' : `, open ${fmtAge(x.seconds)}`}, xmin age ${x.xmin_age}` : 'nothing holds a snapshot'}`,
     `hot tables      ${tables || 'no statistics yet'}`,
+  ];
+}
+
+/** Read from a standby (--read-url): how far behind the primary every number above is. */
+function replicaLine(ctx: Ctx, h: Health): string[] {
+  const r = h.replica;
+  if (!r) return [];
+  const lag = r.lag_seconds === null ? ctx.c.yellow('unknown') : fmtAge(r.lag_seconds);
+  return [
+    `replica lag     ${lag} (standby; ${r.replay_behind_bytes} bytes received, not replayed; receiver ${r.receiver}${r.last_replayed_at ? `; last commit replayed ${new Date(r.last_replayed_at).toISOString()}` : ''})`,
   ];
 }

@@ -7,7 +7,7 @@ import { checkProvenance, renderResults } from '../proof/provenance.js';
 import { type Provenance, provenanceSchema } from '../proof/provenance-format.js';
 import { inSnapshot } from '../proof/snapshot.js';
 import { zodProblem } from '../proof/zod-problem.js';
-import { pipelineOption } from './shared/options.js';
+import { pipelineOption, readsOnly } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 const MAX_BYTES = 64 * 1024 * 1024;
@@ -36,8 +36,7 @@ export function readProvenanceFile(file: string): Provenance {
 }
 
 export const register: Register = (program, run) => {
-  program
-    .command('report:debug-provenance')
+  readsOnly(program.command('report:debug-provenance'))
     .description('check every claim of a provenance file against the database now')
     .argument('<file>', 'a file written by canon report:provenance')
     .option('-v, --verbose', 'explain each failure: Expected, Actual, Mismatch')
@@ -58,7 +57,7 @@ export const register: Register = (program, run) => {
       run(async (ctx, file: string, opts: { verbose?: boolean; pipeline?: string }) => {
         const prov = readProvenanceFile(file);
         const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
-        const db = await ctx.db();
+        const db = await ctx.readDb();
         const results = await inSnapshot(db.pool, (c) => checkProvenance(c, prov, proofs));
         const failed = results.filter((r) => !r.ok).length;
         const data = {

@@ -7,14 +7,13 @@ import { loadPipeline } from '../pipeline/load.js';
 import { atomicFile, checkWritableTarget } from '../proof/files.js';
 import { checkProvenance, renderResults, takeProvenance } from '../proof/provenance.js';
 import { inSnapshot } from '../proof/snapshot.js';
-import { pipelineOption } from './shared/options.js';
+import { pipelineOption, readsOnly } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 const MAX_ENTITIES = 10_000;
 
 export const register: Register = (program, run) => {
-  program
-    .command('report:provenance')
+  readsOnly(program.command('report:provenance'))
     .description(
       'write a provenance file: status, ledger head, runs, artifact hash, timestamp and anchor proof per entity',
     )
@@ -40,7 +39,7 @@ export const register: Register = (program, run) => {
         ids.forEach(checkEntityId);
         const target = opts.out ? checkWritableTarget(opts.out, '--out') : undefined;
         const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
-        const db = await ctx.db();
+        const db = await ctx.readDb();
         const { prov, results } = await inSnapshot(db.pool, async (c) => {
           const p = await takeProvenance(c, ids, proofs);
           return { prov: p, results: await checkProvenance(c, p, proofs) };

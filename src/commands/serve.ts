@@ -8,7 +8,7 @@ import { parseThresholds } from '../observe/thresholds.js';
 import { loadPipeline } from '../pipeline/load.js';
 import { loadToken } from '../serve/auth.js';
 import { createServer, listen } from '../serve/server.js';
-import { pipelineOption, thresholdOption } from './shared/options.js';
+import { pipelineOption, readsOnly, thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 interface ServeOpts {
@@ -20,8 +20,7 @@ interface ServeOpts {
 }
 
 export const register: Register = (program, run) => {
-  program
-    .command('serve')
+  readsOnly(program.command('serve'))
     .description('HTTP: /health (public), /health/detailed and /dead-jobs (bearer token), /metrics (Prometheus)')
     .option('--port <n>', 'TCP port (0 picks a free one)', intArg('--port', 0, 65535), 9464)
     .option('--host <address>', 'address to bind; keep loopback unless a proxy adds TLS', '127.0.0.1')
@@ -47,7 +46,8 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
         const token = loadToken(opts.tokenFile);
         // the /metrics provenance probe checks proofs with the pipeline module's own checks
         const { proofs } = (await loadPipeline(opts.pipeline)).pipeline;
-        const target = await resolveTarget();
+        // serve only reads: a replica (--read-url, CANON_READ_URL) takes its scrapes off the primary
+        const target = ctx.readTarget() ?? (await resolveTarget());
         // no connection check at start: the server must come up, and say "critical", while the database is down
         const pool = createPool(target.url, { max: 4, applicationName: 'canon-serve' });
         const server = createServer({ pool, host: opts.host, port: opts.port, token, thresholds, proofs });
@@ -60,8 +60,10 @@ Runs until SIGINT or SIGTERM, then exits 0. Exit 1 when the port cannot be bound
             ctx.info(
               'canon: no token configured (CANON_SERVE_TOKEN or --token-file): /health/detailed and /dead-jobs answer 401',
             );
+          const from =
+            target.source === '--read-url' || target.source === 'CANON_READ_URL' ? 'reading from' : 'database';
           ctx.info(
-            `canon: serving ${url} (database ${describeUrl(target.url)}); /health /health/detailed /dead-jobs /metrics`,
+            `canon: serving ${url} (${from} ${describeUrl(target.url)}); /health /health/detailed /dead-jobs /metrics`,
           );
           if (ctx.json) ctx.stdout.write(`${JSON.stringify({ url, port: addr.port })}\n`);
           await new Promise<void>((resolve) => {

@@ -2,11 +2,11 @@
 import { checkEntityId } from '../args.js';
 import type { Ctx } from '../context.js';
 import { buildTree, loadChain, renderTrace } from '../observe/trace.js';
+import { readsOnly } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 export const register: Register = (program, run) => {
-  program
-    .command('trace')
+  readsOnly(program.command('trace'))
     .description('event → decision job → run → job.<type>.required → execution job → runs → result event, as a tree')
     .argument('<id>', 'an entity id, or a correlation id')
     .addHelpText(
@@ -21,7 +21,7 @@ export const register: Register = (program, run) => {
     .action(
       run(async (ctx: Ctx, id: string) => {
         checkEntityId(id);
-        const db = await ctx.db();
+        const db = await ctx.readDb();
         const t = buildTree(await loadChain(db.pool, id));
         ctx.print(t, (d) => renderTrace(d, ctx.c));
       }),

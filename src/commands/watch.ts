@@ -3,14 +3,14 @@
 // or a CI log gets text instead of a crash on raw mode.
 import { parseDuration, printable } from '../args.js';
 import type { Ctx } from '../context.js';
-import { describeUrl } from '../db/url.js';
+import { type DbTarget, describeUrl } from '../db/url.js';
 import { EXIT, usageError } from '../errors.js';
 import { parseThresholds } from '../observe/thresholds.js';
 import { who, withWho } from '../steering/options.js';
 import { KEYS } from '../tui/keys.js';
 import { readSnapshot } from '../tui/snapshot.js';
 import { dbSource } from '../tui/source.js';
-import { thresholdOption } from './shared/options.js';
+import { readsOnly, thresholdOption } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
 interface WatchOpts {
@@ -21,6 +21,14 @@ interface WatchOpts {
   actor?: string;
   reason?: string;
 }
+
+/** How the header names the server the snapshots come from. */
+const DATABASE_LABEL: Record<DbTarget['source'], string> = {
+  DATABASE_URL: '',
+  embedded: 'embedded ',
+  '--read-url': 'read from ',
+  CANON_READ_URL: 'read from ',
+};
 
 const MIN_INTERVAL = 1;
 const MAX_INTERVAL = 3600;
@@ -34,8 +42,7 @@ function interval(raw: string): number {
 
 export const register: Register = (program, run) => {
   withWho(
-    program
-      .command('watch')
+    readsOnly(program.command('watch'))
       .description(
         'live dashboard: lag, event_to_job_gap, queued, running, stuck, dead, throughput, workers, failures, flags; drill down, retry, pause, kill',
       )
@@ -69,16 +76,18 @@ export const register: Register = (program, run) => {
         // here, in production mode, which also spares every other command loading them.
         process.env.NODE_ENV = 'production';
         const { canRunLive, plainSnapshot, runLive } = await import('../tui/run.js');
-        const db = await ctx.db({ max: 3 });
-        const database =
-          db.target.source === 'embedded' ? `embedded ${describeUrl(db.target.url)}` : describeUrl(db.target.url);
+        const db = await ctx.readDb({ max: 3 });
+        const database = `${DATABASE_LABEL[db.target.source]}${describeUrl(db.target.url)}`;
         if (!canRunLive(process.stdout, process.env, { once: opts.once, json: ctx.json })) {
           const snap = await readSnapshot(db.pool, t, {}, database);
           const cols = (process.stdout.isTTY && process.stdout.columns) || Number(process.env.COLUMNS) || 100;
           ctx.print(snap, (s) => plainSnapshot(s, cols, ctx.c.level > 0));
           return 0;
         }
-        await runLive(dbSource(db.pool, t, database, { actor: w.actor, reason: w.reason ?? 'via canon watch' }), {
+        // actions write, so they go to DATABASE_URL even when the snapshots come from a replica
+        const primary = async () => (await ctx.db({ max: 2 })).pool;
+        const by = { actor: w.actor, reason: w.reason ?? 'via canon watch' };
+        await runLive(dbSource(db.pool, t, database, by, primary), {
           interval: every,
           readonly: !!opts.readonly,
           c: ctx.c,

@@ -162,6 +162,47 @@ export interface ScratchCluster {
 
 const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
 
+/** The last `lines` lines of a server log, for failure messages. */
+export function readLogTail(log: string, lines = 40): string {
+  try {
+    return fs.readFileSync(log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no server log)';
+  }
+}
+
+/**
+ * Starts the server of data directory `data` on a free port of 127.0.0.1 (listening there
+ * only) and returns the port. A port taken between the probe and the server's bind is retried.
+ * On failure the Error's first line says what failed; the lines after it hold pg_ctl's output
+ * and the server log's end.
+ */
+export async function startOnFreePort(
+  s: { pgCtl: string; data: string; log: string; socketDir: string; name: string },
+  tool: ToolRun,
+): Promise<number> {
+  let failure = '';
+  for (let attempt = 0; attempt < 4; attempt++) {
+    const port = await freePort();
+    const start = await pgCtlStart(
+      s.pgCtl,
+      { data: s.data, log: s.log, port, socketDir: s.socketDir, host: '127.0.0.1' },
+      tool,
+    );
+    if (start.code === 0) return port;
+    const tail = readLogTail(s.log);
+    const why =
+      tail
+        .split('\n')
+        .filter((l) => /FATAL|PANIC|ERROR|could not/.test(l))
+        .pop() ?? lastLine(start.out);
+    failure = `${s.name} did not start: ${why}\n${start.out.trimEnd()}\n${tail}`;
+    await pgCtlStop(s.pgCtl, s.data, 'immediate', tool);
+    if (!/address already in use|could not bind/i.test(tail + start.out)) break;
+  }
+  throw new Error(failure);
+}
+
 /**
  * Creates a cluster in a scratch folder with initdb (superuser postgres with a random password,
  * scram-sha-256, UTF8) and starts it on a free port of 127.0.0.1, listening there only. A port
@@ -180,13 +221,7 @@ export async function startScratchCluster(o: ScratchClusterOptions): Promise<Scr
   const pwfile = path.join(dir, 'pwfile');
   const password = randomBytes(18).toString('base64url');
   const remove = () => fs.rmSync(dir, { recursive: true, force: true });
-  const logTail = (lines = 40) => {
-    try {
-      return fs.readFileSync(log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-    } catch {
-      return '(no server log)';
-    }
-  };
+  const logTail = (lines = 40) => readLogTail(log, lines);
   try {
     if (socketDir) fs.mkdirSync(socketDir);
     fs.writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
@@ -218,28 +253,12 @@ export async function startScratchCluster(o: ScratchClusterOptions): Promise<Scr
   // appended last, so these win over initdb's
   if (o.settings?.length) fs.appendFileSync(path.join(data, 'postgresql.conf'), ['', ...o.settings, ''].join('\n'));
 
-  let port = 0;
-  let failure: string | undefined;
-  for (let attempt = 0; attempt < 4; attempt++) {
-    port = await freePort();
-    const start = await pgCtlStart(pgCtl, { data, log, port, socketDir, host: '127.0.0.1' }, tool);
-    if (start.code === 0) {
-      failure = undefined;
-      break;
-    }
-    const tail = logTail();
-    const why =
-      tail
-        .split('\n')
-        .filter((l) => /FATAL|PANIC|ERROR|could not/.test(l))
-        .pop() ?? lastLine(start.out);
-    failure = `${o.name} did not start: ${why}\n${start.out.trimEnd()}\n${tail}`;
-    await pgCtlStop(pgCtl, data, 'immediate', tool);
-    if (!/address already in use|could not bind/i.test(tail + start.out)) break;
-  }
-  if (failure) {
+  let port: number;
+  try {
+    port = await startOnFreePort({ pgCtl, data, log, socketDir, name: o.name }, tool);
+  } catch (e) {
     remove();
-    throw new Error(failure);
+    throw e;
   }
 
   let stopped = false;

@@ -1,5 +1,7 @@
 // Finding and opening the database. DATABASE_URL wins; without it canon starts (or reuses)
-// the embedded server. Every connection failure becomes one line without the password.
+// the embedded server. Commands that only read may be pointed at another server, a streaming
+// replica say, with --read-url or CANON_READ_URL; writes always go to DATABASE_URL. Every
+// connection failure becomes one line without the password.
 import pg from 'pg';
 import { CanonError, coerceError, databaseError, EXIT, isConnectionError, PG, pgCode } from '../errors.js';
 import { DB_SQL } from '../sql/db.js';
@@ -19,6 +21,17 @@ export async function resolveTarget(): Promise<DbTarget> {
   const target = { url: embeddedUrl(cfg), source: 'embedded' as const };
   await ensureDatabase(target.url);
   return target;
+}
+
+/** The read URL: `flag` (--read-url), else CANON_READ_URL; undefined when neither is set. */
+export function readTarget(flag?: string): DbTarget | undefined {
+  const fromFlag = flag !== undefined && flag !== '';
+  const url = fromFlag ? flag : process.env.CANON_READ_URL;
+  if (url === undefined || url === '') return undefined;
+  const source = fromFlag ? ('--read-url' as const) : ('CANON_READ_URL' as const);
+  const bad = validateUrl(url, source);
+  if (bad) throw databaseError(bad);
+  return { url, source };
 }
 
 /** Creates the embedded server's `canon` database on first use. */
@@ -45,12 +58,13 @@ async function ensureDatabase(url: string): Promise<void> {
 }
 
 /** One line saying what is wrong with the connection and what to do about it. */
-export function friendlyDbError(err: unknown, url: string): CanonError {
+export function friendlyDbError(err: unknown, url: string, source?: DbTarget['source']): CanonError {
   if (err instanceof CanonError) return err;
   const e = coerceError(err);
   const code = pgCode(err);
   const where = describeUrl(url);
-  const fix = process.env.DATABASE_URL ? 'check DATABASE_URL' : 'run `canon db status`';
+  const named = source && source !== 'embedded' ? source : process.env.DATABASE_URL ? 'DATABASE_URL' : undefined;
+  const fix = named ? `check ${named}` : 'run `canon db status`';
   let msg: string;
   switch (code) {
     case 'ECONNREFUSED':
@@ -68,7 +82,7 @@ export function friendlyDbError(err: unknown, url: string): CanonError {
       msg = `Postgres at ${where} refused the login: wrong user or password (${fix})`;
       break;
     case PG.INVALID_CATALOG:
-      msg = `database in ${where} does not exist: create it, or point DATABASE_URL at an existing one`;
+      msg = `database in ${where} does not exist: create it, or point ${named ?? 'DATABASE_URL'} at an existing one`;
       break;
     case PG.TOO_MANY_CONNECTIONS:
       msg = `Postgres at ${where} has no free connection slot (max_connections reached): make canon's pools smaller or raise max_connections (docs/OPERATIONS.md, pool sizing)`;
@@ -197,9 +211,9 @@ export async function connectClient(url: string, applicationName: string): Promi
 }
 
 export async function openDb(
-  opts: { max?: number; applicationName?: string; unlimitedStatements?: boolean } = {},
+  opts: { max?: number; applicationName?: string; unlimitedStatements?: boolean; target?: DbTarget } = {},
 ): Promise<Db> {
-  const target = await resolveTarget();
+  const target = opts.target ?? (await resolveTarget());
   const open = () =>
     createPool(target.url, {
       max: opts.max ?? 10,
@@ -220,7 +234,7 @@ export async function openDb(
     }
   } catch (e) {
     await pool.end().catch(() => {});
-    throw friendlyDbError(e, target.url);
+    throw friendlyDbError(e, target.url, target.source);
   }
   return { pool, target, close: () => pool.end() };
 }

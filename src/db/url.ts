@@ -3,7 +3,8 @@
 
 export interface DbTarget {
   url: string;
-  source: 'DATABASE_URL' | 'embedded';
+  /** where the URL came from; the read URL (a replica, say) is named by the flag or variable that set it */
+  source: 'DATABASE_URL' | 'embedded' | '--read-url' | 'CANON_READ_URL';
 }
 
 /** "user@host:port/db" with the password removed; never throws. */
@@ -34,16 +35,17 @@ export function redact(text: string, url?: string): string {
   return out;
 }
 
-export function validateUrl(url: string): string | undefined {
+/** Why `url` is not a Postgres URL (naming it as `name`), or undefined when it is one. */
+export function validateUrl(url: string, name = 'DATABASE_URL'): string | undefined {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    return 'DATABASE_URL is not a valid URL: expected postgres://user:password@host:port/database';
+    return `${name} is not a valid URL: expected postgres://user:password@host:port/database`;
   }
   if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') {
-    return `DATABASE_URL has scheme "${u.protocol.replace(/:$/, '')}": expected postgres:// or postgresql://`;
+    return `${name} has scheme "${u.protocol.replace(/:$/, '')}": expected postgres:// or postgresql://`;
   }
-  if (u.port && !/^\d+$/.test(u.port)) return 'DATABASE_URL has an invalid port';
+  if (u.port && !/^\d+$/.test(u.port)) return `${name} has an invalid port`;
   return undefined;
 }

@@ -98,6 +98,7 @@ export function healthOf(r: Record<string, any>, t: Thresholds = DEFAULT_THRESHO
     steering: steeringOf(reads),
     ledger_edits: ledgerEdits(reads),
     horizon: horizonOf(reads),
+    replica: r.replica ?? null,
   };
   const firing = evaluateAlerts(h, t).filter((a) => a.firing);
   h.problems = firing.map((a) => ({ alert: a.name, severity: a.severity, summary: a.summary, runbook: a.runbook }));
@@ -116,6 +117,7 @@ export function healthStatusLine(h: Health): string {
     `gap=${h.event_to_job_gap}`,
     `workers=${h.workers.alive}`,
     `horizon=${Math.round(h.horizon.pinned_seconds)}s`,
+    ...(h.replica ? [`replica_lag=${h.replica.lag_seconds ?? 'U'}s`] : []),
   ];
   return `${head} | ${perf.join(' ')}`;
 }

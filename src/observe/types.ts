@@ -54,6 +54,11 @@ export interface Health {
   steering: SteeringHealth;
   /** new (unacknowledged) edit attempts on the ledger: `canon audit attempts`, acknowledged with --ack */
   ledger_edits: LedgerEdits;
+  /**
+   * The server these numbers were read from, when it is a standby in recovery (a read URL
+   * pointing at a replica); null on a primary. Every number above is as old as its lag.
+   */
+  replica: ReplicaState | null;
   /** what holds vacuum back (oldest first) and the dead tuples of the tables every job rewrites */
   horizon: Horizon;
 }
@@ -92,6 +97,14 @@ export interface Horizon {
   xmin_age: number;
   holders: HorizonHolder[];
   hot_tables: HotTable[];
+}
+
+/** A standby's replication state, as src/sql/replica.ts reads it. */
+export interface ReplicaState {
+  lag_seconds: number | null;
+  replay_behind_bytes: number;
+  last_replayed_at: string | null;
+  receiver: string;
 }
 
 export interface LedgerEdits {

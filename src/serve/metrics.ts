@@ -113,6 +113,19 @@ export class CanonMetrics {
     'Dead tuples / (live + dead) of the hot tables',
     ['table'],
   );
+  // a replica (--read-url): every number above is as old as its lag
+  private readonly standby = this.gauge(
+    'canon_read_from_standby',
+    'Whether the server this canon serve reads is a standby in recovery (1) or a primary (0)',
+  );
+  private readonly replicaLag = this.gauge(
+    'canon_replica_lag_seconds',
+    'How far the standby canon serve reads lags behind its primary (0 on a primary); see canon health',
+  );
+  private readonly replicaBehind = this.gauge(
+    'canon_replica_replay_behind_bytes',
+    'WAL the standby canon serve reads has received but not replayed yet (0 on a primary)',
+  );
   private readonly runs = new Counter({
     name: 'canon_job_runs_total',
     help: 'Runs finished since this server first scraped the database, by job type and status',
@@ -190,6 +203,9 @@ export class CanonMetrics {
     const tables = h.horizon.hot_tables;
     this.setByLabel(this.deadTuples, 'table', Object.fromEntries(tables.map((t) => [t.table, t.dead_tuples])));
     this.setByLabel(this.deadRatio, 'table', Object.fromEntries(tables.map((t) => [t.table, t.dead_ratio])));
+    this.standby.set(h.replica ? 1 : 0);
+    this.replicaLag.set(h.replica ? (h.replica.lag_seconds ?? Number.NaN) : 0);
+    this.replicaBehind.set(h.replica?.replay_behind_bytes ?? 0);
     return h;
   }
 

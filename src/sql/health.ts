@@ -7,6 +7,7 @@ import { BREAKERS_SQL } from './breakers.js';
 import { FLAGS_SQL, ROLLOUT_SQL } from './flags.js';
 import { HORIZON_SQL } from './horizon.js';
 import { PAUSE_SQL } from './pause.js';
+import { REPLICA_STATE } from './replica.js';
 
 /**
  * The steering and ledger-register reads health shows, embedded in the snapshot by reference
@@ -205,6 +206,7 @@ select now() as checked_at,
        trig.enabled as core_trigger_enabled,
        gap_execution.n as gap_execution, gap_decision.n as gap_decision,
        dup.n as duplicate_groups, untraced.n as untraced_succeeded,
-       ${embeddedReads} as embedded_reads
+       ${embeddedReads} as embedded_reads,
+       ${REPLICA_STATE} as replica
   from running, dead, runs, authority, workers, stale_workers, bypass, trig, gap_execution, gap_decision, dup, untraced`,
 } as const;

@@ -42,10 +42,22 @@ export interface WatchSource {
 /** The whole dead set of a type, whatever its age (the bulk retry of `canon jobs retry`). */
 const RETRY_ALL = { since_hours: '876000', limit: 10_000 };
 
-export function dbSource(pool: pg.Pool, t: Thresholds, database: string, who: Who): WatchSource {
+/**
+ * The dashboard on Postgres: snapshots read `pool`; actions (and the counts their prompts
+ * show) go to `primary` when the snapshots come from a replica (--read-url), opened only when
+ * the first action is prepared.
+ */
+export function dbSource(
+  reads: pg.Pool,
+  t: Thresholds,
+  database: string,
+  who: Who,
+  primary: () => Promise<pg.Pool> = async () => reads,
+): WatchSource {
   return {
-    snapshot: (focus) => readSnapshot(pool, t, focus, database),
+    snapshot: (focus) => readSnapshot(reads, t, focus, database),
     async prepare(a) {
+      const pool = await primary();
       switch (a.kind) {
         case 'retry':
         case 'cancel': {

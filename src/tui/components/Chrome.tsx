@@ -56,6 +56,12 @@ export function TopBar({
       ) : (
         <Text dimColor>{'  loading…'}</Text>
       )}
+      {h?.replica ? (
+        // read from a standby (--read-url): everything on screen is as old as this
+        <Text
+          bold
+        >{`  replica lag ${h.replica.lag_seconds === null ? 'unknown' : fmtAge(h.replica.lag_seconds)}`}</Text>
+      ) : null}
       {snap ? <Text dimColor>{`  ${snap.database}  ${snap.query_ms}ms`}</Text> : null}
     </Line>
   );
