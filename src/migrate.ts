@@ -341,9 +341,12 @@ async function applyMigrations(client: pg.ClientBase, progress: MigrateProgress,
       await client.query(m.sql);
     });
   }
-  const due = defs.filter((d) => defStates.find((s) => s.name === d.name)?.state !== 'applied');
+  // read again: a numbered migration that rebuilds a table (0021) clears this bookkeeping so
+  // that every definitions file re-creates its objects on the new table
+  const defsNow = pending.length ? await definitionStatus(client, defs) : defStates;
+  const due = defs.filter((d) => defsNow.find((s) => s.name === d.name)?.state !== 'applied');
   for (const d of due) {
-    progress.definitions?.(d, defStates.find((s) => s.name === d.name)!.state);
+    progress.definitions?.(d, defsNow.find((s) => s.name === d.name)!.state);
     await inTransaction(client, `migrations/${d.file}`, async () => {
       await client.query(MIGRATIONS_SQL.recordDefinitions, [d.name, d.cls, d.checksum]);
       // A definitions file re-creates its triggers; a trigger an operator switched off (or

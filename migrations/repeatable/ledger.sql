@@ -34,6 +34,7 @@ as $$
 declare
   v_head_seq integer;
   v_head_hash bytea;
+  v_now timestamptz;
 begin
   select head_seq, head_hash into v_head_seq, v_head_hash
     from canon.entities where id = new.entity_id for update;
@@ -50,7 +51,13 @@ begin
                        new.entity_id, new.seq - 1, v_head_seq),
       hint = 'read the entity again and retry with its current seq';
   end if;
-  new.created_at := clock_timestamp();
+  -- The row was routed to its month's partition by created_at's default before this trigger
+  -- ran; the clock time under the lock replaces it unless it has crossed into the next month
+  -- (microseconds at midnight), where the row could no longer stay in its partition.
+  v_now := clock_timestamp();
+  if date_trunc('month', v_now at time zone 'UTC') = date_trunc('month', new.created_at at time zone 'UTC') then
+    new.created_at := v_now;
+  end if;
   new.correlation_id := coalesce(nullif(new.correlation_id, ''), new.entity_id);
   new.actor := coalesce(nullif(new.actor, ''), session_user);
   new.prev_hash := v_head_hash;
@@ -166,3 +173,48 @@ as $$
 $$;
 revoke all on function canon.lock_entity(text) from public;
 grant execute on function canon.lock_entity(text) to canon_worker;
+
+-- canon.events is partitioned by month of created_at (UTC; decision 0034). Creates the
+-- partition of every month from p_from's through p_months_ahead months after the current one
+-- that has none yet, and returns how many it created. Skipped: a month that is archived (its
+-- partition comes back with `canon archive restore`) and a month whose rows already sit in
+-- the default partition (they stay there; such a month cannot be archived). Creating a
+-- partition locks the table briefly: a lock not granted within 2 s skips the month, and the
+-- next call (`canon tick`, `canon migrate`) tries again.
+create or replace function canon.ensure_event_partitions(p_from timestamptz default now(), p_months_ahead integer default 2)
+returns integer
+language plpgsql
+security definer
+set search_path = pg_catalog, canon, pg_temp
+set lock_timeout = '2s'
+as $$
+declare
+  v_month timestamptz := date_trunc('month', least(p_from, now()) at time zone 'UTC') at time zone 'UTC';
+  v_last timestamptz := (date_trunc('month', now() at time zone 'UTC') + make_interval(months => p_months_ahead)) at time zone 'UTC';
+  v_name text;
+  v_created integer := 0;
+begin
+  while v_month <= v_last loop
+    v_name := 'events_' || to_char(v_month at time zone 'UTC', 'YYYY_MM');
+    if to_regclass('canon.' || v_name) is null
+       and not exists (select 1 from canon.ledger_archives a
+                        where a.month = (v_month at time zone 'UTC')::date and a.restored_at is null)
+       and not exists (select 1 from canon.events_default d
+                        where d.created_at >= v_month and d.created_at < v_month + interval '1 month') then
+      begin
+        execute format('create table canon.%I partition of canon.events for values from (%L) to (%L)',
+                       v_name, v_month, v_month + interval '1 month');
+        v_created := v_created + 1;
+      exception when lock_not_available then
+        raise notice 'canon: partition % not created now (the ledger is busy); the next call retries', v_name;
+      end;
+    end if;
+    v_month := v_month + interval '1 month';
+  end loop;
+  return v_created;
+end $$;
+revoke all on function canon.ensure_event_partitions(timestamptz, integer) from public;
+grant execute on function canon.ensure_event_partitions(timestamptz, integer) to canon_worker;
+
+-- the current month and the next two have their partitions whenever the definitions are applied
+select canon.ensure_event_partitions();
