@@ -2,6 +2,7 @@
 
 import { register as alerts } from './alerts.js';
 import { register as anchor } from './anchor.js';
+import { register as archive } from './archive.js';
 import { register as audit } from './audit.js';
 import { register as backup } from './backup.js';
 import { register as breakers } from './breakers.js';
@@ -48,6 +49,7 @@ export const commands: Register[] = [
   status,
   audit,
   exportLedger,
+  archive,
   backup,
   restore,
   prune,

@@ -2,6 +2,7 @@
 import { checkEntityId } from '../args.js';
 import type { Ctx } from '../context.js';
 import { buildTree, loadChain, renderTrace } from '../observe/trace.js';
+import { archivedParts } from '../proof/archive.js';
 import { readsOnly } from './shared/options.js';
 import { examples, type Register } from './types.js';
 
@@ -23,7 +24,17 @@ export const register: Register = (program, run) => {
         checkEntityId(id);
         const db = await ctx.readDb();
         const t = buildTree(await loadChain(db.pool, id));
-        ctx.print(t, (d) => renderTrace(d, ctx.c));
+        // the part of the chain in archived months (canon archive) is not in the tree: say where it is
+        const archived = t.matched_by === 'entity' ? await archivedParts(db.pool, id) : [];
+        ctx.print({ ...t, archived }, (d) =>
+          [
+            ...d.archived.map(
+              (a) =>
+                `${ctx.c.yellow('archived')} seq ${a.first_seq}–${a.last_seq} (${a.month}, ${a.file_name}): canon archive restore <file> brings them back`,
+            ),
+            renderTrace(d, ctx.c),
+          ].join('\n'),
+        );
       }),
     );
 };

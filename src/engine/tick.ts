@@ -50,6 +50,7 @@ export async function tick(
   try {
     const rescued = (await db.pool.query(ENGINE_SQL.rescue, [1000])).rows as { job_id: number; outcome: string }[];
     const rollouts = await advanceRollouts(db.pool);
+    await db.pool.query(ENGINE_SQL.eventPartitions);
     let work = emptyStats();
     if (o.maxJobs > 0 && o.maxSeconds > 0) {
       const { done } = await startWorker(ctx, {

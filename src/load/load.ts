@@ -186,6 +186,7 @@ export async function load(
     const { marker, from } = await startingPoint(c, o, !!opts.resume);
     await syncPipeline(pool, pipeline);
     const creator = (await c.query(LOAD_SQL.currentUser)).rows[0].name as string;
+    await c.query(LOAD_SQL.eventPartitions, [marker.now_us, o.days]);
     await c.query(LOAD_SQL.bypassTriggers);
     const plan = chunkPlan(o);
     const cx = storyContext(o, marker.now_us, creator, makeProofs());

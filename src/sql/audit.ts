@@ -37,7 +37,7 @@ export const AUDIT_SQL = {
              and h.entity_id = e.entity_id and h.last_seq = e.seq - 1
            limit 1) a on true
     ), bad as (
-      select entity_id, (coalesce(kept_prev_seq, 0) + 1)::int as seq, seq as found_seq,
+      select entity_id, case when linked then seq else coalesce(kept_prev_seq, 0) + 1 end::int as seq, seq as found_seq,
              case when not linked then 'seq_gap'
                   when prev_hash is distinct from stored_prev then 'prev_hash_mismatch'
                   else 'hash_mismatch' end as problem,

@@ -16,6 +16,8 @@ export const BACKUP_SQL = {
      where c.relnamespace = 'canon'::regnamespace and c.relkind in ('r', 'p') and c.relname <> 'schema_migrations'
        -- unlogged tables are the server's state, not data (canon.run_id_guard)
        and c.relpersistence = 'p'
+       -- a partition's rows are read through its parent (canon.events' months)
+       and not c.relispartition
      order by 1`,
   // foreign keys between canon's tables, for the load order (parents first)
   foreignKeys: `

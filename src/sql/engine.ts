@@ -37,6 +37,8 @@ export const ENGINE_SQL = {
   fail: `select ok, outcome, event_position from canon.fail_run($1, $2, $3, $4, $5)`,
   release: `select canon.release_run($1, $2, $3) as ok`,
   rescue: `select job_id, run_id, outcome from canon.rescue_stuck($1)`,
+  // the ledger's next months get their partitions ahead of time (decision 0034)
+  eventPartitions: `select canon.ensure_event_partitions() as created`,
   // what a claim could take now: --once stops when this is empty (paused types, held jobs and
   // open breakers wait for an operator, not for this worker)
   queuedReady: `select j.lane, count(*)::int as n

@@ -2,7 +2,8 @@
 // order. The line is built by Postgres: jsonb's text form is canonical (keys ordered by length
 // then bytes, fixed separators, numbers exactly as stored), timestamps are written in UTC with
 // microseconds and hashes in lowercase hex, so equal ledgers give equal bytes on any machine.
-const LINE = `jsonb_build_object(
+/** One event (alias e) as its canonical line; also the lines of an archived month (src/sql/archive.ts). */
+export const EXPORT_LINE = `jsonb_build_object(
              'position', e.position, 'entity_id', e.entity_id, 'seq', e.seq, 'kind', e.kind, 'payload', e.payload,
              'correlation_id', e.correlation_id, 'causation_id', e.causation_id, 'trace_id', e.trace_id, 'actor', e.actor,
              'created_at', to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
@@ -11,7 +12,7 @@ const LINE = `jsonb_build_object(
 export const EXPORT_SQL = {
   // ── inside the caller's transaction (restore checks what it loaded before it commits) ──
   count: `select count(*)::bigint as events, count(distinct entity_id)::bigint as entities from canon.events`,
-  declare: `declare canon_ledger_export no scroll cursor for select ${LINE} as line from canon.events e order by e.position`,
+  declare: `declare canon_ledger_export no scroll cursor for select ${EXPORT_LINE} as line from canon.events e order by e.position`,
   fetch: `fetch forward 5000 from canon_ledger_export`,
   close: `close canon_ledger_export`,
 
@@ -29,11 +30,11 @@ export const EXPORT_SQL = {
   writersOpen: `select l.pid from pg_locks l where l.locktype = 'virtualxid' and l.virtualxid = any ($1::text[])`,
   firstPosition: `select coalesce(min(e.position), 0)::bigint as position from canon.events e`,
   // $1 after this position, $2 through the cut, $3 at most this many; with the row as backup stores it
-  chunk: `select e.position, e.seq, ${LINE} as line from canon.events e
+  chunk: `select e.position, e.seq, ${EXPORT_LINE} as line from canon.events e
            where e.position > $1::bigint and e.position <= $2::bigint order by e.position limit $3`,
-  chunkWithRows: `select e.position, e.seq, ${LINE} as line, to_jsonb(e)::text as row from canon.events e
+  chunkWithRows: `select e.position, e.seq, ${EXPORT_LINE} as line, to_jsonb(e)::text as row from canon.events e
                    where e.position > $1::bigint and e.position <= $2::bigint order by e.position limit $3`,
   // the events past the cut that the backup's snapshot sees (appended while the cut was taken)
-  tail: `select e.position, e.seq, ${LINE} as line, to_jsonb(e)::text as row from canon.events e
+  tail: `select e.position, e.seq, ${EXPORT_LINE} as line, to_jsonb(e)::text as row from canon.events e
           where e.position > $1::bigint order by e.position`,
 } as const;

@@ -78,6 +78,8 @@ export const LOAD_SQL = {
   // the loading session skips every ordinary trigger (the chain, the core trigger, the status
   // and gateway triggers, and foreign-key checks): the loader writes what they would have
   bypassTriggers: `set session_replication_role = replica`,
+  // every month the dataset spans gets its ledger partition first (not the default one): $1 now (µs), $2 days
+  eventPartitions: `select canon.ensure_event_partitions(to_timestamp($1::float8 / 1e6) - $2::float8 * interval '1 day')`,
   maxima: `
     select coalesce((select max(position) from canon.events), 0)::bigint as position,
            coalesce((select max(id) from canon.jobs), 0)::bigint as job,
