@@ -49,6 +49,18 @@ const INTENDED: [RegExp, string][] = [
     /^(functions canon\.entity_status_compute\(|views canon\.entity_status_recomputed( def)?$)/,
     'the status rules add the tally of pruned work (decision 0032)',
   ],
+  [
+    /^(relations|columns|constraints|indexes|triggers) canon\.(events_(\d{4}_\d{2}|default)|ledger_archives|archived_heads)/,
+    'the ledger is partitioned by month of created_at (0021): its month partitions, the default one, and the record of archived months and their chain heads (decision 0034)',
+  ],
+  [
+    /^(relations canon\.events relkind|columns canon\.events\.created_at default_expr|constraints canon\.events\.events_(\w+_not_null1?|kind_check1?|seq_check1?|pkey def)|indexes canon\.events_(pkey|position_key|created_at_idx|correlation_idx|kind_idx|required_created_idx|traced_created_idx) def)$/,
+    'a partitioned ledger: every unique key holds created_at, the partition key, and created_at defaults to the clock so a row is routed before the chain trigger runs (decision 0034)',
+  ],
+  [
+    /^functions canon\.(ensure_event_partitions|events_before_insert)\(/,
+    'month partitions made ahead of time; the chain trigger keeps the clock time only within the month the row was routed to',
+  ],
 ];
 
 const git = (...args: string[]) => execFileSync('git', args, { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
