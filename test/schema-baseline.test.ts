@@ -58,8 +58,8 @@ const INTENDED: [RegExp, string][] = [
     'a partitioned ledger: every unique key holds created_at, the partition key, and created_at defaults to the clock so a row is routed before the chain trigger runs (decision 0034)',
   ],
   [
-    /^functions canon\.(ensure_event_partitions|events_before_insert)\(/,
-    'month partitions made ahead of time; the chain trigger keeps the clock time only within the month the row was routed to',
+    /^functions canon\.(ensure_event_partitions|events_before_insert|history_floor|claim_runs_with_history)\(/,
+    'month partitions made ahead of time; the chain trigger keeps the clock time only within the month the row was routed to, and refuses an event older than its entity so that history reads skip the months before it',
   ],
 ];
 

@@ -62,7 +62,8 @@ begin
                                'position', e.position, 'entity_id', e.entity_id, 'seq', e.seq, 'kind', e.kind,
                                'payload', e.payload, 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,
                                'trace_id', e.trace_id, 'actor', e.actor, 'created_at', e.created_at) order by e.seq)
-                       from canon.events e where e.entity_id = r.entity_id), '[]'::jsonb)
+                       from canon.events e where e.entity_id = r.entity_id
+                        and e.created_at >= canon.history_floor(r.entity_id)), '[]'::jsonb)
          end,
          case when r.id = any (v_owned) then
            coalesce((select jsonb_object_agg(f.name, canon.flag_is_on(f.name, r.entity_id))

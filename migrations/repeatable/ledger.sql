@@ -34,13 +34,14 @@ as $$
 declare
   v_head_seq integer;
   v_head_hash bytea;
+  v_entity_created timestamptz;
   v_now timestamptz;
 begin
-  select head_seq, head_hash into v_head_seq, v_head_hash
+  select head_seq, head_hash, created_at into v_head_seq, v_head_hash, v_entity_created
     from canon.entities where id = new.entity_id for update;
   if not found then
     insert into canon.entities (id) values (new.entity_id) on conflict do nothing;
-    select head_seq, head_hash into v_head_seq, v_head_hash
+    select head_seq, head_hash, created_at into v_head_seq, v_head_hash, v_entity_created
       from canon.entities where id = new.entity_id for update;
   end if;
   if new.seq is null then
@@ -57,6 +58,14 @@ begin
   v_now := clock_timestamp();
   if date_trunc('month', v_now at time zone 'UTC') = date_trunc('month', new.created_at at time zone 'UTC') then
     new.created_at := v_now;
+  end if;
+  -- The history reads (claim_runs_with_history, begin_decisions) skip the months before
+  -- canon.history_floor(entity), the entity's creation less a day; an event older than that
+  -- would be invisible to them, so it is refused. The clock cannot produce one: the entity's
+  -- row is created at the start of the transaction of its first event, or earlier.
+  if new.created_at < v_entity_created - interval '1 day' then
+    raise exception using errcode = 'CN005',
+      message = format('event of %s at %s is older than its entity (created %s)', new.entity_id, new.created_at, v_entity_created);
   end if;
   new.correlation_id := coalesce(nullif(new.correlation_id, ''), new.entity_id);
   new.actor := coalesce(nullif(new.actor, ''), session_user);
@@ -218,3 +227,11 @@ grant execute on function canon.ensure_event_partitions(timestamptz, integer) to
 
 -- the current month and the next two have their partitions whenever the definitions are applied
 select canon.ensure_event_partitions();
+
+-- The earliest time an event of the entity can carry (see the chain trigger): the history
+-- reads bound created_at with it, so that they read only the months since the entity was
+-- created instead of probing every month of the ledger.
+create or replace function canon.history_floor(p_entity_id text) returns timestamptz
+language sql stable parallel safe as $$
+  select created_at - interval '1 day' from canon.entities where id = p_entity_id
+$$;

@@ -508,7 +508,8 @@ begin
                              'position', e.position, 'entity_id', e.entity_id, 'seq', e.seq, 'kind', e.kind,
                              'payload', e.payload, 'correlation_id', e.correlation_id, 'causation_id', e.causation_id,
                              'trace_id', e.trace_id, 'actor', e.actor, 'created_at', e.created_at) order by e.seq)
-                     from canon.events e where e.entity_id = c.entity_id), '[]'::jsonb)
+                     from canon.events e where e.entity_id = c.entity_id
+                      and e.created_at >= canon.history_floor(c.entity_id)), '[]'::jsonb)
     from canon.claim_runs(p_lane, p_worker_id, p_limit) c;
 end $$;
 
